@@ -1,0 +1,38 @@
+# Set-up and everyday commands. `make run` and `make test` work on a fresh clone: they create
+# .venv when missing and (re)install the pinned dependencies whenever pyproject.toml changes.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export KEDRO_DISABLE_TELEMETRY := 1
+
+.PHONY: install run test repro bench mlflow-ui clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install            ## install, then train and compare the asc models on the embedded data
+	$(BIN)/kedro run --pipeline=asc
+
+test: install           ## install, then run the whole test suite
+	MLSP_PROGRESS=0 $(BIN)/python -m pytest
+
+repro: install          ## re-run the DVC stages whose inputs changed
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+bench: install          ## measurements against baselines (minutes)
+	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/training.py
+
+mlflow-ui: install      ## browse and compare runs at http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000 --workers 1
+
+clean:                  ## remove generated data, runs and caches (keeps .venv)
+	rm -rf data/0*/* data/08_reporting/* mlflow.db mlartifacts .pytest_cache
+	git checkout -- data 2>/dev/null || true

@@ -1,0 +1,64 @@
+"""The parameters that shape the pipeline graph (which architectures, which data source).
+
+Kedro builds pipelines before it knows the run's parameters, but which namespaced training
+pipelines exist (``asc.architectures``) and whether the synthetic-data node runs
+(``asc.data.source``) are parameters. The project hook records the run's resolved
+parameters (all environments and ``--params`` applied) as soon as the context exists, which is
+before Kedro first asks for the pipelines; outside a session (``kedro registry list``) the
+``base`` + ``local`` configuration (or ``KEDRO_ENV``) is read instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+_ACTIVE_PARAMS: dict[str, Any] | None = None
+
+
+def project_root() -> Path:
+    """The folder holding ``pyproject.toml`` and ``conf/`` (found from the working directory)."""
+    here = Path.cwd().resolve()
+    for p in (here, *here.parents):
+        if (p / "conf" / "base").is_dir() and (p / "pyproject.toml").is_file():
+            return p
+    return Path(__file__).resolve().parents[2]
+
+
+def set_active_params(params: dict[str, Any] | None) -> None:
+    """Record the resolved parameters of the run that is starting (``None`` forgets them)."""
+    global _ACTIVE_PARAMS
+    _ACTIVE_PARAMS = params
+
+
+def graph_params() -> dict[str, Any]:
+    """Parameters of the active run, or of the configuration on disk when no run is active."""
+    if _ACTIVE_PARAMS is not None:
+        return _ACTIVE_PARAMS
+    from kedro.config import OmegaConfigLoader
+
+    loader = OmegaConfigLoader(
+        conf_source=str(project_root() / "conf"),
+        base_env="base",
+        default_run_env=os.environ.get("KEDRO_ENV", "local"),
+    )
+    try:
+        return dict(loader["parameters"])
+    except Exception:  # noqa: BLE001 - no parameters yet: an empty graph spec
+        return {}
+
+
+def section(params: dict[str, Any], dotted: str, default: Any = None) -> Any:
+    """``params['a']['b']`` for ``'a.b'``; also accepts already-flattened ``'a.b'`` keys."""
+    if dotted in params:
+        return params[dotted]
+    node: Any = params
+    for part in dotted.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif hasattr(node, part):
+            node = getattr(node, part)
+        else:
+            return default
+    return node

@@ -1,0 +1,227 @@
+"""Local-file datasets with atomic saves (the kedro-datasets shape: keyword-only ``__init__``,
+``load``/``save``/``_describe``/``_exists``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from kedro.io import AbstractDataset, DatasetError
+
+from .atomic import atomic_dir, atomic_path
+
+logger = logging.getLogger(__name__)
+
+
+class _FileDataset(AbstractDataset):
+    """Common constructor and existence check for a single local file."""
+
+    def __init__(self, *, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    @property
+    def filepath(self) -> Path:
+        return self._filepath
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "type": type(self).__name__}
+
+    def _exists(self) -> bool:
+        return self._filepath.is_file()
+
+    def _require(self) -> None:
+        if not self._filepath.is_file():
+            raise DatasetError(f"{self._filepath}: file not found (run the stage that produces it first)")
+
+
+class JSONDataset(_FileDataset):
+    """A JSON document (metrics, reports, statistics)."""
+
+    def load(self) -> Any:
+        self._require()
+        with open(self._filepath, encoding="utf-8") as f:
+            return json.load(f)
+
+    def save(self, data: Any) -> None:
+        with atomic_path(self._filepath) as tmp:
+            tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n", encoding="utf-8")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+class TextDataset(_FileDataset):
+    """A text file (Markdown tables)."""
+
+    def load(self) -> str:
+        self._require()
+        return self._filepath.read_text(encoding="utf-8")
+
+    def save(self, data: str) -> None:
+        with atomic_path(self._filepath) as tmp:
+            tmp.write_text(data, encoding="utf-8")
+
+
+class CSVDataset(_FileDataset):
+    """A pandas DataFrame as CSV (no index column)."""
+
+    def load(self) -> pd.DataFrame:
+        self._require()
+        return pd.read_csv(self._filepath)
+
+    def save(self, data: pd.DataFrame) -> None:
+        with atomic_path(self._filepath) as tmp:
+            data.to_csv(tmp, index=False)
+
+
+class FigureDataset(_FileDataset):
+    """A matplotlib figure saved as PNG (and closed, so long runs do not leak figures)."""
+
+    def __init__(self, *, filepath: str, dpi: int = 110, metadata: dict[str, Any] | None = None) -> None:
+        super().__init__(filepath=filepath, metadata=metadata)
+        self._dpi = dpi
+
+    def load(self) -> bytes:
+        self._require()
+        return self._filepath.read_bytes()
+
+    def save(self, data: Any) -> None:
+        import matplotlib.pyplot as plt
+
+        with atomic_path(self._filepath) as tmp:
+            data.savefig(tmp, format="png", dpi=self._dpi, bbox_inches="tight")
+        plt.close(data)
+
+
+class NpzDataset(_FileDataset):
+    """A dict of numpy arrays in one ``.npz`` (no pickling: strings are stored as unicode arrays)."""
+
+    def load(self) -> dict[str, np.ndarray]:
+        self._require()
+        with np.load(self._filepath, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+    def save(self, data: dict[str, Any]) -> None:
+        arrays = {k: np.asarray(v) for k, v in data.items()}
+        bad = [k for k, v in arrays.items() if v.dtype == object]
+        if bad:
+            raise DatasetError(f"{self._filepath}: arrays {bad} have dtype object; convert to str or numbers")
+        with atomic_path(self._filepath) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+
+
+class TorchDataset(_FileDataset):
+    """A dict of tensors and plain values saved with ``torch.save``; loaded with ``weights_only``."""
+
+    def load(self) -> dict[str, Any]:
+        import torch
+
+        self._require()
+        return torch.load(self._filepath, map_location="cpu", weights_only=True)
+
+    def save(self, data: dict[str, Any]) -> None:
+        import torch
+
+        with atomic_path(self._filepath) as tmp:
+            torch.save(data, tmp)
+
+
+class CheckpointStore:
+    """Handle a training node uses to save and resume its per-epoch checkpoint.
+
+    The path lives in the catalog, not in the node: the node only calls ``load``/``save``/
+    ``clear``. Saves are atomic, so a run killed mid-save resumes from the previous epoch.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def load(self) -> dict[str, Any] | None:
+        import torch
+
+        if not self.path.is_file():
+            return None
+        try:
+            return torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint must not block training
+            logger.warning("%s: ignoring unreadable checkpoint (%s)", self.path, exc)
+            return None
+
+    def save(self, state: dict[str, Any]) -> None:
+        import torch
+
+        with atomic_path(self.path) as tmp:
+            torch.save(state, tmp)
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def __repr__(self) -> str:
+        return f"CheckpointStore({str(self.path)!r})"
+
+
+class CheckpointStoreDataset(_FileDataset):
+    """Loads a :class:`CheckpointStore` for ``filepath`` (the file itself may not exist yet)."""
+
+    def load(self) -> CheckpointStore:
+        return CheckpointStore(self._filepath)
+
+    def save(self, data: Any) -> None:
+        raise DatasetError(f"{self._filepath}: checkpoints are written by the training loop, not saved as outputs")
+
+    def _exists(self) -> bool:
+        return True
+
+
+class AudioFolderDataset(AbstractDataset):
+    """A folder of audio files plus a metadata CSV.
+
+    ``load`` returns the folder path (the index node reads the layout given by parameters, so
+    ESC-50, generic and ICBHI folders share one dataset type). ``save`` takes
+    ``{"audio": {relative name: waveform}, "sr": int, "tables": {relative name: DataFrame},
+    "texts": {relative name: str}}`` and writes the whole folder atomically.
+    """
+
+    def __init__(self, *, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "type": type(self).__name__}
+
+    def _exists(self) -> bool:
+        return self._filepath.is_dir()
+
+    def load(self) -> str:
+        if not self._filepath.is_dir():
+            raise DatasetError(
+                f"{self._filepath}: audio folder not found; point the catalog entry (or the data_dir runtime "
+                "parameter, e.g. --params data_dir=/path/to/dataset) at your dataset"
+            )
+        return str(self._filepath.resolve())
+
+    def save(self, data: dict[str, Any]) -> None:
+        from mlsp_pipelines.ingestion.audio import write_wav
+
+        sr = int(data["sr"])
+        with atomic_dir(self._filepath) as tmp:
+            for name, y in data.get("audio", {}).items():
+                write_wav(tmp / name, y, sr)
+            for name, df in data.get("tables", {}).items():
+                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+                df.to_csv(tmp / name, index=False)
+            for name, text in data.get("texts", {}).items():
+                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / name).write_text(text, encoding="utf-8")
+        logger.info("wrote %d audio files to %s", len(data.get("audio", {})), self._filepath)

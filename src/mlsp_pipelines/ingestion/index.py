@@ -1,0 +1,159 @@
+"""Index builders for labelled audio folders: the ESC-50 layout and a generic folder + CSV.
+
+An *index* is a DataFrame with one row per clip: ``path`` (absolute), ``filename``, ``label``
+(str), ``fold`` (nullable int) and optionally ``group`` (e.g. patient) and ``offset_s`` /
+``duration_s`` for segments. Every later stage (features, splits) works on an index, so real
+and synthetic data differ only here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
+ESC50_COLUMNS = ("filename", "fold", "target", "category", "esc10")
+
+
+class DataLayoutError(ValueError):
+    """The dataset on disk does not match the expected layout; the message names what is wrong."""
+
+
+@dataclass
+class QualityReport:
+    """What was wrong with the input and what was done about it (``on_bad_file: skip``)."""
+
+    n_listed: int = 0
+    missing_files: list[str] = field(default_factory=list)
+    unlisted_files: list[str] = field(default_factory=list)
+    undecodable: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "n_listed": self.n_listed,
+            "n_missing_files": len(self.missing_files),
+            "n_unlisted_files": len(self.unlisted_files),
+            "n_undecodable": len(self.undecodable),
+            "missing_files": self.missing_files,
+            "unlisted_files": self.unlisted_files,
+            "undecodable": self.undecodable,
+        }
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataLayoutError(f"{path}: metadata CSV not found")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataLayoutError(f"{path}: cannot parse metadata CSV ({exc})") from exc
+    if df.empty:
+        raise DataLayoutError(f"{path}: metadata CSV has no rows")
+    return df
+
+
+def _match_files(
+    df: pd.DataFrame, audio_dir: Path, csv_path: Path, on_bad_file: str, report: QualityReport
+) -> pd.DataFrame:
+    """Check the CSV rows against the files on disk in both directions."""
+    if not audio_dir.is_dir():
+        raise DataLayoutError(f"{audio_dir}: audio folder not found (metadata: {csv_path})")
+    dupes = df["filename"][df["filename"].duplicated()].unique().tolist()
+    if dupes:
+        raise DataLayoutError(f"{csv_path}: filenames listed more than once: {dupes[:5]}")
+    on_disk = {p.name for p in audio_dir.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES}
+    listed = set(df["filename"])
+    missing = sorted(listed - on_disk)
+    unlisted = sorted(on_disk - listed)
+    report.n_listed = len(df)
+    if missing:
+        msg = f"{csv_path}: {len(missing)} row(s) name audio files missing from {audio_dir}: {missing[:5]}"
+        if on_bad_file == "fail":
+            raise DataLayoutError(msg + " (set on_bad_file: skip to drop them)")
+        logger.warning("%s; skipping them", msg)
+        report.missing_files = missing
+        df = df[~df["filename"].isin(missing)]
+    if unlisted:
+        msg = f"{audio_dir}: {len(unlisted)} audio file(s) have no row in {csv_path}: {unlisted[:5]}"
+        if on_bad_file == "fail":
+            raise DataLayoutError(msg + " (set on_bad_file: skip to ignore them)")
+        logger.warning("%s; ignoring them", msg)
+        report.unlisted_files = unlisted
+    if df.empty:
+        raise DataLayoutError(f"{csv_path}: no usable rows left after checking files")
+    df = df.copy()
+    df["path"] = [str((audio_dir / f).resolve()) for f in df["filename"]]
+    return df
+
+
+def _finish(df: pd.DataFrame, label_col: str) -> pd.DataFrame:
+    out = pd.DataFrame(
+        {
+            "path": df["path"].astype(str),
+            "filename": df["filename"].astype(str),
+            "label": df[label_col].astype(str),
+            "fold": pd.array(df["fold"], dtype="Int64") if "fold" in df else pd.array([pd.NA] * len(df), dtype="Int64"),
+        }
+    )
+    return out.sort_values("filename", kind="stable").reset_index(drop=True)
+
+
+def index_esc50(
+    root: str | Path, *, esc10_only: bool = False, on_bad_file: str = "fail"
+) -> tuple[pd.DataFrame, QualityReport]:
+    """Index an ESC-50 folder (``audio/*.wav`` + ``meta/esc50.csv``); label = ``category``."""
+    root = Path(root)
+    csv_path = root / "meta" / "esc50.csv"
+    df = _read_csv(csv_path)
+    absent = [c for c in ESC50_COLUMNS if c not in df.columns]
+    if absent:
+        raise DataLayoutError(f"{csv_path}: missing ESC-50 column(s) {absent}; found {list(df.columns)}")
+    if esc10_only:
+        esc10 = df["esc10"].astype(str).str.lower().isin(["true", "1"])
+        df = df[esc10]
+        if df.empty:
+            raise DataLayoutError(f"{csv_path}: esc10_only=true but no row has esc10 == True")
+    report = QualityReport()
+    df = _match_files(df, root / "audio", csv_path, on_bad_file, report)
+    return _finish(df, "category"), report
+
+
+def index_generic(
+    root: str | Path,
+    *,
+    metadata: str | None = None,
+    audio_dir: str = "audio",
+    label_column: str = "label",
+    on_bad_file: str = "fail",
+) -> tuple[pd.DataFrame, QualityReport]:
+    """Index a folder of audio files described by a CSV with ``filename,<label>[,fold]``.
+
+    ``metadata`` defaults to the only ``*.csv`` directly under ``root``.
+    """
+    root = Path(root)
+    if metadata is None:
+        csvs = sorted(root.glob("*.csv"))
+        if len(csvs) != 1:
+            raise DataLayoutError(
+                f"{root}: expected exactly one metadata CSV in the folder, found {[c.name for c in csvs]}; "
+                "set the 'metadata' parameter"
+            )
+        csv_path = csvs[0]
+    else:
+        csv_path = root / metadata
+    df = _read_csv(csv_path)
+    for col in ("filename", label_column):
+        if col not in df.columns:
+            raise DataLayoutError(
+                f"{csv_path}: column '{col}' not found (label_column={label_column!r}); columns are {list(df.columns)}"
+            )
+    if "fold" in df.columns and df["fold"].isna().any():
+        raise DataLayoutError(f"{csv_path}: column 'fold' has empty values")
+    report = QualityReport()
+    df = _match_files(df, root / audio_dir, csv_path, on_bad_file, report)
+    return _finish(df, label_column), report

@@ -1,0 +1,141 @@
+"""``cnn``: a 2-D CNN over the (time, frequency) image of a log-mel spectrogram.
+
+Treating the spectrogram as an image gives local time-frequency patterns (onsets, harmonics)
+translation-tolerant detectors; global pooling then makes the decision position-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from mlsp_pipelines.models._config import (
+    check_bool,
+    check_choice,
+    check_dropout,
+    check_int,
+    check_int_tuple,
+    make_config,
+    set_field,
+)
+from mlsp_pipelines.models._layers import (
+    POOLING_2D,
+    Pool2d,
+    check_features,
+    check_sequence_input,
+)
+from mlsp_pipelines.models.registry import register_model
+
+__all__ = ["CNN", "CNNConfig", "ConvBlock", "Pool2d"]
+
+GLOBAL_POOLING = ("mean", "max")
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    """One conv block per entry of ``channels`` (its length is the depth, values the widths)."""
+
+    channels: tuple[int, ...] = (16, 32, 64)
+    kernel_size: int = 3
+    stride: int = 1
+    padding: int = 1
+    pooling: str = "max"
+    batch_norm: bool = True
+    dropout: float = 0.1
+    global_pooling: str = "mean"
+    per_step: bool = False
+
+    def __post_init__(self) -> None:
+        set_field(self, "channels", check_int_tuple("channels", self.channels))
+        check_int("kernel_size", self.kernel_size)
+        check_int("stride", self.stride)
+        check_int("padding", self.padding, minimum=0)
+        check_choice("pooling", self.pooling, POOLING_2D)
+        check_bool("batch_norm", self.batch_norm)
+        set_field(self, "dropout", check_dropout("dropout", self.dropout))
+        check_choice("global_pooling", self.global_pooling, GLOBAL_POOLING)
+        check_bool("per_step", self.per_step)
+        if self.per_step:
+            raise ValueError(
+                "per_step=True is not supported by 'cnn' (it only gives pooled output (B, out)); "
+                "use 'crnn' or a recurrent model for per-step output"
+            )
+
+
+class ConvBlock(nn.Module):
+    """conv -> batch norm -> ReLU -> 2x2 pooling -> dropout: (B, Cin, H, W) -> (B, Cout, H', W')."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        kernel_size: int,
+        stride: int,
+        padding: int,
+        pooling: str,
+        batch_norm: bool,
+        dropout: float,
+        pool_size: tuple[int, int] = (2, 2),
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=not batch_norm
+        )
+        self.norm = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+        self.act = nn.ReLU()
+        self.pool = Pool2d(pooling, pool_size)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.pool(self.act(self.norm(self.conv(x)))))
+
+
+@register_model("cnn", config_cls=CNNConfig)
+class CNN(nn.Module):
+    """Input (B, T, F), seen as a one-channel image (B, 1, T, F) -> logits (B, out).
+
+    Keyword arguments are the fields of :class:`CNNConfig`.
+    """
+
+    def __init__(self, *, in_features: int, out_features: int, **config: Any) -> None:
+        super().__init__()
+        self.in_features, self.out_features = check_features(in_features, out_features)
+        self.config: CNNConfig = make_config(CNNConfig, config, model_name="cnn")
+        cfg = self.config
+        widths = (1, *cfg.channels)
+        self.blocks = nn.Sequential(
+            *(
+                ConvBlock(
+                    c_in,
+                    c_out,
+                    kernel_size=cfg.kernel_size,
+                    stride=cfg.stride,
+                    padding=cfg.padding,
+                    pooling=cfg.pooling,
+                    batch_norm=cfg.batch_norm,
+                    dropout=cfg.dropout,
+                )
+                for c_in, c_out in zip(widths[:-1], widths[1:])
+            )
+        )
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(cfg.channels[-1], self.out_features)
+
+    @property
+    def first_conv(self) -> nn.Conv2d:
+        """First convolution, whose filters are directly interpretable as time-frequency
+        patches (a property, so the weights are not duplicated in the state dict)."""
+        return self.blocks[0].conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_sequence_input(x, self.in_features, "cnn")
+        z = self.blocks(x.unsqueeze(1))  # (B, C, T', F')
+        if self.config.global_pooling == "mean":
+            z = z.mean(dim=(2, 3))
+        else:
+            z = z.amax(dim=(2, 3))
+        return self.head(self.dropout(z))

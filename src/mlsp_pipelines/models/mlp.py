@@ -1,0 +1,73 @@
+"""``mlp``: the memoryless baseline.
+
+Pooled mode averages the input over time before the MLP, so it cannot use temporal order;
+per-step mode maps every frame independently. Either way it shows how much a model gains
+from context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from mlsp_pipelines.models._config import (
+    check_bool,
+    check_choice,
+    check_dropout,
+    check_int_tuple,
+    make_config,
+    set_field,
+)
+from mlsp_pipelines.models._layers import check_features, check_sequence_input
+from mlsp_pipelines.models.registry import register_model
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    """``hidden_sizes`` may be empty: a single linear layer (logistic/linear regression)."""
+
+    hidden_sizes: tuple[int, ...] = (128, 64)
+    dropout: float = 0.1
+    activation: str = "relu"
+    per_step: bool = False
+
+    def __post_init__(self) -> None:
+        set_field(
+            self, "hidden_sizes", check_int_tuple("hidden_sizes", self.hidden_sizes, allow_empty=True)
+        )
+        set_field(self, "dropout", check_dropout("dropout", self.dropout))
+        check_choice("activation", self.activation, tuple(ACTIVATIONS))
+        check_bool("per_step", self.per_step)
+
+
+@register_model("mlp", config_cls=MLPConfig)
+class MLP(nn.Module):
+    """Input (B, T, F) -> (B, out) (mean over time first) or (B, T, out) if ``per_step``.
+
+    A pooled model also accepts already-pooled (B, F) input. Keyword arguments are the
+    fields of :class:`MLPConfig`.
+    """
+
+    def __init__(self, *, in_features: int, out_features: int, **config: Any) -> None:
+        super().__init__()
+        self.in_features, self.out_features = check_features(in_features, out_features)
+        self.config: MLPConfig = make_config(MLPConfig, config, model_name="mlp")
+        layers: list[nn.Module] = []
+        width = self.in_features
+        for size in self.config.hidden_sizes:
+            layers += [nn.Linear(width, size), ACTIVATIONS[self.config.activation]()]
+            layers.append(nn.Dropout(self.config.dropout))
+            width = size
+        layers.append(nn.Linear(width, self.out_features))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2 and not self.config.per_step and x.shape[-1] == self.in_features:
+            return self.net(x)
+        check_sequence_input(x, self.in_features, "mlp")
+        return self.net(x if self.config.per_step else x.mean(dim=1))

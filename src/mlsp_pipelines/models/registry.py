@@ -1,0 +1,102 @@
+"""Name -> (module class, config dataclass) registry.
+
+Pipelines refer to architectures by name in YAML; the registry turns that name plus its
+parameters into a validated config (:func:`model_config`, cheap, done up front) and later
+into a module (:func:`build_model`, once the data fixes ``in_features``/``out_features``).
+
+Contract for a registered class: a keyword-only constructor
+``cls(*, in_features: int, out_features: int, **fields_of_config)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, TypeVar
+
+from torch import nn
+
+from mlsp_pipelines.models._config import config_values, make_config
+
+logger = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=type[nn.Module])
+
+_REGISTRY: dict[str, tuple[type[nn.Module], type]] = {}
+
+
+def _qualified(obj: type) -> str:
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
+def register_model(
+    name: str, cls: type[nn.Module] | None = None, config_cls: type | None = None
+) -> Any:
+    """Register ``cls`` with its config dataclass under ``name``.
+
+    Use as a function, ``register_model("seq2seq", Seq2Seq, Seq2SeqConfig)``, or as a class
+    decorator, ``@register_model("mlp", config_cls=MLPConfig)``. Re-registering the same
+    class (e.g. after a module reload) is allowed; taking a name used by another class is not.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"model name must be a non-empty string, got {name!r}")
+    if config_cls is None or not dataclasses.is_dataclass(config_cls):
+        raise ValueError(f"config_cls for model {name!r} must be a dataclass, got {config_cls!r}")
+
+    def _register(model_cls: M) -> M:
+        existing = _REGISTRY.get(name)
+        if existing is not None and (
+            _qualified(existing[0]) != _qualified(model_cls)
+            or _qualified(existing[1]) != _qualified(config_cls)
+        ):
+            raise ValueError(
+                f"model name {name!r} is already registered to {_qualified(existing[0])}"
+            )
+        _REGISTRY[name] = (model_cls, config_cls)
+        return model_cls
+
+    if cls is None:
+        return _register
+    return _register(cls)
+
+
+def list_models() -> list[str]:
+    """Registered model names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def _entry(name: str) -> tuple[type[nn.Module], type]:
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown model {name!r}; available: {', '.join(list_models())}"
+        ) from None
+
+
+def model_config(name: str, **kwargs: Any) -> Any:
+    """Validated (frozen) config dataclass for ``name``; needs no data shapes.
+
+    Raises ``ValueError`` for an unknown name (listing the available ones), an unknown key
+    (listing the accepted ones) or a bad value (naming the parameter and the value).
+    """
+    _, config_cls = _entry(name)
+    return make_config(config_cls, kwargs, model_name=name)
+
+
+def build_model(name: str, *, in_features: int, out_features: int, **kwargs: Any) -> nn.Module:
+    """Instantiate model ``name`` for inputs with ``in_features`` features per step and
+    ``out_features`` outputs (classes or regression targets)."""
+    model_cls, _ = _entry(name)
+    config = model_config(name, **kwargs)
+    model = model_cls(in_features=in_features, out_features=out_features, **config_values(config))
+    logger.debug(
+        "built model %r (%d trainable parameters) with %s", name, count_parameters(model), config
+    )
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters (frozen ones excluded)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+

@@ -1,0 +1,5 @@
+"""Leaderboard over the architectures a task trained."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

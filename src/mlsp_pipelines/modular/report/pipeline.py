@@ -1,0 +1,20 @@
+"""Leaderboard node wired to the metrics of every trained architecture of a task."""
+
+from __future__ import annotations
+
+from functools import partial, update_wrapper
+
+from kedro.pipeline import Pipeline, node
+
+from . import nodes
+
+
+def create_pipeline(task: str, archs: list[str], *, cv: bool = False, sort_by: str = "accuracy") -> Pipeline:
+    """``{task}.{arch}.metrics`` for every arch → ``{task}.leaderboard`` (+ md, plot, metrics.json)."""
+    inputs = [f"{task}.{a}.metrics" for a in archs] + ([f"{task}.{a}.cv_metrics" for a in archs] if cv else [])
+    func = update_wrapper(partial(nodes.build_leaderboard, sort_by=sort_by), nodes.build_leaderboard)
+    return Pipeline(
+        [node(func, inputs, [f"{task}.{o}" for o in ("leaderboard", "leaderboard_md", "leaderboard_plot", "metrics")],
+              name="build_leaderboard", namespace=task)],
+        tags=[f"{task}_train"],
+    )

@@ -1,0 +1,124 @@
+"""Typed parameter sections that nodes take.
+
+Kedro (>= 1.5) instantiates a node's ``params:`` input into the pydantic model named by the
+node's type hint while it builds the catalog, i.e. before any node runs. A typo'd key, a
+negative ``n_mels`` or an unknown architecture therefore stops the run at once, with an error
+that names the parameter key (``asc.features``) and the field at fault.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Section(BaseModel):
+    """Base: unknown keys are errors (catches typos such as ``n_mel``), values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SceneSynthParams(_Section):
+    """Size and seed of the embedded synthetic acoustic-scene corpus."""
+
+    n_per_class: int = Field(40, ge=2)
+    duration_s: float = Field(4.0, gt=0, le=60)
+    sr: int = Field(16000, ge=4000)
+    seed: int = 42
+    n_folds: int = Field(5, ge=2)
+    classes: list[str] | None = None
+
+
+class AudioDataParams(_Section):
+    """Where the audio comes from and how bad files are treated."""
+
+    source: Literal["synthetic", "esc50", "generic"] = "synthetic"
+    path: str | None = None  # dataset folder for esc50/generic (also MLSP_DATA_DIR)
+    metadata: str | None = None  # CSV path for 'generic', relative to ``path``
+    audio_dir: str = "audio"  # audio folder for 'generic', relative to ``path``
+    label_column: str = "label"
+    esc10_only: bool = False
+    on_bad_file: Literal["fail", "skip"] = "fail"
+
+
+class FeatureParams(_Section):
+    """Log-mel front end; every field is a DVC parameter of the features stage."""
+
+    sr: int = Field(16000, ge=1000)
+    clip_s: float = Field(4.0, gt=0)
+    n_fft: int = Field(1024, gt=0)
+    hop_length: int = Field(512, gt=0)
+    n_mels: int = Field(64, gt=0)
+    fmin: float = Field(0.0, ge=0)
+    fmax: float | None = None
+    top_db: float | None = 80.0
+    crop: Literal["start", "center"] = "center"
+    workers: int = Field(0, ge=0)  # 0 = one per CPU core
+    chunk_size: int = Field(16, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "FeatureParams":
+        nyquist = self.sr / 2
+        if self.fmax is not None and not (self.fmin < self.fmax <= nyquist):
+            raise ValueError(f"fmax={self.fmax} must be in (fmin={self.fmin}, sr/2={nyquist}]")
+        if self.fmin >= nyquist:
+            raise ValueError(f"fmin={self.fmin} must be below sr/2={nyquist}")
+        if self.hop_length > self.n_fft:
+            raise ValueError(f"hop_length={self.hop_length} must not exceed n_fft={self.n_fft}")
+        return self
+
+
+class SplitParams(_Section):
+    """Fold-based split when the data has folds, otherwise stratified and seeded."""
+
+    test_fold: int | None = 1
+    val_fold: int | None = 2
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    seed: int = 0
+    cv: bool = False  # k-fold over the dataset's folds
+
+
+class TrainParams(_Section):
+    """The shared training loop's settings (same for every architecture unless overridden)."""
+
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float | None = Field(5.0, gt=0)
+    patience: int | None = Field(5, ge=1)  # early stopping on validation loss
+    seed: int = 0
+    device: str = "cpu"  # "cpu", "cuda", "auto"
+    num_threads: int | None = Field(None, ge=1)
+    resume: bool = True  # resume from the last checkpoint of an interrupted run
+    progress: bool = True  # per-epoch progress bar (also off with MLSP_PROGRESS=0)
+
+
+class ModelSpec(_Section):
+    """An architecture by registry name and its keyword arguments, checked against the registry."""
+
+    arch: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)  # per-model overrides of TrainParams
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelSpec":
+        from mlsp_pipelines.models import model_config
+
+        model_config(self.arch, **self.kwargs)
+        TrainParams(**self.train)  # overrides must be valid TrainParams fields
+        return self
+
+    def train_params(self, base: TrainParams) -> TrainParams:
+        """``base`` with this model's overrides applied."""
+        return TrainParams(**{**base.model_dump(), **self.train})
+
+
+class ReportParams(_Section):
+    """What the evaluation plots show."""
+
+    n_examples: int = Field(4, ge=1)
+    latency_batch: int = Field(1, ge=1)
+    latency_repeats: int = Field(20, ge=1)

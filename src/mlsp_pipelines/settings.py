@@ -1,0 +1,21 @@
+"""Kedro project settings."""
+
+from kedro.config import OmegaConfigLoader
+
+from mlsp_pipelines.hooks import GraphParamsHook, MlflowHook
+
+HOOKS = (GraphParamsHook(), MlflowHook())
+
+# kedro-telemetry is a dependency of kedro; this project never phones home (see also .telemetry).
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # Environments (conf/test, conf/esc50, ...) override single keys, not whole sections.
+    "merge_strategy": {"parameters": "soft", "mlflow": "soft"},
+    "config_patterns": {
+        "mlflow": ["mlflow*", "mlflow*/**"],
+    },
+}

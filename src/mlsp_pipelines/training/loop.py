@@ -1,0 +1,259 @@
+"""The one training loop every pipeline uses.
+
+Seeded and deterministic on CPU, early stopping on validation loss (best weights restored),
+gradient clipping, a checkpoint after every epoch (model, optimiser, RNG state, history), so a
+run that is interrupted resumes where it stopped and ends with the same numbers as one that
+was not. Batches are tuples of tensors whose last element is the target; the model is called
+with the others, so the same loop trains classifiers, sequence regressors and seq2seq models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mlsp_pipelines.datasets.files import CheckpointStore
+from mlsp_pipelines.params import TrainParams
+from mlsp_pipelines.progress import progress
+
+logger = logging.getLogger(__name__)
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without it is an error, not a fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device={name!r} but CUDA is not available; use 'cpu' or 'auto'")
+    return dev
+
+
+def fingerprint(*parts: Any) -> str:
+    """A short stable hash of JSON-able configuration (decides whether a checkpoint may be resumed)."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def classification_loss(out: Tensor, target: Tensor) -> Tensor:
+    """Cross-entropy for (B, C) or per-step (B, T, C) logits; target ``-100`` is ignored (padding)."""
+    return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1), ignore_index=-100)
+
+
+def regression_loss(out: Tensor, target: Tensor) -> Tensor:
+    """Mean squared error over every element (over the whole sequence for seq2seq regression)."""
+    return nn.functional.mse_loss(out, target)
+
+
+def _accuracy(out: Tensor, target: Tensor) -> tuple[float, int]:
+    pred = out.argmax(-1).reshape(-1)
+    tgt = target.reshape(-1)
+    mask = tgt != -100
+    return float((pred[mask] == tgt[mask]).sum()), int(mask.sum())
+
+
+@dataclass
+class FitResult:
+    """What training produced: best weights, per-epoch history and bookkeeping."""
+
+    state_dict: dict[str, Tensor]
+    history: dict[str, list[float]]
+    best_epoch: int
+    epochs_run: int
+    train_seconds: float
+    stopped_early: bool
+    resumed_from: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _batches(tensors: Sequence[Tensor], batch_size: int, order: Tensor | None) -> list[tuple[Tensor, ...]]:
+    n = len(tensors[0])
+    idx = order if order is not None else torch.arange(n)
+    return [tuple(t[idx[i : i + batch_size]] for t in tensors) for i in range(0, n, batch_size)]
+
+
+def _run_epoch(
+    model: nn.Module,
+    data: Sequence[Tensor],
+    *,
+    loss_fn: LossFn,
+    classify: bool,
+    batch_size: int,
+    device: torch.device,
+    optimizer: torch.optim.Optimizer | None = None,
+    grad_clip: float | None = None,
+    order: Tensor | None = None,
+    bar_desc: str = "",
+    show_progress: bool = False,
+) -> dict[str, float]:
+    """One pass over ``data``; trains when an optimiser is given. Returns mean loss (and accuracy)."""
+    train = optimizer is not None
+    model.train(train)
+    total_loss, total_n, correct, counted = 0.0, 0, 0.0, 0
+    batches = _batches(data, batch_size, order)
+    bar = progress(total=len(batches), desc=bar_desc, unit="batch", enabled=show_progress)
+    with torch.set_grad_enabled(train):
+        for batch in batches:
+            batch = tuple(t.to(device, non_blocking=True) for t in batch)
+            *inputs, target = batch
+            out = model(*inputs)
+            loss = loss_fn(out, target)
+            if train:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                optimizer.step()
+            n = len(target)
+            total_loss += float(loss.detach()) * n
+            total_n += n
+            if classify:
+                c, k = _accuracy(out.detach(), target)
+                correct += c
+                counted += k
+            bar.update()
+    bar.close()
+    metrics = {"loss": total_loss / max(total_n, 1)}
+    if classify:
+        metrics["acc"] = correct / max(counted, 1)
+    return metrics
+
+
+def fit(
+    model: nn.Module,
+    train: Sequence[Tensor],
+    val: Sequence[Tensor] | None,
+    *,
+    params: TrainParams,
+    task: str = "classification",
+    loss_fn: LossFn | None = None,
+    checkpoint: CheckpointStore | None = None,
+    config_hash: str = "",
+    desc: str = "train",
+) -> FitResult:
+    """Train ``model`` on ``train`` (tuple of tensors, target last), early-stopping on ``val``.
+
+    ``checkpoint`` (optional) is written after every epoch and removed when training ends;
+    a checkpoint whose ``config_hash`` matches is resumed, one that does not is ignored.
+    """
+    if task not in ("classification", "regression"):
+        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+    classify = task == "classification"
+    loss_fn = loss_fn or (classification_loss if classify else regression_loss)
+    seed_everything(params.seed)
+    if params.num_threads:
+        torch.set_num_threads(params.num_threads)
+    device = resolve_device(params.device)
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+
+    history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
+    if classify:
+        history.update(train_acc=[], val_acc=[])
+    start_epoch, best_val, best_epoch, bad_epochs, seconds = 0, math.inf, 0, 0, 0.0
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    state = checkpoint.load() if (checkpoint is not None and params.resume) else None
+    if state is not None and state.get("config_hash") != config_hash:
+        logger.info("%s: checkpoint is from another configuration; starting afresh", checkpoint.path)
+        state = None
+    if state is not None:
+        model.load_state_dict(state["model_state"])
+        optimizer.load_state_dict(state["optim_state"])
+        best_state = state["best_state"]
+        history = {k: list(v) for k, v in state["history"].items()}
+        start_epoch, best_val, best_epoch = state["epoch"], state["best_val"], state["best_epoch"]
+        bad_epochs, seconds = state["bad_epochs"], state["train_seconds"]
+        torch.set_rng_state(state["rng_state"])
+        logger.info("%s: resuming after epoch %d from %s", desc, start_epoch, checkpoint.path)
+
+    stopped_early = False
+    epoch = start_epoch
+    for epoch in range(start_epoch + 1, params.epochs + 1):
+        t0 = time.perf_counter()
+        order = torch.randperm(len(train[0]), generator=torch.Generator().manual_seed(params.seed * 100_003 + epoch))
+        tr = _run_epoch(
+            model, train, loss_fn=loss_fn, classify=classify, batch_size=params.batch_size, device=device,
+            optimizer=optimizer, grad_clip=params.grad_clip, order=order,
+            bar_desc=f"{desc} {epoch}/{params.epochs}", show_progress=params.progress,
+        )
+        va = (
+            _run_epoch(model, val, loss_fn=loss_fn, classify=classify, batch_size=params.batch_size, device=device)
+            if val is not None and len(val[0])
+            else tr
+        )
+        seconds += time.perf_counter() - t0
+        history["train_loss"].append(tr["loss"])
+        history["val_loss"].append(va["loss"])
+        if classify:
+            history["train_acc"].append(tr["acc"])
+            history["val_acc"].append(va["acc"])
+        if not math.isfinite(tr["loss"]):
+            raise FloatingPointError(f"{desc}: training loss is {tr['loss']} at epoch {epoch}; lower train.lr")
+        if va["loss"] < best_val - 1e-12:
+            best_val, best_epoch, bad_epochs = va["loss"], epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            bad_epochs += 1
+        logger.info(
+            "%s epoch %d/%d  train_loss %.4f  val_loss %.4f%s",
+            desc, epoch, params.epochs, tr["loss"], va["loss"],
+            f"  val_acc {va['acc']:.3f}" if classify else "",
+        )
+        if checkpoint is not None:
+            checkpoint.save(
+                {
+                    "config_hash": config_hash, "epoch": epoch, "model_state": model.state_dict(),
+                    "optim_state": optimizer.state_dict(), "best_state": best_state, "best_val": best_val,
+                    "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
+                    "train_seconds": seconds, "rng_state": torch.get_rng_state(), "seed": params.seed,
+                }
+            )
+        if params.patience is not None and bad_epochs >= params.patience:
+            stopped_early = True
+            logger.info("%s: early stop at epoch %d (best epoch %d)", desc, epoch, best_epoch)
+            break
+
+    model.load_state_dict(best_state)
+    if checkpoint is not None:
+        checkpoint.clear()
+    return FitResult(
+        state_dict={k: v.detach().cpu() for k, v in best_state.items()},
+        history=history,
+        best_epoch=best_epoch,
+        epochs_run=epoch,
+        train_seconds=seconds,
+        stopped_early=stopped_early,
+        resumed_from=start_epoch,
+    )
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, inputs: Sequence[Tensor], *, batch_size: int = 256, device: str | torch.device = "cpu") -> Tensor:
+    """Model outputs for all rows of ``inputs`` (tuple of tensors), batched, in eval mode."""
+    model.eval()
+    device = torch.device(device)
+    model.to(device)
+    outs = [model(*(t.to(device) for t in batch)).cpu() for batch in _batches(inputs, batch_size, None)]
+    return torch.cat(outs) if outs else torch.empty(0)

@@ -1,0 +1,349 @@
+"""Tests for the model registry and every registered architecture (tiny sizes, CPU)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mlsp_pipelines.models import (
+    build_model,
+    count_parameters,
+    list_models,
+    model_config,
+    register_model,
+)
+from mlsp_pipelines.models.cnn import Pool2d
+
+torch.set_num_threads(1)
+
+B, T, FEAT, OUT = 4, 32, 16, 3
+
+#: Small, dropout-free settings per architecture so the tests stay fast.
+TINY: dict[str, dict[str, Any]] = {
+    "mlp": {"hidden_sizes": [32], "dropout": 0.0},
+    "cnn": {"channels": [8, 16], "dropout": 0.0},
+    "crnn": {"channels": [8], "hidden_size": 16, "dropout": 0.0},
+    "rnn": {"hidden_size": 16, "dropout": 0.0},
+    "gru": {"hidden_size": 16, "dropout": 0.0},
+    "lstm": {"hidden_size": 16, "dropout": 0.0},
+    "attn_lstm": {"hidden_size": 16, "attention_size": 16, "dropout": 0.0},
+    "transformer": {"d_model": 16, "n_heads": 2, "n_layers": 1, "dim_feedforward": 32, "dropout": 0.0},
+}
+
+
+def tiny(name: str, **overrides: Any) -> torch.nn.Module:
+    assert name in TINY, f"add tiny test settings for newly registered model {name!r} to TINY"
+    return build_model(name, in_features=FEAT, out_features=OUT, **{**TINY[name], **overrides})
+
+
+def batch(seed: int = 0, b: int = B) -> torch.Tensor:
+    return torch.randn(b, T, FEAT, generator=torch.Generator().manual_seed(seed))
+
+
+def supports_per_step(name: str) -> bool:
+    fields = {f.name for f in dataclasses.fields(type(model_config(name)))}
+    return "per_step" in fields and name != "cnn"
+
+
+def test_builtin_families_are_registered() -> None:
+    expected = {"mlp", "cnn", "crnn", "rnn", "gru", "lstm", "attn_lstm", "transformer"}
+    assert expected <= set(list_models())
+    assert list_models() == sorted(list_models())
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_backward_shape(name: str) -> None:
+    torch.manual_seed(0)
+    model = tiny(name)
+    x = batch().requires_grad_(True)
+    y = model(x)
+    assert y.shape == (B, OUT)
+    assert torch.isfinite(y).all()
+    y.square().mean().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads)
+    assert count_parameters(model) == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if supports_per_step(n)])
+def test_per_step_shape(name: str) -> None:
+    torch.manual_seed(0)
+    y = tiny(name, per_step=True)(batch())
+    assert y.shape == (B, T, OUT)
+    y.sum().backward()
+
+
+def test_mlp_per_step_ignores_context() -> None:
+    """The memoryless baseline: output at t depends on frame t only."""
+    torch.manual_seed(0)
+    model = tiny("mlp", per_step=True).eval()
+    x = batch()
+    x2 = x.clone()
+    x2[:, 5] += 1.0
+    with torch.no_grad():
+        changed = (model(x) - model(x2)).abs().amax(dim=(0, 2))
+    assert changed[5] > 0
+    assert torch.all(changed[torch.arange(T) != 5] == 0)
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru", "lstm", "crnn", "attn_lstm"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_hidden_states_shape(name: str, bidirectional: bool) -> None:
+    torch.manual_seed(0)
+    model = tiny(name, bidirectional=bidirectional)
+    h = model.hidden_states(batch())
+    assert h.shape == (B, T, 16 * (2 if bidirectional else 1))
+    assert model(batch()).shape == (B, OUT)
+
+
+def test_rnn_relu_nonlinearity_and_mean_pooling() -> None:
+    torch.manual_seed(0)
+    model = tiny("rnn", nonlinearity="relu", pooling="mean", num_layers=2).eval()
+    assert model.rnn.nonlinearity == "relu" and model.rnn.num_layers == 2
+    with torch.no_grad():
+        h = model.hidden_states(batch())
+        assert (h >= 0).all()  # relu states
+        torch.testing.assert_close(model(batch()), model.head(h.mean(dim=1)))
+
+
+# Per-architecture Adam learning rates for the overfitting check.
+LR = {"transformer": 3e-3}
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [(n, {}) for n in list_models()] + [("transformer", {"causal": True, "per_step": True})],
+)
+def test_overfits_tiny_batch(name: str, overrides: dict[str, Any]) -> None:
+    torch.manual_seed(0)
+    model = tiny(name, **overrides).train()
+    x = batch(seed=1, b=8)
+    per_step = overrides.get("per_step", False)
+    if per_step:
+        target = torch.randn(8, T, OUT, generator=torch.Generator().manual_seed(2))
+        loss_fn = F.mse_loss
+    else:
+        target = torch.randint(0, OUT, (8,), generator=torch.Generator().manual_seed(2))
+        loss_fn = F.cross_entropy
+    opt = torch.optim.Adam(model.parameters(), lr=LR.get(name, 1e-2))
+    first = None
+    for _ in range(300):
+        opt.zero_grad()
+        loss = loss_fn(model(x), target)
+        loss.backward()
+        opt.step()
+        first = loss.item() if first is None else first
+        if loss.item() < 0.1 * first:
+            break
+    assert loss.item() < 0.1 * first, f"{name}: loss {loss.item():.4f} vs start {first:.4f}"
+
+
+def manual_min_pool(x: torch.Tensor) -> torch.Tensor:
+    """Min over non-overlapping 2x2 windows, written independently of the model code."""
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    return x[..., :h, :w].unfold(-2, 2, 2).unfold(-2, 2, 2).amin(dim=(-1, -2))
+
+
+def test_min_pooling_takes_minima() -> None:
+    x = torch.randn(2, 3, 7, 10, generator=torch.Generator().manual_seed(0))
+    got = Pool2d("min")(x)
+    assert got.shape == (2, 3, 3, 5)
+    torch.testing.assert_close(got, manual_min_pool(x), rtol=0, atol=0)
+    assert not torch.allclose(got, Pool2d("max")(x))
+    assert torch.all(got <= Pool2d("mean")(x))
+
+
+def test_cnn_min_pooling_is_used_in_blocks() -> None:
+    torch.manual_seed(0)
+    model = tiny("cnn", pooling="min", batch_norm=False).eval()
+    block = model.blocks[0]
+    x = batch()
+    with torch.no_grad():
+        pre_pool = block.act(block.norm(block.conv(x.unsqueeze(1))))
+        torch.testing.assert_close(block(x.unsqueeze(1)), manual_min_pool(pre_pool), rtol=0, atol=0)
+        max_model = tiny("cnn", pooling="max", batch_norm=False).eval()
+        max_model.load_state_dict(model.state_dict())
+        assert not torch.allclose(model(x), max_model(x))
+
+
+def test_cnn_first_conv_and_global_max_pooling() -> None:
+    model = tiny("cnn", global_pooling="max", kernel_size=5, padding=2)
+    assert isinstance(model.first_conv, torch.nn.Conv2d)
+    assert model.first_conv.weight.shape == (8, 1, 5, 5)
+    assert not any("first_conv" in key for key in model.state_dict())
+    assert model(batch()).shape == (B, OUT)
+
+
+def test_deep_cnn_on_small_input_does_not_crash() -> None:
+    """Pooling windows are clipped once an axis is exhausted (16 mels, 6 blocks)."""
+    model = tiny("cnn", channels=[4] * 6)
+    assert model(batch()).shape == (B, OUT)
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [
+        ("attn_lstm", {}),
+        ("attn_lstm", {"bidirectional": False}),
+        ("transformer", {"pooling": "cls"}),
+        ("transformer", {"pooling": "mean"}),
+        ("transformer", {"pooling": "cls", "causal": True}),
+        ("transformer", {"n_layers": 2, "norm_first": False}),
+    ],
+)
+def test_attention_weights_are_distributions(name: str, overrides: dict[str, Any]) -> None:
+    torch.manual_seed(0)
+    model = tiny(name, **overrides).eval()
+    x = batch()
+    with torch.no_grad():
+        logits, attn = model.forward_with_attention(x)
+        plain = model(x)
+    assert attn.shape == (B, T)
+    assert (attn >= 0).all()
+    torch.testing.assert_close(attn.sum(dim=1), torch.ones(B))
+    assert torch.equal(logits, plain)
+    assert attn.std(dim=1).gt(0).all()  # not trivially uniform
+
+
+def test_transformer_attention_same_in_training_mode_logits() -> None:
+    """Also with autograd on (no inference fast path), both paths agree exactly."""
+    torch.manual_seed(0)
+    model = tiny("transformer", n_layers=2)
+    x = batch()
+    assert torch.equal(model.forward_with_attention(x)[0], model(x))
+
+
+def test_transformer_causal_does_not_look_ahead() -> None:
+    torch.manual_seed(0)
+    model = tiny("transformer", causal=True, per_step=True, n_layers=2).eval()
+    x = batch()
+    t = 20
+    x2 = x.clone()
+    x2[:, t] += 3.0
+    with torch.no_grad():
+        y, y2 = model(x), model(x2)
+    torch.testing.assert_close(y[:, :t], y2[:, :t], rtol=0, atol=1e-6)
+    assert not torch.allclose(y[:, t:], y2[:, t:])
+    # Without the mask the past does change: the test above can fail.
+    acausal = tiny("transformer", causal=False, per_step=True, n_layers=2).eval()
+    acausal.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert not torch.allclose(acausal(x)[:, :t], acausal(x2)[:, :t])
+
+
+def test_unknown_model_lists_choices() -> None:
+    with pytest.raises(ValueError) as err:
+        build_model("resnet9000", in_features=FEAT, out_features=OUT)
+    for name in list_models():
+        assert name in str(err.value)
+    with pytest.raises(ValueError, match="resnet9000"):
+        model_config("resnet9000")
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "key", "bad"),
+    [
+        ("lstm", {"hidden_size": -4}, "hidden_size", "-4"),
+        ("rnn", {"hidden_size": 0}, "hidden_size", "0"),
+        ("rnn", {"nonlinearity": "sigmoid"}, "nonlinearity", "sigmoid"),
+        ("gru", {"pooling": "first"}, "pooling", "first"),
+        ("gru", {"bidirectional": "yes"}, "bidirectional", "yes"),
+        ("cnn", {"pooling": "median"}, "pooling", "median"),
+        ("cnn", {"dropout": 1.0}, "dropout", "1.0"),
+        ("cnn", {"dropout": -0.1}, "dropout", "-0.1"),
+        ("cnn", {"channels": [8, 0]}, "channels", "0"),
+        ("cnn", {"global_pooling": "min"}, "global_pooling", "min"),
+        ("cnn", {"per_step": True}, "per_step", "True"),
+        ("crnn", {"per_step": True, "time_pool": 2}, "time_pool", "2"),
+        ("crnn", {"rnn_type": "rnn"}, "rnn_type", "rnn"),
+        ("mlp", {"hidden_sizes": [16, -2]}, "hidden_sizes", "-2"),
+        ("mlp", {"activation": "swish"}, "activation", "swish"),
+        ("attn_lstm", {"attention_size": 2.5}, "attention_size", "2.5"),
+        ("transformer", {"d_model": 30, "n_heads": 4}, "d_model", "30"),
+        ("transformer", {"pooling": "max"}, "pooling", "max"),
+    ],
+)
+def test_bad_hyperparameters_name_the_key(name: str, kwargs: dict[str, Any], key: str, bad: str) -> None:
+    with pytest.raises(ValueError) as err:
+        model_config(name, **kwargs)
+    assert key in str(err.value) and bad in str(err.value)
+    with pytest.raises(ValueError, match=key):
+        build_model(name, in_features=FEAT, out_features=OUT, **kwargs)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_unknown_kwarg_lists_accepted(name: str) -> None:
+    with pytest.raises(ValueError) as err:
+        model_config(name, hiden_size=8)
+    message = str(err.value)
+    assert "hiden_size" in message
+    for field in dataclasses.fields(type(model_config(name))):
+        assert field.name in message
+
+
+def test_in_out_features_are_validated() -> None:
+    with pytest.raises(ValueError, match="in_features"):
+        build_model("mlp", in_features=0, out_features=OUT)
+    with pytest.raises(ValueError, match="out_features"):
+        build_model("lstm", in_features=FEAT, out_features=-1)
+    with pytest.raises(ValueError, match="in_features"):
+        build_model("crnn", in_features=3, out_features=OUT, channels=[4, 4])
+    with pytest.raises(ValueError, match="in_features"):
+        model_config("mlp", in_features=FEAT)
+
+
+def test_wrong_input_shape_is_reported() -> None:
+    with pytest.raises(ValueError, match=r"\(batch, time, 16\)"):
+        tiny("lstm")(torch.randn(B, T, FEAT + 1))
+
+
+def test_config_is_frozen_and_normalised() -> None:
+    cfg = model_config("cnn", channels=[4, 8])
+    assert cfg.channels == (4, 8)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.dropout = 0.5  # type: ignore[misc]
+    assert model_config("transformer").d_model % model_config("transformer").n_heads == 0
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_same_seed_same_output(name: str) -> None:
+    outputs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        model = tiny(name, **({"dropout": 0.3} if "dropout" in TINY[name] else {}))
+        torch.manual_seed(7)
+        outputs.append(model(batch()))  # training mode: dropout is seeded too
+    assert torch.equal(outputs[0], outputs[1])
+    torch.manual_seed(124)
+    other = tiny(name)
+    assert not torch.equal(outputs[0], other(batch()))
+
+
+def test_register_model_function_and_conflicts() -> None:
+    from mlsp_pipelines.models.mlp import MLP, MLPConfig
+    from mlsp_pipelines.models.registry import _REGISTRY
+
+    try:
+        register_model("mlp_alias_for_test", MLP, MLPConfig)
+        assert "mlp_alias_for_test" in list_models()
+        model = build_model("mlp_alias_for_test", in_features=FEAT, out_features=OUT, hidden_sizes=[])
+        assert count_parameters(model) == FEAT * OUT + OUT
+        register_model("mlp_alias_for_test", MLP, MLPConfig)  # idempotent
+        with pytest.raises(ValueError, match="already registered"):
+            register_model("mlp", torch.nn.Linear, MLPConfig)
+        with pytest.raises(ValueError, match="dataclass"):
+            register_model("not_a_config", MLP, dict)
+    finally:
+        _REGISTRY.pop("mlp_alias_for_test", None)
+
+
+def test_count_parameters_excludes_frozen() -> None:
+    model = tiny("mlp")
+    total = count_parameters(model)
+    model.net[0].weight.requires_grad_(False)
+    assert count_parameters(model) == total - model.net[0].weight.numel()
