@@ -14,5 +14,6 @@ def progress_enabled(enabled: bool = True) -> bool:
 
 
 def progress(*, total: int | None = None, desc: str = "", enabled: bool = True, **kwargs: Any) -> tqdm:
-    """A tqdm bar (to stderr) or a disabled one that costs nothing."""
-    return tqdm(total=total, desc=desc, disable=not progress_enabled(enabled), dynamic_ncols=True, leave=False, **kwargs)
+    """A tqdm bar on stderr when it is a terminal; a disabled one (costs nothing) otherwise."""
+    disable = None if progress_enabled(enabled) else True  # None: tqdm turns itself off on non-TTYs
+    return tqdm(total=total, desc=desc, disable=disable, dynamic_ncols=True, leave=False, **kwargs)

@@ -1,9 +1,12 @@
 """Log-mel spectrograms: decoding, fixed-length crop/pad and the mel front end, on all cores.
 
-Clips are decoded and featurised in chunks by a process pool (decoding and resampling are
-as costly as the STFT, so the whole chain runs in the workers). Within a chunk the clips
-share one length, so the STFT and the mel projection run once on a (chunk, samples) array
-with a cached filterbank instead of once per clip.
+Clips are decoded and featurised in chunks by a process pool (decoding and resampling cost as
+much as the STFT, so the whole chain runs in the workers). Inside a chunk the clips share one
+length, so framing, FFT and the mel projection each run once on the whole chunk: the STFT is
+numpy/scipy framing + ``rfft`` (the same frames, window and zero padding as
+``librosa.stft(center=True)``) and the projection is one matrix product with librosa's mel
+filterbank, computed once in the parent. Workers therefore import only numpy, scipy and
+soundfile, which keeps pool start-up cheap.
 """
 
 from __future__ import annotations
@@ -13,14 +16,16 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from mlsp_pipelines.ingestion.audio import AudioDecodeError, load_audio
-from mlsp_pipelines.params import FeatureParams
-from mlsp_pipelines.progress import progress
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlsp_pipelines.params import FeatureParams
 
 logger = logging.getLogger(__name__)
 
@@ -41,27 +46,50 @@ def fix_length(y: np.ndarray, n: int, crop: str = "center") -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+def mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    """librosa's (Slaney-normalised) mel filterbank, (n_mels, n_fft // 2 + 1) float32."""
     import librosa
 
     return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float32)
 
 
+@lru_cache(maxsize=8)
+def _hann(n_fft: int) -> np.ndarray:
+    """Periodic Hann window (``scipy.signal.get_window('hann', n, fftbins=True)``, librosa's)."""
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+
+
+def power_spectrogram(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """(B, samples) → (B, frames, n_fft//2+1) |STFT|², centred frames with zero padding."""
+    from numpy.lib.stride_tricks import sliding_window_view
+    from scipy import fft
+
+    pad = n_fft // 2
+    yp = np.pad(y, ((0, 0), (pad, pad)))
+    frames = sliding_window_view(yp, n_fft, axis=-1)[:, ::hop_length]
+    spec = fft.rfft(frames * _hann(n_fft), axis=-1)
+    return (spec.real**2 + spec.imag**2).astype(np.float32, copy=False)
+
+
+def _logmel(y: np.ndarray, basis: np.ndarray, n_fft: int, hop_length: int, top_db: float | None) -> np.ndarray:
+    power = power_spectrogram(y, n_fft, hop_length)
+    b, t, k = power.shape
+    mel = (power.reshape(b * t, k) @ basis.T).reshape(b, t, -1)
+    db = 10.0 * np.log10(np.maximum(mel, 1e-10))
+    if top_db is not None:
+        db = np.maximum(db, db.max(axis=(1, 2), keepdims=True) - top_db)
+    return db.astype(np.float32, copy=False)
+
+
 def logmel_batch(y: np.ndarray, params: FeatureParams) -> np.ndarray:
     """(B, samples) waveforms → (B, frames, n_mels) log-mel in dB (float32).
 
-    Same numbers as ``librosa.power_to_db(librosa.feature.melspectrogram(...), ref=1.0)``
-    per clip (the test states the tolerance); ``top_db`` clips each clip at its own max − top_db.
+    Same numbers as ``librosa.power_to_db(librosa.feature.melspectrogram(...), ref=1.0,
+    top_db=...)`` per clip, transposed (the test states the tolerance).
     """
-    import librosa
-
     y = np.atleast_2d(np.asarray(y, dtype=np.float32))
-    spec = np.abs(librosa.stft(y, n_fft=params.n_fft, hop_length=params.hop_length, center=True)) ** 2
-    mel = np.matmul(_mel_basis(params.sr, params.n_fft, params.n_mels, params.fmin, params.fmax), spec)
-    db = 10.0 * np.log10(np.maximum(mel, 1e-10))
-    if params.top_db is not None:
-        db = np.maximum(db, db.max(axis=(-2, -1), keepdims=True) - params.top_db)
-    return np.ascontiguousarray(np.swapaxes(db, -1, -2), dtype=np.float32)
+    basis = mel_basis(params.sr, params.n_fft, params.n_mels, params.fmin, params.fmax)
+    return _logmel(y, basis, params.n_fft, params.hop_length, params.top_db)
 
 
 @dataclass(frozen=True)
@@ -71,18 +99,29 @@ class _Job:
     durations: list[float | None]
 
 
-def _featurise_chunk(job: _Job, params_dict: dict[str, Any]) -> tuple[np.ndarray, list[tuple[int, str]]]:
+@dataclass(frozen=True)
+class _Spec:
+    """What a worker needs (plain values: no pydantic or librosa import in the workers)."""
+
+    sr: int
+    n_samples: int
+    crop: str
+    n_fft: int
+    hop_length: int
+    top_db: float | None
+    basis: np.ndarray
+
+
+def _featurise_chunk(job: _Job, spec: _Spec) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """Worker: decode, fix length and featurise one chunk; returns features and (position, error)."""
-    params = FeatureParams(**params_dict)
-    n = int(round(params.clip_s * params.sr))
-    waves = np.zeros((len(job.paths), n), dtype=np.float32)
+    waves = np.zeros((len(job.paths), spec.n_samples), dtype=np.float32)
     errors: list[tuple[int, str]] = []
     for i, (path, off, dur) in enumerate(zip(job.paths, job.offsets, job.durations)):
         try:
-            waves[i] = fix_length(load_audio(path, params.sr, offset_s=off, duration_s=dur), n, params.crop)
+            waves[i] = fix_length(load_audio(path, spec.sr, offset_s=off, duration_s=dur), spec.n_samples, spec.crop)
         except AudioDecodeError as exc:
             errors.append((i, str(exc)))
-    return logmel_batch(waves, params), errors
+    return _logmel(waves, spec.basis, spec.n_fft, spec.hop_length, spec.top_db), errors
 
 
 def _worker_count(params: FeatureParams, n_jobs: int) -> int:
@@ -99,6 +138,10 @@ def extract_logmel(
     ``on_bad_file='skip'`` undecodable files are dropped (``keep`` False) and listed in
     ``errors``; with ``'fail'`` the first one raises :class:`AudioDecodeError` naming the file.
     """
+    import pandas as pd
+
+    from mlsp_pipelines.progress import progress
+
     paths = index["path"].astype(str).tolist()
     offsets = (index["offset_s"] if "offset_s" in index else pd.Series(0.0, index=index.index)).astype(float).tolist()
     durs = index["duration_s"].astype(float).tolist() if "duration_s" in index else [None] * len(paths)
@@ -108,7 +151,9 @@ def extract_logmel(
     X = np.empty((len(paths), n_frames(params), params.n_mels), dtype=np.float32)
     keep = np.ones(len(paths), dtype=bool)
     errors: list[dict[str, str]] = []
-    pd_dict = params.model_dump()
+    spec = _Spec(sr=params.sr, n_samples=int(round(params.clip_s * params.sr)), crop=params.crop,
+                 n_fft=params.n_fft, hop_length=params.hop_length, top_db=params.top_db,
+                 basis=mel_basis(params.sr, params.n_fft, params.n_mels, params.fmin, params.fmax))
     logger.info("log-mel features for %d clips with %d worker(s)", len(paths), workers)
 
     def _collect(k: int, result: tuple[np.ndarray, list[tuple[int, str]]]) -> None:
@@ -124,14 +169,20 @@ def extract_logmel(
     bar = progress(total=len(jobs), desc="log-mel", unit="chunk", enabled=show_progress)
     if workers == 1:
         for k, job in enumerate(jobs):
-            _collect(k, _featurise_chunk(job, pd_dict))
+            _collect(k, _featurise_chunk(job, spec))
             bar.update()
     else:
         import multiprocessing as mp
 
-        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+        # forkserver: workers fork from a clean server that preloaded this module, so they start
+        # fast and never inherit the threads of torch, MLflow or the progress bar.
+        if "forkserver" in mp.get_all_start_methods():
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload([__name__])
+        else:
+            ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = [pool.submit(_featurise_chunk, job, pd_dict) for job in jobs]
+            futures = [pool.submit(_featurise_chunk, job, spec) for job in jobs]
             for k, fut in enumerate(futures):
                 _collect(k, fut.result())
                 bar.update()
