@@ -29,6 +29,12 @@ class SceneSynthParams(_Section):
     n_folds: int = Field(5, ge=2)
     classes: list[str] | None = None
 
+    @model_validator(mode="after")
+    def _check(self) -> "SceneSynthParams":
+        if self.n_per_class < self.n_folds:
+            raise ValueError(f"n_per_class={self.n_per_class} must be >= n_folds={self.n_folds} (every fold holds every class)")
+        return self
+
 
 class AudioDataParams(_Section):
     """Where the audio comes from and how bad files are treated."""
@@ -120,5 +126,6 @@ class ReportParams(_Section):
     """What the evaluation plots show."""
 
     n_examples: int = Field(4, ge=1)
+    normal_class: str | None = None  # set: report sensitivity/specificity/ICBHI score against it
     latency_batch: int = Field(1, ge=1)
     latency_repeats: int = Field(20, ge=1)
