@@ -72,7 +72,7 @@ def run_project(folder: Path, params: dict, workers: int) -> dict:
     fp = FeatureParams(**{**params, "workers": workers})
     t0 = time.perf_counter()
     index, quality = nodes.index_audio(str(folder), AudioDataParams(source="generic"))
-    feats, _ = nodes.compute_logmel(index, quality, fp, AudioDataParams(source="generic"))
+    feats, _ = nodes.compute_logmel(index, quality, fp, "fail")
     splits = nodes.split_dataset(feats, SplitParams())
     data = nodes.make_model_input(feats, splits, nodes.fit_normalisation(feats, splits))
     return {"seconds": time.perf_counter() - t0, "clips": len(data["X_all"]), "peak_mb": _peak_mb()}

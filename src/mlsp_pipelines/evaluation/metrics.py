@@ -39,3 +39,16 @@ def confusion_frame(cm: np.ndarray, classes: list[str]) -> pd.DataFrame:
     df = pd.DataFrame(cm, columns=list(classes))
     df.insert(0, "actual", list(classes))
     return df
+
+
+def icbhi_scores(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], normal: str) -> dict:
+    """ICBHI 2017 challenge metrics: sensitivity = abnormal cycles given their exact class /
+    abnormal cycles, specificity = normal cycles predicted normal / normal cycles, score = mean."""
+    if normal not in classes:
+        raise ValueError(f"report.normal_class={normal!r} is not one of the classes {classes}")
+    k = classes.index(normal)
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    abnormal = y_true != k
+    se = float((y_pred[abnormal] == y_true[abnormal]).mean()) if abnormal.any() else 0.0
+    sp = float((y_pred[~abnormal] == k).mean()) if (~abnormal).any() else 0.0
+    return {"sensitivity": se, "specificity": sp, "icbhi_score": (se + sp) / 2}

@@ -28,10 +28,10 @@ def index_audio(folder: str, data: AudioDataParams) -> tuple[pd.DataFrame, dict]
 
 
 def compute_logmel(
-    index: pd.DataFrame, quality: dict, features: FeatureParams, data: AudioDataParams
+    index: pd.DataFrame, quality: dict, features: FeatureParams, on_bad_file: str
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Log-mel for every indexed clip (parallel); undecodable clips fail or are skipped and reported."""
-    X, keep, errors = extract_logmel(index, features, on_bad_file=data.on_bad_file)
+    X, keep, errors = extract_logmel(index, features, on_bad_file=on_bad_file)
     kept = index[keep].reset_index(drop=True)
     if kept.empty:
         raise ValueError("no clip could be decoded; see the warnings above")

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from mlsp_pipelines.datasets.files import CheckpointStore
 from mlsp_pipelines.evaluation import plots
-from mlsp_pipelines.evaluation.metrics import classification_report, confusion_frame, confusion_matrix
+from mlsp_pipelines.evaluation.metrics import classification_report, confusion_frame, confusion_matrix, icbhi_scores
 from mlsp_pipelines.models import build_model, count_parameters
 from mlsp_pipelines.params import ModelSpec, ReportParams, SplitParams, TrainParams
 from mlsp_pipelines.training.loop import fingerprint, fit, predict
@@ -90,6 +90,8 @@ def evaluate_classifier(
     pred = probs.argmax(-1)
     classes = bundle["classes"]
     rep = classification_report(y.numpy(), pred, classes)
+    if report.normal_class is not None:
+        rep.update(icbhi_scores(y.numpy(), pred, classes, report.normal_class))
     cm = confusion_matrix(y.numpy(), pred, len(classes))
     metrics = {
         "model": bundle["arch"], **{k: v for k, v in rep.items()},
