@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from mlsp_pipelines import config
+from mlsp_pipelines import config, lineage
 from mlsp_pipelines.tracking import (
     RunTracker,
     artifact_root_for,
@@ -68,8 +69,8 @@ class MlflowHook:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        if not self.mlflow_conf.get("enabled", True):
-            return
+        if not self.mlflow_conf.get("enabled", True) or int(os.environ.get("RANK", "0")) != 0:
+            return  # under torchrun only rank 0 talks to MLflow
         uri = resolve_tracking_uri(self.mlflow_conf.get("tracking_uri"), self.root)
         check_reachable(uri)
         names = run_params.get("pipeline_names")
@@ -87,9 +88,17 @@ class MlflowHook:
             "command": command_line(),
             **git,
         }
-        run_id = self.tracker.start(f"{experiment}-{run_params.get('run_id')}", tags)
         section = self.params.get(experiment, {})
+        record = lineage.collect(self.root, experiment, section, git, tags["command"])
+        tags.update({
+            "python_version": record["python"],
+            "params_digest": record["params_digest"],
+            **{f"pkg.{k}": v for k, v in record["packages"].items()},
+            **{f"data.{k}": v for k, v in record["data_versions"].items()},
+        })
+        run_id = self.tracker.start(f"{experiment}-{run_params.get('run_id')}", tags)
         self.tracker.log_params(run_id, flatten(section))
+        self.tracker.client.log_dict(run_id, record, "lineage.json")
         logger.info("MLflow run %s in experiment '%s' at %s", run_id, experiment, uri)
         self._tags = tags
 

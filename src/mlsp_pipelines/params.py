@@ -99,6 +99,7 @@ class TrainParams(_Section):
     device: str = "cpu"  # "cpu", "cuda", "auto"
     num_threads: int | None = Field(None, ge=1)
     resume: bool = True  # resume from the last checkpoint of an interrupted run
+    distributed: Literal["auto", "off"] = "auto"  # auto: DistributedDataParallel when run under torchrun
     progress: bool = True  # per-epoch progress bar (also off with MLSP_PROGRESS=0)
 
 

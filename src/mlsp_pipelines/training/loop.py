@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +31,53 @@ from mlsp_pipelines.progress import progress
 logger = logging.getLogger(__name__)
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place in a (possibly single-process) data-parallel job."""
+
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(mode: str, device: torch.device) -> World:
+    """Join the ``torchrun`` process group when launched by it (``WORLD_SIZE`` > 1) and
+    ``mode`` is ``auto``; gloo on CPU, NCCL on GPUs. Single process otherwise."""
+    import torch.distributed as dist
+
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if mode == "off" or size <= 1:
+        return World()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", init_method="env://")
+    return World(rank=dist.get_rank(), size=dist.get_world_size())
+
+
+def _reduce_sums(values: list[float], world: World) -> list[float]:
+    """Sum per-rank partial sums across ranks (identity for one process)."""
+    if world.size == 1:
+        return values
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.tolist()
+
+
+def _shard_order(n: int, seed: int, epoch: int, world: World, shuffle: bool) -> Tensor:
+    """This rank's sample indices for an epoch, from ``DistributedSampler`` (which, with one
+    replica, is a seeded permutation). Rank r takes every world-th index, so the union of the
+    ranks' k-th batches is exactly the single-process k-th batch of the same global size."""
+    from torch.utils.data import DistributedSampler
+
+    sampler = DistributedSampler(range(n), num_replicas=world.size, rank=world.rank, shuffle=shuffle, seed=seed)
+    sampler.set_epoch(epoch)
+    return torch.tensor(list(sampler), dtype=torch.long)
 
 
 def seed_everything(seed: int) -> None:
@@ -88,9 +136,8 @@ class FitResult:
 
 
 def _batches(tensors: Sequence[Tensor], batch_size: int, order: Tensor | None) -> list[tuple[Tensor, ...]]:
-    n = len(tensors[0])
-    idx = order if order is not None else torch.arange(n)
-    return [tuple(t[idx[i : i + batch_size]] for t in tensors) for i in range(0, n, batch_size)]
+    idx = order if order is not None else torch.arange(len(tensors[0]))
+    return [tuple(t[idx[i : i + batch_size]] for t in tensors) for i in range(0, len(idx), batch_size)]
 
 
 def _run_epoch(
@@ -106,8 +153,10 @@ def _run_epoch(
     order: Tensor | None = None,
     bar_desc: str = "",
     show_progress: bool = False,
+    world: World = World(),
 ) -> dict[str, float]:
-    """One pass over ``data``; trains when an optimiser is given. Returns mean loss (and accuracy)."""
+    """One pass over ``data``; trains when an optimiser is given. Returns mean loss (and
+    accuracy) over all ranks' samples."""
     train = optimizer is not None
     model.train(train)
     total_loss, total_n, correct, counted = 0.0, 0, 0.0, 0
@@ -134,6 +183,7 @@ def _run_epoch(
                 counted += k
             bar.update()
     bar.close()
+    total_loss, total_n, correct, counted = _reduce_sums([total_loss, total_n, correct, counted], world)
     metrics = {"loss": total_loss / max(total_n, 1)}
     if classify:
         metrics["acc"] = correct / max(counted, 1)
@@ -165,7 +215,20 @@ def fit(
     if params.num_threads:
         torch.set_num_threads(params.num_threads)
     device = resolve_device(params.device)
+    world = init_distributed(params.distributed, device)
+    if world.size > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     model.to(device)
+    net: nn.Module = model
+    if world.size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        batch_size = max(1, params.batch_size // world.size)  # batch_size is the global batch
+    else:
+        batch_size = params.batch_size
+    if not world.is_main:
+        checkpoint = None  # rank 0 writes checkpoints; the others only compute
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
 
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
@@ -192,14 +255,16 @@ def fit(
     epoch = start_epoch
     for epoch in range(start_epoch + 1, params.epochs + 1):
         t0 = time.perf_counter()
-        order = torch.randperm(len(train[0]), generator=torch.Generator().manual_seed(params.seed * 100_003 + epoch))
+        order = _shard_order(len(train[0]), params.seed, epoch, world, shuffle=True)
         tr = _run_epoch(
-            model, train, loss_fn=loss_fn, classify=classify, batch_size=params.batch_size, device=device,
-            optimizer=optimizer, grad_clip=params.grad_clip, order=order,
-            bar_desc=f"{desc} {epoch}/{params.epochs}", show_progress=params.progress,
+            net, train, loss_fn=loss_fn, classify=classify, batch_size=batch_size, device=device,
+            optimizer=optimizer, grad_clip=params.grad_clip, order=order, world=world,
+            bar_desc=f"{desc} {epoch}/{params.epochs}", show_progress=params.progress and world.is_main,
         )
         va = (
-            _run_epoch(model, val, loss_fn=loss_fn, classify=classify, batch_size=params.batch_size, device=device)
+            _run_epoch(net, val, loss_fn=loss_fn, classify=classify, batch_size=batch_size, device=device,
+                       order=_shard_order(len(val[0]), params.seed, epoch, world, shuffle=False) if world.size > 1 else None,
+                       world=world)
             if val is not None and len(val[0])
             else tr
         )
@@ -216,11 +281,12 @@ def fit(
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             bad_epochs += 1
-        logger.info(
-            "%s epoch %d/%d  train_loss %.4f  val_loss %.4f%s",
-            desc, epoch, params.epochs, tr["loss"], va["loss"],
-            f"  val_acc {va['acc']:.3f}" if classify else "",
-        )
+        if world.is_main:
+            logger.info(
+                "%s epoch %d/%d  train_loss %.4f  val_loss %.4f%s",
+                desc, epoch, params.epochs, tr["loss"], va["loss"],
+                f"  val_acc {va['acc']:.3f}" if classify else "",
+            )
         if checkpoint is not None:
             checkpoint.save(
                 {
