@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 PARAM_VALUE_MAX = 6000
 # Node outputs (by the last part of their dataset name) that go to MLflow besides figures and models.
 METRIC_OUTPUTS = ("metrics", "cv_metrics", "data_quality")
-TABLE_OUTPUTS = ("leaderboard", "leaderboard_md", "predictions", "confusion_matrix")
+TABLE_OUTPUTS = ("leaderboard", "leaderboard_md", "predictions", "confusion_matrix", "sweep_trials")
 
 
 class TrackingUnavailableError(RuntimeError):
@@ -181,6 +181,19 @@ class RunTracker:
         for i in range(0, len(items), 500):
             self.client.log_batch(run_id, metrics=items[i : i + 500])
 
+    def log_trials(self, parent_id: str, trials: Any) -> None:
+        """One nested run per hyper-parameter trial (``param.*`` → params, ``metric.*`` → metrics)."""
+        parent = self.client.get_run(parent_id)
+        tags = {k: v for k, v in parent.data.tags.items() if not k.startswith("mlflow.")}
+        for row in trials.to_dict("records"):
+            run = self.client.create_run(
+                self.experiment_id, run_name=f"trial-{row['trial']}",
+                tags={**tags, "mlflow.parentRunId": parent_id, "sweep_trial": str(row["trial"])},
+            )
+            self.log_params(run.info.run_id, {k[6:]: v for k, v in row.items() if k.startswith("param.")})
+            self.log_metrics(run.info.run_id, {k[7:]: v for k, v in row.items() if k.startswith("metric.")})
+            self.children[f"trial-{row['trial']}"] = run.info.run_id
+
     def log_output(self, run_id: str, name: str, value: Any) -> None:
         """Log one node output by its type and short name (see module docstring); others are skipped."""
         import json
@@ -193,6 +206,13 @@ class RunTracker:
             self.client.log_figure(run_id, value, f"plots/{short}.png")
         elif isinstance(value, pd.DataFrame) and short == "history":
             self.log_history(run_id, value.drop(columns="epoch", errors="ignore").to_dict("list"))
+        elif isinstance(value, pd.DataFrame) and short == "sweep_trials":
+            self.log_trials(run_id, value)
+        elif isinstance(value, dict) and short == "sweep_best":
+            self.log_params(run_id, {f"best.{k}": v for k, v in value["params"].items()})
+            self.log_metrics(run_id, {"best_value": value["value"], **{f"best_{k}": v for k, v in value["metrics"].items()}})
+            self.client.set_tag(run_id, "best_trial", str(value["trial"]))
+            self.client.log_dict(run_id, value, "reports/sweep_best.json")
         elif isinstance(value, pd.DataFrame) and short in TABLE_OUTPUTS:
             self.client.log_text(run_id, value.to_csv(index=False), f"tables/{short}.csv")
         elif isinstance(value, str) and short in TABLE_OUTPUTS:

@@ -8,7 +8,7 @@ from typing import Any
 from kedro.pipeline import Pipeline, node
 
 from mlsp_pipelines.config import graph_params, section
-from mlsp_pipelines.modular import audio, classifier, report
+from mlsp_pipelines.modular import audio, classifier, report, sweep
 
 from . import nodes
 
@@ -32,6 +32,9 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
     train = audio.create_model_input_pipeline(TASK)
     for arch in archs:
         train += classifier.create_pipeline(TASK, arch, cv=cv)
+    search = section(params, f"{TASK}.sweep", {}) or {}
+    if search.get("enabled"):
+        train += sweep.create_pipeline(TASK, search.get("model", "cnn"))
     train = Pipeline(train, namespace=TASK)
     if archs:
         train += report.create_pipeline(TASK, archs, cv=cv, sort_by="icbhi_score")
