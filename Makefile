@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export KEDRO_DISABLE_TELEMETRY := 1
 
-.PHONY: install run test repro bench mlflow-ui clean
+.PHONY: install run test repro bench mlflow-ui clean reproduce
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,6 @@ mlflow-ui: install      ## browse and compare runs at http://127.0.0.1:5000
 clean:                  ## remove generated data, runs and caches (keeps .venv)
 	rm -rf data/0*/* data/08_reporting/* mlflow.db mlartifacts .pytest_cache
 	git checkout -- data 2>/dev/null || true
+
+reproduce: install      ## rebuild a past run from its lineage record: make reproduce RUN=<mlflow run id>
+	$(BIN)/python -m mlsp_pipelines.reproduce $(RUN)

@@ -90,6 +90,10 @@ class MlflowHook:
         }
         section = self.params.get(experiment, {})
         record = lineage.collect(self.root, experiment, section, git, tags["command"])
+        record.update(pipelines=names or ["__default__"], env=run_params.get("env"),
+                      runtime_params=run_params.get("runtime_params") or {})
+        if os.environ.get("MLSP_REPRODUCES"):
+            tags["reproduces"] = os.environ["MLSP_REPRODUCES"]
         tags.update({
             "python_version": record["python"],
             "params_digest": record["params_digest"],

@@ -1,0 +1,135 @@
+"""Rebuild a past run from its lineage record and say whether the metrics match.
+
+``python -m mlsp_pipelines.reproduce <mlflow run id>`` (or ``make reproduce RUN=<id>``):
+
+1. reads the run (or its parent, for a nested model run) and its ``lineage.json``;
+2. checks out the recorded git commit into a temporary worktree (the current tree when the
+   commit is unknown) and puts its ``src/`` first on ``PYTHONPATH``;
+3. writes the recorded, fully resolved parameters over ``conf/base/parameters_<pipeline>.yml``
+   there and runs ``kedro run`` with the recorded pipelines, environment and runtime parameters,
+   logging to the same tracking store with tag ``reproduces=<run id>``;
+4. compares every model's quality metrics (timings excluded) with the original run's and exits
+   0 when all match, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlsp_pipelines.config import project_root
+from mlsp_pipelines.tracking import resolve_tracking_uri
+
+logger = logging.getLogger("mlsp_pipelines.reproduce")
+
+TIMING_METRICS = {"train_seconds", "latency_ms_per_clip", "words_per_second", "seconds"}
+
+
+def _flatten_runtime(d: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else k
+        out += _flatten_runtime(v, key) if isinstance(v, dict) else [f"{key}={json.dumps(v) if isinstance(v, list) else v}"]
+    return out
+
+
+def _model_metrics(client: Any, parent_id: str, experiment_id: str) -> dict[str, dict[str, float]]:
+    runs = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+    return {
+        r.data.tags.get("architecture", r.info.run_name): {
+            k: v for k, v in r.data.metrics.items() if k not in TIMING_METRICS
+        }
+        for r in runs
+        if "architecture" in r.data.tags
+    }
+
+
+def _checkout(root: Path, commit: str, dest: Path) -> Path:
+    """A detached worktree of ``commit`` (a copy of the current tree when git cannot provide it)."""
+    ok = commit not in ("", "unknown") and subprocess.run(
+        ["git", "worktree", "add", "--detach", str(dest), commit], cwd=root, capture_output=True, text=True
+    ).returncode == 0
+    if not ok:
+        logger.warning("commit %s not available; reproducing with the current code", commit or "unknown")
+        shutil.copytree(root, dest, ignore=shutil.ignore_patterns(".venv", "data", "mlflow.db*", "mlartifacts", ".git"))
+    for sub in ("data",):
+        (dest / sub).mkdir(exist_ok=True)
+    return dest
+
+
+def reproduce(run_id: str, *, root: Path | None = None, tolerance: float = 1e-9) -> bool:
+    """Re-run ``run_id`` from its lineage record; True when every model's metrics match."""
+    from mlflow.tracking import MlflowClient
+
+    root = root or project_root()
+    uri = resolve_tracking_uri(None, root)
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(run_id)
+    parent_id = run.data.tags.get("mlflow.parentRunId") or run_id
+    parent = client.get_run(parent_id) if parent_id != run_id else run
+    with tempfile.TemporaryDirectory() as tmp:
+        record = json.loads(Path(client.download_artifacts(parent_id, "lineage.json", tmp)).read_text())
+    experiment = parent.data.tags["pipeline"]
+    if record["git"].get("git_dirty") == "true":
+        logger.warning("run %s was made from a tree with uncommitted changes; they cannot be restored", parent_id)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = _checkout(root, record["git"].get("git_commit", ""), Path(tmp) / "tree")
+        try:
+            params_file = work / "conf" / "base" / f"parameters_{experiment}.yml"
+            params_file.write_text(yaml.safe_dump({experiment: record["params"]}, sort_keys=False))
+            env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLSP_REPRODUCES": parent_id, "MLSP_PROGRESS": "0",
+                   "KEDRO_DISABLE_TELEMETRY": "1"}
+            if (work / "src").is_dir():
+                env["PYTHONPATH"] = os.pathsep.join([str(work / "src"), env.get("PYTHONPATH", "")])
+            cmd = [sys.executable, "-m", "kedro", "run", f"--pipelines={','.join(record['pipelines'])}"]
+            if record.get("env"):
+                cmd.append(f"--env={record['env']}")
+            runtime = _flatten_runtime(record.get("runtime_params") or {})
+            if runtime:
+                cmd.append("--params=" + ",".join(runtime))
+            logger.info("reproducing %s: %s (in %s)", parent_id, " ".join(cmd), work)
+            subprocess.run(cmd, cwd=work, env=env, check=True)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(work)], cwd=root, capture_output=True)
+
+    new = client.search_runs([parent.info.experiment_id], filter_string=f"tags.reproduces = '{parent_id}'",
+                             order_by=["attributes.start_time DESC"], max_results=1)
+    if not new:
+        raise RuntimeError(f"the reproduction of {parent_id} left no MLflow run")
+    old_m = _model_metrics(client, parent_id, parent.info.experiment_id)
+    new_m = _model_metrics(client, new[0].info.run_id, parent.info.experiment_id)
+    all_ok = bool(old_m) and set(old_m) == set(new_m)
+    print(f"{'model':<16}{'metric':<24}{'original':>14}{'reproduced':>14}  match")
+    for model in sorted(old_m):
+        for key, old in sorted(old_m[model].items()):
+            rep = new_m.get(model, {}).get(key, math.nan)
+            ok = math.isclose(old, rep, rel_tol=tolerance, abs_tol=tolerance)
+            all_ok &= ok
+            print(f"{model:<16}{key:<24}{old:>14.6g}{rep:>14.6g}  {'yes' if ok else 'NO'}")
+    print(f"reproduction of {parent_id} as {new[0].info.run_id}: {'metrics match' if all_ok else 'METRICS DIFFER'}")
+    return all_ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Rebuild a past MLflow run from its lineage and compare metrics.")
+    ap.add_argument("run_id")
+    ap.add_argument("--tolerance", type=float, default=1e-9)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return 0 if reproduce(args.run_id, tolerance=args.tolerance) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
