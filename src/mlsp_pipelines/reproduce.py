@@ -63,7 +63,7 @@ def _checkout(root: Path, commit: str, dest: Path) -> Path:
     if not ok:
         logger.warning("commit %s not available; reproducing with the current code", commit or "unknown")
         shutil.copytree(root, dest, ignore=shutil.ignore_patterns(".venv", "data", "mlflow.db*", "mlartifacts", ".git"))
-    for sub in ("data",):
+    for sub in ("data", "src"):  # git keeps no empty folders; kedro wants both
         (dest / sub).mkdir(exist_ok=True)
     return dest
 
@@ -104,21 +104,23 @@ def reproduce(run_id: str, *, root: Path | None = None, tolerance: float = 1e-9)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(work)], cwd=root, capture_output=True)
 
-    new = client.search_runs([parent.info.experiment_id], filter_string=f"tags.reproduces = '{parent_id}'",
-                             order_by=["attributes.start_time DESC"], max_results=1)
+    new = [r for r in client.search_runs([parent.info.experiment_id], filter_string=f"tags.reproduces = '{parent_id}'",
+                                         order_by=["attributes.start_time DESC"])
+           if "mlflow.parentRunId" not in r.data.tags][:1]
     if not new:
         raise RuntimeError(f"the reproduction of {parent_id} left no MLflow run")
     old_m = _model_metrics(client, parent_id, parent.info.experiment_id)
     new_m = _model_metrics(client, new[0].info.run_id, parent.info.experiment_id)
     all_ok = bool(old_m) and set(old_m) == set(new_m)
-    print(f"{'model':<16}{'metric':<24}{'original':>14}{'reproduced':>14}  match")
+    logger.info("%-16s%-36s%14s%14s  match", "model", "metric", "original", "reproduced")
     for model in sorted(old_m):
         for key, old in sorted(old_m[model].items()):
             rep = new_m.get(model, {}).get(key, math.nan)
             ok = math.isclose(old, rep, rel_tol=tolerance, abs_tol=tolerance)
             all_ok &= ok
-            print(f"{model:<16}{key:<24}{old:>14.6g}{rep:>14.6g}  {'yes' if ok else 'NO'}")
-    print(f"reproduction of {parent_id} as {new[0].info.run_id}: {'metrics match' if all_ok else 'METRICS DIFFER'}")
+            logger.info("%-16s%-36s%14.6g%14.6g  %s", model, key, old, rep, "yes" if ok else "NO")
+    logger.info("reproduction of %s as %s: %s", parent_id, new[0].info.run_id,
+                "metrics match" if all_ok else "METRICS DIFFER")
     return all_ok
 
 

@@ -46,7 +46,13 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
             old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
             old.rmdir()
             os.replace(target, old)
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            if old is not None:  # put the previous folder back before giving up
+                os.replace(old, target)
+                old = None
+            raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:

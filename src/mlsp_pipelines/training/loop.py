@@ -104,6 +104,14 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def array_digest(a: np.ndarray | Tensor) -> str:
+    """Content hash of an array: a checkpoint is only resumed on the very data it was trained on."""
+    arr = a.numpy() if isinstance(a, Tensor) else np.asarray(a)
+    h = hashlib.sha256(str((arr.shape, arr.dtype.str)).encode())
+    h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:16]
+
+
 def classification_loss(out: Tensor, target: Tensor) -> Tensor:
     """Cross-entropy for (B, C) or per-step (B, T, C) logits; target ``-100`` is ignored (padding)."""
     return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1), ignore_index=-100)
@@ -251,9 +259,10 @@ def fit(
         torch.set_rng_state(state["rng_state"])
         logger.info("%s: resuming after epoch %d from %s", desc, start_epoch, checkpoint.path)
 
-    stopped_early = False
+    # a run that died after its early-stopping checkpoint but before clean-up has nothing left to do
+    stopped_early = params.patience is not None and bad_epochs >= params.patience
     epoch = start_epoch
-    for epoch in range(start_epoch + 1, params.epochs + 1):
+    for epoch in range(start_epoch + 1, (start_epoch if stopped_early else params.epochs) + 1):
         t0 = time.perf_counter()
         order = _shard_order(len(train[0]), params.seed, epoch, world, shuffle=True)
         tr = _run_epoch(

@@ -16,7 +16,7 @@ from mlsp_pipelines.evaluation import plots
 from mlsp_pipelines.evaluation.metrics import classification_report, confusion_frame, confusion_matrix, icbhi_scores
 from mlsp_pipelines.models import build_model, count_parameters
 from mlsp_pipelines.params import ModelSpec, ReportParams, SplitParams, TrainParams
-from mlsp_pipelines.training.loop import fingerprint, fit, predict
+from mlsp_pipelines.training.loop import array_digest, fingerprint, fit, predict
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def _fit_one(data: dict, model: ModelSpec, train: TrainParams, checkpoints: Chec
     net = build_model(model.arch, in_features=data["X_train"].shape[-1], out_features=len(data["classes"]),
                       **model.kwargs)
     config_hash = fingerprint(model.model_dump(), tp.model_dump(exclude={"progress", "resume"}),
-                              [data[f"X_{s}"].shape for s in splits], data["classes"])
+                              [array_digest(data[f"{a}_{s}"]) for s in splits for a in ("X", "y")], data["classes"])
     result = fit(net, _tensors(data, splits[0]), _tensors(data, splits[1]), params=tp, task="classification",
                  checkpoint=checkpoints, config_hash=config_hash, desc=desc or model.arch)
     return net, result

@@ -1,0 +1,107 @@
+"""Invalid parameters stop a run before any work, with an error that names the key at fault."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from omegaconf import OmegaConf
+from pydantic import ValidationError
+
+from mlsp_pipelines.params import FeatureParams, ModelSpec, SplitParams, TrainParams
+
+
+def cli_params(*items: str) -> dict[str, Any]:
+    """``--params a.b=1,c=[x,y]`` as the Kedro CLI turns it into runtime parameters (a nested dict)."""
+    return OmegaConf.to_container(OmegaConf.from_dotlist(list(items)))
+
+
+def run_expecting_error(path: Path, kedro_run, *items: str) -> str:  # type: ignore[no-untyped-def]
+    with pytest.raises(Exception) as exc:
+        kedro_run(path, ["asc"], runtime_params=cli_params(*items))
+    return str(exc.value)
+
+
+def assert_no_work_done(path: Path) -> None:
+    data_files = [p for p in (path / "data").rglob("*") if p.is_file()] if (path / "data").exists() else []
+    assert data_files == [], f"files written before the parameter error: {data_files}"
+    db = path / "mlflow.db"
+    if db.exists():  # no MLflow run was started for a run that never began
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+        assert [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])] == []
+
+
+def test_negative_n_mels_fails_before_any_work(project_copy: Path, kedro_run) -> None:  # type: ignore[no-untyped-def]
+    msg = run_expecting_error(project_copy, kedro_run, "asc.features.n_mels=-3")
+    assert "asc.features" in msg and "n_mels" in msg
+    assert "greater than 0" in msg
+    assert_no_work_done(project_copy)
+
+
+def test_typo_in_a_key_is_named(project_copy: Path, kedro_run) -> None:  # type: ignore[no-untyped-def]
+    msg = run_expecting_error(project_copy, kedro_run, "asc.train.epoch=3")
+    assert "asc.train" in msg and "epoch" in msg and "Extra inputs are not permitted" in msg
+    assert_no_work_done(project_copy)
+
+
+def test_unknown_architecture_is_named_with_choices(project_copy: Path, kedro_run) -> None:  # type: ignore[no-untyped-def]
+    msg = run_expecting_error(project_copy, kedro_run, "asc.models.cnn.arch=resnet9000")
+    assert "asc.models.cnn" in msg and "resnet9000" in msg
+    for choice in ("attn_lstm", "cnn", "crnn", "mlp", "transformer"):
+        assert choice in msg
+    assert_no_work_done(project_copy)
+
+
+def test_unknown_model_kwarg_is_named(project_copy: Path, kedro_run) -> None:  # type: ignore[no-untyped-def]
+    msg = run_expecting_error(project_copy, kedro_run, "asc.models.attn_lstm.kwargs.hidden=8")
+    assert "asc.models.attn_lstm" in msg and "'hidden'" in msg and "hidden_size" in msg
+    assert_no_work_done(project_copy)
+
+
+def test_architecture_without_model_entry(project_copy: Path, kedro_run) -> None:  # type: ignore[no-untyped-def]
+    msg = run_expecting_error(project_copy, kedro_run, "asc.architectures=[cnn,wavenet]")
+    assert "asc.architectures" in msg and "wavenet" in msg and "asc.models" in msg
+    assert_no_work_done(project_copy)
+
+
+def test_fmax_above_nyquist(project_copy: Path, kedro_run) -> None:  # type: ignore[no-untyped-def]
+    # conf/test uses sr 8000, so sr/2 = 4000
+    msg = run_expecting_error(project_copy, kedro_run, "asc.features.fmax=5000")
+    assert "asc.features" in msg and "fmax=5000" in msg and "4000" in msg
+    assert_no_work_done(project_copy)
+
+
+# -- the parameter models themselves (no session) ------------------------------------------------------
+def test_feature_params_checks() -> None:
+    FeatureParams(sr=8000, fmax=4000.0, n_fft=256, hop_length=128)  # the boundary sr/2 is allowed
+    with pytest.raises(ValidationError, match="hop_length"):
+        FeatureParams(n_fft=256, hop_length=512)
+    with pytest.raises(ValidationError, match="fmin"):
+        FeatureParams(sr=8000, fmin=4000.0, fmax=None)
+    with pytest.raises(ValidationError, match="fmax"):
+        FeatureParams(fmin=500.0, fmax=400.0)
+    with pytest.raises(ValidationError, match="crop"):
+        FeatureParams(crop="end")
+    with pytest.raises(ValidationError, match="frozen"):
+        FeatureParams().n_mels = 3  # type: ignore[misc]
+
+
+def test_split_and_train_params_ranges() -> None:
+    with pytest.raises(ValidationError, match="test_fraction"):
+        SplitParams(test_fraction=1.0)
+    with pytest.raises(ValidationError, match="epochs"):
+        TrainParams(epochs=0)
+    with pytest.raises(ValidationError, match="grad_clip"):
+        TrainParams(grad_clip=0)
+    assert TrainParams(grad_clip=None, patience=None).grad_clip is None
+
+
+def test_model_spec_train_overrides() -> None:
+    spec = ModelSpec(arch="transformer", kwargs={"d_model": 16, "n_heads": 2}, train={"lr": 0.0005})
+    merged = spec.train_params(TrainParams(lr=0.01, epochs=7))
+    assert merged.lr == 0.0005 and merged.epochs == 7
+    with pytest.raises(ValidationError, match="lrate"):
+        ModelSpec(arch="cnn", train={"lrate": 0.1})
