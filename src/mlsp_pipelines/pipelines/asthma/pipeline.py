@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from kedro.pipeline import Pipeline, node
+from kedro.pipeline import Pipeline
 
-from mlsp_pipelines.config import graph_params, section
-from mlsp_pipelines.modular import audio, classifier, report, sweep
+from mlsp_pipelines.config import graph_params
+from mlsp_pipelines.modular.audio_task import create_task_pipelines
 
 from . import nodes
 
@@ -17,28 +17,9 @@ TASK = "asthma"
 
 def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline]:
     """``asthma`` and its DVC slices; architectures and data source come from parameters."""
-    params = graph_params() if params is None else params
-    archs = list(section(params, f"{TASK}.architectures", []) or [])
-    cv = bool(section(params, f"{TASK}.split.cv", False))
-    models = section(params, f"{TASK}.models", {}) or {}
-    missing = [a for a in archs if a not in models]
-    if missing:
-        raise ValueError(f"{TASK}.architectures lists {missing} but {TASK}.models has no entry for them")
-    data = Pipeline([])
-    if section(params, f"{TASK}.data.source", "synthetic") == "synthetic":
-        data = Pipeline([node(nodes.synthesise_respiratory, "params:synth", "raw_audio", name="synthesise_respiratory")],
-                        namespace=TASK, tags=[f"{TASK}_data"])
-    features = Pipeline(audio.create_pipeline(TASK, index_func=nodes.index_cycles), namespace=TASK)
-    train = audio.create_model_input_pipeline(TASK)
-    for arch in archs:
-        train += classifier.create_pipeline(TASK, arch, cv=cv)
-    search = section(params, f"{TASK}.sweep", {}) or {}
-    if search.get("enabled"):
-        train += sweep.create_pipeline(TASK, search.get("model", "cnn"))
-    train = Pipeline(train, namespace=TASK)
-    if archs:
-        train += report.create_pipeline(TASK, archs, cv=cv, sort_by="icbhi_score")
-    return {TASK: data + features + train, f"{TASK}_data": data, f"{TASK}_features": features, f"{TASK}_train": train}
+    return create_task_pipelines(TASK, graph_params() if params is None else params,
+                                 synthesise=nodes.synthesise_respiratory, index_func=nodes.index_cycles,
+                                 sort_by="icbhi_score")
 
 
 def create_pipeline(**kwargs: Any) -> Pipeline:
