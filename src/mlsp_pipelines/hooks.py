@@ -36,6 +36,21 @@ def experiment_name(pipeline_names: list[str] | None) -> str:
     return name
 
 
+def _interrupt_on_sigterm() -> None:
+    """Turn SIGTERM (``kill``, schedulers, ``dvc exp`` cancelling) into KeyboardInterrupt, so an
+    interrupted run is closed as KILLED in MLflow and temporary files are cleaned up."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def _raise(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _raise)
+
+
 class GraphParamsHook:
     """Hands the run's resolved parameters to the pipeline registry before it builds pipelines."""
 
@@ -100,6 +115,7 @@ class MlflowHook:
             **{f"pkg.{k}": v for k, v in record["packages"].items()},
             **{f"data.{k}": v for k, v in record["data_versions"].items()},
         })
+        _interrupt_on_sigterm()
         run_id = self.tracker.start(f"{experiment}-{run_params.get('run_id')}", tags)
         self.tracker.log_params(run_id, flatten(section))
         self.tracker.client.log_dict(run_id, record, "lineage.json")
