@@ -92,6 +92,7 @@ class TrainParams(_Section):
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0)
+    optimizer: Literal["adamw", "adam", "sgd", "sparse_adam"] = "adamw"
     weight_decay: float = Field(0.0, ge=0)
     grad_clip: float | None = Field(5.0, gt=0)
     patience: int | None = Field(5, ge=1)  # early stopping on validation loss

@@ -21,6 +21,7 @@ from mlsp_pipelines.models import (  # noqa: F401  isort: skip
     mlp,
     recurrent,
     transformer,
+    word2vec,
 )
 
 __all__ = [

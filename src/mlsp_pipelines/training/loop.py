@@ -129,6 +129,19 @@ def _accuracy(out: Tensor, target: Tensor) -> tuple[float, int]:
     return float((pred[mask] == tgt[mask]).sum()), int(mask.sum())
 
 
+def make_optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimizer:
+    """AdamW (default), Adam, SGD with momentum, or SparseAdam for sparse embedding gradients."""
+    if params.optimizer == "sparse_adam":
+        if params.weight_decay or params.grad_clip:
+            raise ValueError("train.optimizer=sparse_adam supports neither weight_decay nor grad_clip; set them to 0/null")
+        return torch.optim.SparseAdam(list(model.parameters()), lr=params.lr)
+    if params.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=params.lr, momentum=0.9, weight_decay=params.weight_decay)
+    if params.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+
+
 @dataclass
 class FitResult:
     """What training produced: best weights, per-epoch history and bookkeeping."""
@@ -237,7 +250,7 @@ def fit(
         batch_size = params.batch_size
     if not world.is_main:
         checkpoint = None  # rank 0 writes checkpoints; the others only compute
-    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    optimizer = make_optimizer(model, params)
 
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
     if classify:

@@ -1,0 +1,266 @@
+"""Nodes of the ``word2vec`` pipeline: preprocess → train (shared loop) → export → evaluate → report."""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+
+from mlsp_pipelines.datasets.files import CheckpointStore
+from mlsp_pipelines.features import text
+from mlsp_pipelines.models import build_model, count_parameters, model_config
+from mlsp_pipelines.modular.report.nodes import to_markdown
+from mlsp_pipelines.params import ModelSpec, TrainParams
+from mlsp_pipelines.training.loop import fingerprint, fit
+
+from . import evaluation as ev
+from .params import BaselineParams, EmbeddingParams, EvaluationParams, TextPreprocessParams
+
+logger = logging.getLogger(__name__)
+
+#: Registry architectures this pipeline trains, and which examples of ``training_data`` each uses.
+ARCH_INPUTS = {"word2vec_sg": ("sg_centre", "sg_context"), "word2vec_cbow": ("cbow_context", "cbow_centre")}
+
+
+# -- data ------------------------------------------------------------------------------------------
+def preprocess_corpus(corpus: list[str], preprocess: TextPreprocessParams) -> tuple[dict, pd.DataFrame, dict]:
+    """Tokens → vocabulary (``min_count``) → sub-sampled skip-gram pairs and CBOW windows.
+
+    Returns the training examples (one ``.npz``), the vocabulary table (word, count, keep
+    probability, noise probability) and corpus statistics (``data_quality``).
+    """
+    source = getattr(corpus, "source", "corpus")
+    t0 = time.perf_counter()
+    docs = text.tokenize_documents(corpus, pattern=preprocess.token_pattern, lowercase=preprocess.lowercase,
+                                   min_length=preprocess.min_token_length)
+    n_tokens = sum(map(len, docs))
+    if n_tokens == 0:
+        raise ValueError(f"text corpus {source}: no tokens in {len(docs)} documents "
+                         f"(word2vec.preprocess.token_pattern={preprocess.token_pattern!r})")
+    vocab = text.build_vocabulary(docs, min_count=preprocess.min_count, max_size=preprocess.max_vocab)
+    if len(vocab) < 2:
+        raise ValueError(f"text corpus {source}: only {len(vocab)} word(s) occur at least "
+                         f"word2vec.preprocess.min_count={preprocess.min_count} times in its {n_tokens} tokens; "
+                         "lower min_count or use a larger corpus")
+    ids, doc = text.encode(docs, vocab)
+    ex = text.make_examples(ids, doc, vocab, window=preprocess.window, sample=preprocess.sample,
+                            dynamic_window=preprocess.dynamic_window, seed=preprocess.seed)
+    if len(ex.sg_centre) == 0:
+        raise ValueError(f"text corpus {source}: no (centre, context) pair could be formed; "
+                         "documents are too short after min_count and sub-sampling")
+    noise = text.noise_distribution(vocab.counts, preprocess.noise_power)
+    keep = text.keep_probabilities(vocab.counts, preprocess.sample)
+    rng = np.random.default_rng(preprocess.seed + 1)
+    seconds = time.perf_counter() - t0
+    data = {
+        "words": np.asarray(vocab.words, dtype=str), "counts": vocab.counts, "noise": noise, "keep_prob": keep,
+        "ids": ids, "doc": doc, "window": preprocess.window, "sampling_seconds": seconds, "source": source,
+        "sg_centre": ex.sg_centre, "sg_context": ex.sg_context,
+        "cbow_context": ex.cbow_context, "cbow_centre": ex.cbow_centre,
+        "sg_val": rng.random(len(ex.sg_centre)) < preprocess.val_fraction,
+        "cbow_val": rng.random(len(ex.cbow_centre)) < preprocess.val_fraction,
+    }
+    table = pd.DataFrame({"id": np.arange(len(vocab)), "word": vocab.words, "count": vocab.counts,
+                          "keep_prob": keep.round(6), "noise_prob": noise.round(8)})
+    stats = {
+        "source": source, "documents": len(docs), "empty_documents": sum(1 for d in docs if not d),
+        "tokens": n_tokens, "vocab_size": len(vocab), "in_vocab_tokens": int(len(ids)),
+        "oov_tokens": n_tokens - int(len(ids)), "kept_tokens": int(ex.kept.sum()),
+        "kept_fraction": round(float(ex.kept.mean()), 4), "skipgram_pairs": int(len(ex.sg_centre)),
+        "cbow_examples": int(len(ex.cbow_centre)), "preprocess_seconds": round(seconds, 3),
+    }
+    logger.info("%s: %d documents, %d tokens, vocabulary %d (min_count %d), %d skip-gram pairs", source,
+                len(docs), n_tokens, len(vocab), preprocess.min_count, len(ex.sg_centre))
+    return data, table, stats
+
+
+def _split(data: dict, arch: str) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...] | None]:
+    if arch not in ARCH_INPUTS:
+        raise ValueError(f"word2vec.models: arch {arch!r} is not a word2vec model; use one of {sorted(ARCH_INPUTS)}")
+    x, y = (torch.from_numpy(np.ascontiguousarray(data[k])).long() for k in ARCH_INPUTS[arch])
+    val = torch.from_numpy(np.asarray(data["sg_val" if arch == "word2vec_sg" else "cbow_val"], dtype=bool))
+    if not val.any():
+        return (x, y), None
+    return (x[~val], y[~val]), (x[val], y[val])
+
+
+# -- training --------------------------------------------------------------------------------------
+def train_word2vec(training_data: dict, model: ModelSpec, train: TrainParams, embedding: EmbeddingParams,
+                   checkpoints: CheckpointStore | None) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Train one word2vec architecture with the shared loop (negative-sampling loss).
+
+    Returns a self-contained bundle (architecture, kwargs, weights, vocabulary, timing) and the
+    per-epoch history. ``words_per_second`` counts in-vocabulary corpus tokens per epoch times
+    epochs over the training time (including the one-off example sampling), like the anchor.
+    """
+    tp = model.train_params(train)
+    words = [str(w) for w in training_data["words"]]
+    torch.manual_seed(tp.seed)
+    net = build_model(model.arch, in_features=len(words), out_features=embedding.dim, **model.kwargs)
+    net.set_noise_distribution(training_data["noise"])
+    tr, va = _split(training_data, model.arch)
+    config_hash = fingerprint(model.model_dump(), tp.model_dump(exclude={"progress", "resume"}), embedding.dim,
+                              len(words), [int(t.shape[0]) for t in tr], int(np.asarray(training_data["counts"]).sum()))
+    result = fit(net, tr, va, params=tp, task="regression", loss_fn=net.negative_sampling_loss,
+                 checkpoint=checkpoints, config_hash=config_hash, desc=model.arch)
+    tokens = int(len(training_data["ids"]))
+    seconds = result.train_seconds + float(training_data["sampling_seconds"])
+    bundle = {
+        "arch": model.arch, "kwargs": dict(model.kwargs), "in_features": len(words), "out_features": embedding.dim,
+        "state_dict": result.state_dict, "words": words,
+        "counts": torch.from_numpy(np.asarray(training_data["counts"], dtype=np.int64)),
+        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "train_seconds": seconds,
+        "tokens_per_epoch": tokens, "words_per_second": tokens * result.epochs_run / max(seconds, 1e-9),
+        "threads": torch.get_num_threads(), "params": count_parameters(net), "resumed_from": result.resumed_from,
+    }
+    history = pd.DataFrame({"epoch": np.arange(1, len(result.history["train_loss"]) + 1),
+                            "train_loss": result.history["train_loss"]})
+    if va is not None:
+        history["val_loss"] = result.history["val_loss"]
+    return bundle, history
+
+
+def rebuild_model(bundle: dict[str, Any]) -> torch.nn.Module:
+    """The trained module of a saved bundle (e.g. to continue training or score pairs)."""
+    net = build_model(bundle["arch"], in_features=bundle["in_features"], out_features=bundle["out_features"],
+                      **bundle["kwargs"])
+    net.load_state_dict(bundle["state_dict"])
+    return net.eval()
+
+
+def export_embeddings(bundle: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The vectors with their vocabulary: a tensor file (``nn.Embedding.from_pretrained(vectors)``,
+    row ``i`` = ``words[i]``) and the same in the word2vec text format."""
+    vectors = rebuild_model(bundle).embeddings()
+    emb = {
+        "words": list(bundle["words"]), "vectors": vectors, "counts": bundle["counts"], "model": bundle["arch"],
+        "dim": int(vectors.shape[1]),
+        "stats": {k: bundle[k] for k in ("train_seconds", "words_per_second", "epochs_run", "threads", "params",
+                                         "tokens_per_epoch")},
+    }
+    return emb, {"words": emb["words"], "vectors": vectors.numpy()}
+
+
+def _stable_hash(s: str) -> int:
+    """gensim seeds each word's initial vector with ``hashfxn(word + seed)``; Python's ``hash`` of a
+    ``str`` changes between processes, CRC-32 does not, so the anchor is reproducible."""
+    return zlib.crc32(s.encode("utf-8"))
+
+
+def train_gensim(training_data: dict, model: ModelSpec, train: TrainParams, embedding: EmbeddingParams,
+                 preprocess: TextPreprocessParams, baseline: BaselineParams) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The anchor: gensim ``Word2Vec`` on the same in-vocabulary token stream and hyper-parameters
+    (dimension, window, min_count, sample, negatives, noise exponent, epochs, seed).
+
+    gensim re-counts the vocabulary (identical words and counts) and does its own sub-sampling
+    and window reduction inside ``train``, which is timed alone.
+    """
+    from gensim.models import Word2Vec
+
+    tp = model.train_params(train)
+    words = np.asarray(training_data["words"]).astype(str)
+    ids, doc = np.asarray(training_data["ids"]), np.asarray(training_data["doc"])
+    cuts = np.flatnonzero(np.diff(doc)) + 1
+    sentences = [s.tolist() for s in np.split(words[ids], cuts) if len(s)]
+    w2v = Word2Vec(vector_size=embedding.dim, window=preprocess.window, min_count=preprocess.min_count,
+                   sample=preprocess.sample, negative=model_config(model.arch, **model.kwargs).negative, hs=0,
+                   ns_exponent=preprocess.noise_power, sg=baseline.sg, workers=baseline.workers,
+                   alpha=baseline.alpha, min_alpha=baseline.min_alpha, seed=tp.seed, epochs=tp.epochs,
+                   shrink_windows=preprocess.dynamic_window, hashfxn=_stable_hash, sorted_vocab=1,
+                   max_final_vocab=preprocess.max_vocab)
+    w2v.build_vocab(sentences)
+    t0 = time.perf_counter()
+    w2v.train(sentences, total_examples=w2v.corpus_count, epochs=w2v.epochs)
+    seconds = time.perf_counter() - t0
+    kv = w2v.wv
+    tokens = int(len(ids))
+    name = "gensim_sg" if baseline.sg else "gensim_cbow"
+    emb = {
+        "words": list(kv.index_to_key), "vectors": torch.from_numpy(np.array(kv.vectors, dtype=np.float32)),
+        "counts": torch.tensor([kv.get_vecattr(w, "count") for w in kv.index_to_key], dtype=torch.int64),
+        "model": name, "dim": embedding.dim,
+        "stats": {"train_seconds": seconds, "words_per_second": tokens * tp.epochs / max(seconds, 1e-9),
+                  "epochs_run": tp.epochs, "threads": baseline.workers,
+                  "params": int(kv.vectors.size + w2v.syn1neg.size), "tokens_per_epoch": tokens},
+    }
+    logger.info("gensim Word2Vec (sg=%d, workers=%d): %d words, %.2f s, %.0f words/s", baseline.sg,
+                baseline.workers, len(kv), seconds, emb["stats"]["words_per_second"])
+    return emb, {"words": emb["words"], "vectors": kv.vectors}
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+def evaluate_embeddings(embeddings: dict[str, Any], wordsim: pd.DataFrame, analogies: pd.DataFrame,
+                        evaluation: EvaluationParams) -> tuple[dict[str, Any], pd.DataFrame, Figure]:
+    """WordSim353 Spearman (out-of-vocabulary pairs counted), analogy accuracy over the
+    in-vocabulary questions, nearest neighbours of the probe words, and a 2-D PCA plot."""
+    words, vectors = list(embeddings["words"]), torch.as_tensor(embeddings["vectors"]).numpy()
+    counts = torch.as_tensor(embeddings["counts"]).numpy()
+    name = embeddings["model"]
+    ws = ev.word_pair_spearman(words, vectors, wordsim)
+    an = ev.analogy_accuracy(words, vectors, analogies, restrict_vocab=evaluation.analogy_restrict_vocab)
+    neighbours, missing = ev.nearest_neighbours(words, vectors, evaluation.probe_words, evaluation.n_neighbours)
+    stats = embeddings.get("stats", {})
+    metrics: dict[str, Any] = {
+        "model": name, "spearman": ws["spearman"], "spearman_pvalue": ws["spearman_pvalue"],
+        "pearson": ws["pearson"], "wordsim_pairs": ws["pairs"], "wordsim_pairs_used": ws["pairs_used"],
+        "wordsim_pairs_oov": ws["pairs_oov"],
+        "analogy_accuracy": an["accuracy"], "analogy_semantic_accuracy": an["semantic_accuracy"],
+        "analogy_syntactic_accuracy": an["syntactic_accuracy"], "analogy_questions": an["questions"],
+        "analogy_questions_used": an["questions_used"], "analogy_correct": an["correct"],
+        "vocab_size": len(words), "dim": int(vectors.shape[1]),
+        **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.items()},
+        "neighbours": {p: g["neighbour"].tolist() for p, g in neighbours.groupby("probe", sort=False)},
+        "probes_missing": missing,
+    }
+    sp = "n/a" if ws["spearman"] is None else f"{ws['spearman']:.3f}"
+    logger.info("%s: WordSim353 Spearman %s on %d/%d pairs; analogies %s on %d/%d questions", name, sp,
+                ws["pairs_used"], ws["pairs"], an["accuracy"], an["questions_used"], an["questions"])
+    fig = ev.projection_figure(words, vectors, counts, n=evaluation.pca_words, skip=evaluation.pca_skip,
+                               title=f"{name}: PCA of frequent words (WordSim353 ρ = {sp})")
+    return metrics, neighbours, fig
+
+
+def plot_learning_curve(history: pd.DataFrame, model: ModelSpec) -> Figure:
+    return ev.learning_curve_figure(history, f"{model.arch}: negative-sampling loss")
+
+
+# -- report ----------------------------------------------------------------------------------------
+BOARD_COLUMNS = ("model", "spearman", "wordsim_pairs_used", "wordsim_pairs_oov", "analogy_accuracy",
+                 "analogy_questions_used", "words_per_second", "train_seconds", "epochs_run", "threads",
+                 "vocab_size", "dim", "params")
+
+
+def build_report(*metrics: dict[str, Any]) -> tuple[pd.DataFrame, str, Figure, dict[str, Any]]:
+    """One row per model (project models and the gensim anchor): quality and speed side by side.
+
+    ``metrics.json`` also holds each project model's ratio to the anchor of the same kind
+    (Spearman difference, speed ratio).
+    """
+    board = pd.DataFrame([{k: m.get(k) for k in BOARD_COLUMNS} for m in metrics])
+    board = board.sort_values("spearman", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+    for col in ("words_per_second", "train_seconds"):
+        board[col] = pd.to_numeric(board[col], errors="coerce").round(1)
+    fig = ev.comparison_figure(board)
+    summary: dict[str, Any] = {
+        "best_model": str(board.iloc[0]["model"]),
+        "models": {m["model"]: {k: m.get(k) for k in BOARD_COLUMNS[1:]} for m in metrics},
+    }
+    by_name = {m["model"]: m for m in metrics}
+    for m in metrics:
+        kind = m["model"].removeprefix("word2vec_")
+        anchor = by_name.get(f"gensim_{kind}")
+        if anchor is None or m is anchor:
+            continue
+        cmp: dict[str, Any] = {"anchor": anchor["model"]}
+        if m.get("spearman") is not None and anchor.get("spearman") is not None:
+            cmp["spearman_minus_anchor"] = round(m["spearman"] - anchor["spearman"], 4)
+        if m.get("words_per_second") and anchor.get("words_per_second"):
+            cmp["speed_ratio_to_anchor"] = round(m["words_per_second"] / anchor["words_per_second"], 4)
+        summary[f"{m['model']}_vs_anchor"] = cmp
+    return board, to_markdown(board), fig, summary

@@ -1,0 +1,111 @@
+"""Wiring of ``word2vec`` and of its DVC-stage slices ``word2vec_data`` and ``word2vec_train``.
+
+Every model listed in ``word2vec.architectures`` (an entry of ``word2vec.models``) is trained
+in namespace ``word2vec.<name>`` (its own nested MLflow run); with ``word2vec.baseline.enabled``
+the gensim anchor is trained in ``word2vec.gensim_sg`` (or ``gensim_cbow``); the leaderboard of
+all of them is the task-level report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kedro.pipeline import Pipeline, node
+
+from mlsp_pipelines.config import graph_params, section
+
+from . import nodes
+
+TASK = "word2vec"
+
+
+def _model_pipeline(name: str) -> Pipeline:
+    """Train → learning curve → export → evaluate for one project model (namespace ``name``)."""
+    return Pipeline(
+        [
+            node(nodes.train_word2vec, ["training_data", "params:model", "params:train", "params:embedding",
+                                        "checkpoints"], ["model", "history"], name="train_model"),
+            node(nodes.plot_learning_curve, ["history", "params:model"], "learning_curves",
+                 name="plot_learning_curve"),
+            node(nodes.export_embeddings, "model", ["embeddings", "embeddings_txt"], name="export_embeddings"),
+            node(nodes.evaluate_embeddings, ["embeddings", "wordsim", "analogies", "params:evaluation"],
+                 ["metrics", "neighbours", "pca_plot"], name="evaluate_embeddings"),
+        ],
+        namespace=name,
+        inputs={"training_data", "wordsim", "analogies"},
+        parameters={"params:model": f"params:models.{name}", "params:train": "params:train",
+                    "params:embedding": "params:embedding", "params:evaluation": "params:evaluation"},
+        tags=[f"{TASK}_train", "model_run"],
+    )
+
+
+def _anchor_pipeline(name: str, model_key: str) -> Pipeline:
+    """gensim ``Word2Vec`` with the hyper-parameters of ``models.<model_key>``, evaluated alike."""
+    return Pipeline(
+        [
+            node(nodes.train_gensim, ["training_data", "params:model", "params:train", "params:embedding",
+                                      "params:preprocess", "params:baseline"], ["embeddings", "embeddings_txt"],
+                 name="train_gensim"),
+            node(nodes.evaluate_embeddings, ["embeddings", "wordsim", "analogies", "params:evaluation"],
+                 ["metrics", "neighbours", "pca_plot"], name="evaluate_embeddings"),
+        ],
+        namespace=name,
+        inputs={"training_data", "wordsim", "analogies"},
+        parameters={"params:model": f"params:models.{model_key}", "params:train": "params:train",
+                    "params:embedding": "params:embedding", "params:preprocess": "params:preprocess",
+                    "params:baseline": "params:baseline", "params:evaluation": "params:evaluation"},
+        tags=[f"{TASK}_train", "model_run"],
+    )
+
+
+def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline]:
+    """``word2vec``, ``word2vec_data`` (preprocessing) and ``word2vec_train`` (models, anchor, report)."""
+    params = graph_params() if params is None else params
+    names = list(section(params, f"{TASK}.architectures", []) or [])
+    models = section(params, f"{TASK}.models", {}) or {}
+    missing = [n for n in names if n not in models]
+    if missing:
+        raise ValueError(f"{TASK}.architectures lists {missing} but {TASK}.models has no entry for them "
+                         f"(defined: {sorted(models)}); add '{TASK}.models.<name>: {{arch: word2vec_sg}}'")
+    baseline_on = bool(section(params, f"{TASK}.baseline.enabled", True))
+    anchor_kind = "sg" if int(section(params, f"{TASK}.baseline.sg", 1)) else "cbow"
+    anchor = f"gensim_{anchor_kind}"
+    if anchor in names:
+        raise ValueError(f"{TASK}.architectures: the name {anchor!r} is reserved for the gensim anchor")
+
+    data = Pipeline(
+        [node(nodes.preprocess_corpus, ["corpus", "params:preprocess"], ["training_data", "vocab", "data_quality"],
+              name="preprocess_corpus")],
+        namespace=TASK, tags=[f"{TASK}_data"],
+    )
+    train = Pipeline([])
+    for name in names:
+        train += _model_pipeline(name)
+    reported = list(names)
+    if baseline_on:
+        arch = f"word2vec_{anchor_kind}"
+        key = next((n for n in names if _arch(models[n]) == arch), None)
+        key = key or next((n for n, spec in models.items() if _arch(spec) == arch), None)
+        if key is None:
+            raise ValueError(f"{TASK}.baseline needs a {TASK}.models entry with arch {arch} for its "
+                             "hyper-parameters (negatives, epochs); add one or set baseline.enabled: false")
+        train += _anchor_pipeline(anchor, key)
+        reported.append(anchor)
+    train = Pipeline(train, namespace=TASK)
+    if reported:
+        train += Pipeline(
+            [node(nodes.build_report, [f"{TASK}.{n}.metrics" for n in reported],
+                  [f"{TASK}.{o}" for o in ("leaderboard", "leaderboard_md", "leaderboard_plot", "metrics")],
+                  name="build_report", namespace=TASK)],
+            tags=[f"{TASK}_train"],
+        )
+    return {TASK: data + train, f"{TASK}_data": data, f"{TASK}_train": train}
+
+
+def _arch(spec: Any) -> str | None:
+    return spec.get("arch") if isinstance(spec, dict) else getattr(spec, "arch", None)
+
+
+def create_pipeline(**kwargs: Any) -> Pipeline:
+    """The whole ``word2vec`` pipeline."""
+    return create_pipelines()[TASK]
