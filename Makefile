@@ -29,6 +29,8 @@ repro: install          ## re-run the DVC stages whose inputs changed
 bench: install          ## measurements against baselines (minutes)
 	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/training.py
+	$(BIN)/python benchmarks/simulation.py
+	$(BIN)/python benchmarks/word2vec.py
 
 mlflow-ui: install      ## browse and compare runs at http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000 --workers 1

@@ -40,6 +40,8 @@ TINY: dict[str, dict[str, Any]] = {
 NOT_SEQUENCE_MODELS: dict[str, str] = {
     "word2vec_sg": "word ids (B,) -> embeddings (B, D); tested in tests/text/test_word2vec.py",
     "word2vec_cbow": "context ids (B, 2*window) -> embeddings (B, D); tested in tests/text/test_word2vec.py",
+    "rnn_seq2seq": "token ids (B, S) + (B, T) -> logits (B, T, V); tested in tests/text/test_seq2seq_models.py",
+    "transformer_seq2seq": "token ids (B, S) + (B, T) -> logits (B, T, V); tested in tests/text/test_seq2seq_models.py",
 }
 
 

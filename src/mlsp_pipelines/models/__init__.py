@@ -20,6 +20,8 @@ from mlsp_pipelines.models import (  # noqa: F401  isort: skip
     crnn,
     mlp,
     recurrent,
+    seq2seq,
+    seq2seq_transformer,
     transformer,
     word2vec,
 )

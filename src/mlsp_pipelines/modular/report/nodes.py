@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from mlsp_pipelines.evaluation.plots import leaderboard_figure
 
 QUALITY_KEYS = ("accuracy", "macro_f1", "balanced_accuracy", "sensitivity", "specificity", "icbhi_score",
-                "rel_rmse", "rel_rmse_extrap", "bleu", "exact_match", "spearman")
+                "rel_rmse", "rel_rmse_extrap", "exact_match", "token_accuracy", "bleu", "spearman")
 TIMING_KEYS = ("params", "train_seconds", "latency_ms_per_clip")
 
 

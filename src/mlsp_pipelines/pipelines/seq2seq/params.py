@@ -1,0 +1,82 @@
+"""Typed parameter sections of the ``seq2seq`` pipeline (validated by Kedro before any node runs).
+
+Training and model specs reuse :class:`~mlsp_pipelines.params.TrainParams` and
+:class:`~mlsp_pipelines.params.ModelSpec`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mlsp_pipelines.simulation.dates import check_styles
+
+
+class _Section(BaseModel):
+    """Unknown keys are errors (typos), values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DateSynthParams(_Section):
+    """The embedded default corpus: dates in many human styles → ISO 8601."""
+
+    n_pairs: int = Field(6000, ge=10)
+    seed: int = 42
+    year_min: int = Field(1950, ge=1)
+    year_max: int = Field(2049, le=9999)
+    styles: list[str] | None = None  # None: every style of simulation.dates.STYLES
+
+    @model_validator(mode="after")
+    def _check(self) -> "DateSynthParams":
+        check_styles(self.styles, year_min=self.year_min, year_max=self.year_max)
+        return self
+
+
+class Seq2SeqDataParams(_Section):
+    """Where the pairs come from and which are kept.
+
+    ``source``: ``synthetic`` (the date generator), ``tsv`` (the ``seq2seq.corpus`` catalog
+    entry, ``--params corpus_path=...``) or ``auto`` (``tsv`` when ``corpus_path`` is given).
+    Length limits are in tokens of ``vocab.level``; longer pairs are dropped and counted.
+    """
+
+    source: Literal["auto", "synthetic", "tsv"] = "auto"
+    max_pairs: int | None = Field(None, ge=3)
+    lowercase: bool = False
+    dedupe: bool = True
+    max_source_len: int | None = Field(None, ge=1)
+    max_target_len: int | None = Field(None, ge=1)
+
+
+class VocabParams(_Section):
+    """Character- or word-level vocabularies (built on the training split only)."""
+
+    level: Literal["char", "word"] = "char"
+    min_freq: int = Field(1, ge=1)
+    max_size: int | None = Field(None, ge=5)
+
+
+class Seq2SeqSplitParams(_Section):
+    """Seeded random train/validation/test split of the (deduplicated) pairs."""
+
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    test_fraction: float = Field(0.1, gt=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> "Seq2SeqSplitParams":
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(f"val_fraction + test_fraction must be < 1, got {self.val_fraction} + {self.test_fraction}")
+        return self
+
+
+class Seq2SeqReportParams(_Section):
+    """Decoding and plots on the test split."""
+
+    beam_size: int = Field(1, ge=1)  # 1 = greedy
+    length_penalty: float = Field(0.0, ge=0)
+    max_len: int | None = Field(None, ge=1)  # None: 1.5 x the longest training target + 5
+    batch_size: int = Field(256, ge=1)
+    n_examples: int = Field(4, ge=1)  # attention heat-maps

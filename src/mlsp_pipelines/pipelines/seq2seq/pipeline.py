@@ -1,0 +1,92 @@
+"""Wiring of ``seq2seq`` and of its DVC-stage slices ``seq2seq_data`` and ``seq2seq_train``."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial, update_wrapper
+from typing import Any
+
+from kedro.pipeline import Pipeline, node
+
+from mlsp_pipelines.config import graph_params, section
+
+from . import nodes
+
+logger = logging.getLogger(__name__)
+
+TASK = "seq2seq"
+
+
+def corpus_source(params: dict[str, Any]) -> str:
+    """``synthetic`` or ``tsv``: ``seq2seq.data.source``, where ``auto`` means ``tsv`` exactly
+    when the runtime parameter ``corpus_path`` is given."""
+    source = section(params, f"{TASK}.data.source", "auto")
+    corpus_path = section(params, "corpus_path")
+    if source == "auto":
+        return "tsv" if corpus_path else "synthetic"
+    if source == "synthetic" and corpus_path:
+        logger.warning("corpus_path=%s is ignored: %s.data.source is 'synthetic'", corpus_path, TASK)
+    return source
+
+
+def create_model_pipeline(arch: str) -> Pipeline:
+    """Namespace ``{arch}`` (inside ``seq2seq``): train → evaluate → attention plot, reading the
+    shared ``model_input`` and the parameters ``models.{arch}``, ``train``, ``report``."""
+    return Pipeline(
+        [
+            node(update_wrapper(partial(nodes.train_seq2seq, name=arch), nodes.train_seq2seq),
+                 ["model_input", "params:model", "params:train", "checkpoints"],
+                 ["model", "history"], name="train_model"),
+            node(nodes.evaluate_seq2seq, ["model", "history", "model_input", "params:report"],
+                 ["metrics", "predictions", "learning_curves"], name="evaluate_model"),
+            node(nodes.plot_attention, ["model", "model_input", "params:report"], "attention_plot",
+                 name="plot_attention"),
+        ],
+        namespace=arch,
+        inputs={"model_input"},
+        parameters={"params:model": f"params:models.{arch}", "params:train": "params:train",
+                    "params:report": "params:report"},
+        tags=[f"{TASK}_train", "model_run"],
+    )
+
+
+def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline]:
+    """``seq2seq`` = ``seq2seq_data`` (corpus → split → vocabularies) + ``seq2seq_train``
+    (every architecture of ``seq2seq.architectures`` → leaderboard)."""
+    params = graph_params() if params is None else params
+    archs = list(section(params, f"{TASK}.architectures", []) or [])
+    models = section(params, f"{TASK}.models", {}) or {}
+    missing = [a for a in archs if a not in models]
+    if missing:
+        raise ValueError(f"{TASK}.architectures lists {missing} but {TASK}.models has no entry for them "
+                         f"(defined: {sorted(models)}); add '{TASK}.models.<name>: {{arch: <registry name>}}'")
+    source = corpus_source(params)
+    data_nodes = []
+    if source == "synthetic":
+        data_nodes.append(node(nodes.generate_dates, "params:synth", "raw_pairs", name="generate_dates"))
+    raw = "raw_pairs" if source == "synthetic" else "corpus"
+    data_nodes += [
+        node(nodes.prepare_corpus, [raw, "params:data", "params:vocab", "params:split"], ["pairs", "data_quality"],
+             name="prepare_corpus"),
+        node(nodes.build_vocabularies, ["pairs", "params:vocab"], "vocab", name="build_vocabularies"),
+    ]
+    data = Pipeline(data_nodes, namespace=TASK, tags=[f"{TASK}_data"])
+
+    train = Pipeline([node(nodes.make_model_input, ["pairs", "vocab"], "model_input", name="make_model_input")],
+                     tags=[f"{TASK}_train"])
+    for arch in archs:
+        train += create_model_pipeline(arch)
+    train = Pipeline(train, namespace=TASK)
+    if archs:
+        train += Pipeline(
+            [node(nodes.seq2seq_leaderboard, [f"{TASK}.{a}.metrics" for a in archs],
+                  [f"{TASK}.{o}" for o in ("leaderboard", "leaderboard_md", "leaderboard_plot", "metrics")],
+                  name="build_leaderboard", namespace=TASK)],
+            tags=[f"{TASK}_train"],
+        )
+    return {TASK: data + train, f"{TASK}_data": data, f"{TASK}_train": train}
+
+
+def create_pipeline(**kwargs: Any) -> Pipeline:
+    """The whole ``seq2seq`` pipeline."""
+    return create_pipelines()[TASK]

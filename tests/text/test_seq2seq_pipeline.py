@@ -1,0 +1,149 @@
+"""``kedro run --pipeline=seq2seq`` end to end, through real Kedro sessions on ``conf/test`` in an
+isolated copy of the project (its own ``data/`` and MLflow store)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("MLSP_PROGRESS", "0")
+
+ROOT = Path(__file__).resolve().parents[2]
+MULTI30K = ROOT.parent / "shared" / "data" / "multi30k-sample"
+ARCHS = ("gru_attn", "gru_noattn", "transformer_s2s")
+REPORT = Path("data/08_reporting/seq2seq")
+
+
+def _copy_project(dest: Path) -> Path:
+    """``conf/`` (without machine-specific ``local``) and ``pyproject.toml``; the package is installed."""
+    shutil.copytree(ROOT / "conf", dest / "conf", ignore=shutil.ignore_patterns("local"))
+    (dest / "conf" / "local").mkdir()
+    shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")
+    (dest / "src").mkdir()
+    return dest
+
+
+def _session(path: Path, pipelines: list[str] | None, runtime_params: dict[str, Any] | None = None,
+             env: str = "test") -> tuple[dict[str, Any], str, Any]:
+    """Run ``pipelines`` (or only load the context when ``None``) in a fresh session of ``path``."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from mlsp_pipelines import config
+
+    bootstrap_project(path)
+    try:
+        with KedroSession.create(project_path=path, env=env, runtime_params=runtime_params) as session:
+            context = session.load_context()
+            result = session.run(pipeline_names=pipelines) if pipelines else {}
+            return result, session.session_id, context
+    finally:
+        config.set_active_params(None)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = _copy_project(tmp_path_factory.mktemp("seq2seq") / "project")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
+        mp.delenv("KEDRO_ENV", raising=False)
+        mp.chdir(path)
+        yield path
+
+
+@pytest.fixture(scope="module")
+def default_run(project: Path) -> str:
+    """The whole pipeline on the embedded date corpus (tiny sizes of conf/test)."""
+    _, session_id, _ = _session(project, ["seq2seq"])
+    return session_id
+
+
+@pytest.mark.slow
+def test_pipeline_writes_reports_and_models(project: Path, default_run: str) -> None:
+    report = project / REPORT
+    for name in ("metrics.json", "leaderboard.csv", "leaderboard.md", "leaderboard.png", "data_quality.json"):
+        assert (report / name).is_file(), name
+    board = pd.read_csv(report / "leaderboard.csv")
+    assert sorted(board["model"]) == sorted(ARCHS)
+    assert {"exact_match", "token_accuracy", "bleu", "params", "train_seconds"} <= set(board.columns)
+    assert board["exact_match"].is_monotonic_decreasing
+    assert board[["exact_match", "token_accuracy", "bleu"]].apply(lambda c: c.between(0, 1).all()).all()
+    summary = json.loads((report / "metrics.json").read_text())
+    assert set(summary["models"]) == set(ARCHS) and summary["best_model"] in ARCHS
+    assert "| model |" in (report / "leaderboard.md").read_text()
+    for arch in ARCHS:
+        for name in ("attention.png", "learning_curves.png", "predictions.csv"):
+            assert (report / "models" / arch / name).stat().st_size > 0, (arch, name)
+        preds = pd.read_csv(report / "models" / arch / "predictions.csv", dtype=str)
+        assert list(preds.columns) == ["source", "reference", "prediction", "correct"]
+        assert preds["reference"].str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
+        assert (project / "data/06_models/seq2seq" / f"{arch}.pt").is_file()
+        assert not (project / "data/06_models/seq2seq/checkpoints" / f"{arch}.ckpt").exists()  # cleared
+    quality = json.loads((report / "data_quality.json").read_text())
+    assert quality["n_train"] + quality["n_val"] + quality["n_test"] == quality["pairs_used"]
+    assert (project / "data/01_raw/seq2seq/dates.tsv").is_file()
+
+
+@pytest.mark.slow
+def test_mlflow_has_a_nested_run_per_model(project: Path, default_run: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    exp = client.get_experiment_by_name("seq2seq")
+    runs = client.search_runs([exp.experiment_id], f"tags.kedro_session_id = '{default_run}'")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and len(runs) == 1 + len(ARCHS)
+    parent = parents[0]
+    children = {r.data.tags["architecture"]: r for r in client.search_runs(
+        [exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")}
+    assert set(children) == set(ARCHS)
+    for arch, run in children.items():
+        assert run.info.status == "FINISHED"
+        assert {"exact_match", "token_accuracy", "bleu"} <= set(run.data.metrics)
+        assert f"{arch}.arch" in run.data.params and "train.epochs" in run.data.params
+        assert len(client.get_metric_history(run.info.run_id, "val_loss")) >= 1
+        artefacts = {a.path for d in ("plots", "model") for a in client.list_artifacts(run.info.run_id, d)}
+        assert "plots/attention_plot.png" in artefacts and any(p.startswith("model/") for p in artefacts)
+    assert "models.gru_attn.bleu" in parent.data.metrics
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "tables")} >= {"tables/leaderboard.csv"}
+
+
+def test_registry_has_the_pipeline_and_its_dvc_slices() -> None:
+    from mlsp_pipelines.pipelines.seq2seq import create_pipelines
+
+    params = {"seq2seq": {"architectures": ["a", "b"], "models": {"a": {"arch": "rnn_seq2seq"},
+                                                                   "b": {"arch": "transformer_seq2seq"}}}}
+    pipes = create_pipelines(params)
+    assert {"seq2seq", "seq2seq_data", "seq2seq_train"} <= set(pipes)
+    names = {n.name for n in pipes["seq2seq"].nodes}
+    assert {"seq2seq.generate_dates", "seq2seq.a.train_model", "seq2seq.b.plot_attention",
+            "seq2seq.build_leaderboard"} <= names
+    assert {n.name for n in pipes["seq2seq_data"].nodes} == {
+        "seq2seq.generate_dates", "seq2seq.prepare_corpus", "seq2seq.build_vocabularies"}
+    assert all("model_run" in n.tags for n in pipes["seq2seq"].nodes if n.namespace == "seq2seq.a")
+    tsv = create_pipelines({**params, "corpus_path": "/x.tsv"})["seq2seq_data"]
+    assert "seq2seq.generate_dates" not in {n.name for n in tsv.nodes} and "seq2seq.corpus" in tsv.inputs()
+    with pytest.raises(ValueError, match="no entry"):
+        create_pipelines({"seq2seq": {"architectures": ["c"], "models": {}}})
+
+
+@pytest.mark.slow
+def test_real_corpus_is_selected_by_corpus_path(project: Path) -> None:
+    if not (MULTI30K / "train.tsv").is_file():
+        pytest.skip(f"parallel-corpus sample not available: {MULTI30K}/train.tsv does not exist")
+    runtime = {"corpus_path": str(MULTI30K / "train.tsv"), "seq2seq": {"vocab": {"level": "word"}}}
+    _, _, context = _session(project, ["seq2seq_data"], runtime)
+    assert len(context.catalog.load("seq2seq.corpus")) == 300
+    quality = json.loads((project / REPORT / "data_quality.json").read_text())
+    assert quality["pairs_read"] == 300 and quality["level"] == "word"
+    vocab = json.loads((project / "data/04_feature/seq2seq/vocab.json").read_text())
+    assert vocab["source"]["level"] == "word" and "Two" in vocab["source"]["tokens"]
+    assert "Männer" in vocab["target"]["tokens"]
