@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mlsp_pipelines.datasets.files import CheckpointStore
+from mlsp_pipelines.datasets.checkpoint import CheckpointStore
 from mlsp_pipelines.params import TrainParams
 from mlsp_pipelines.progress import progress
 
