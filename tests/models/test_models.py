@@ -42,6 +42,8 @@ NOT_SEQUENCE_MODELS: dict[str, str] = {
     "word2vec_cbow": "context ids (B, 2*window) -> embeddings (B, D); tested in tests/text/test_word2vec.py",
     "rnn_seq2seq": "token ids (B, S) + (B, T) -> logits (B, T, V); tested in tests/text/test_seq2seq_models.py",
     "transformer_seq2seq": "token ids (B, S) + (B, T) -> logits (B, T, V); tested in tests/text/test_seq2seq_models.py",
+    "seq_generator": "one-to-many: one condition vector (B, P) -> sequence (B, T, out); "
+                     "tested in tests/viscoelastic/test_generator.py",
 }
 
 

@@ -18,6 +18,7 @@ from mlsp_pipelines.models import (  # noqa: F401  isort: skip
     attention,
     cnn,
     crnn,
+    generator,
     mlp,
     recurrent,
     seq2seq,

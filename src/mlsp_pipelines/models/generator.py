@@ -1,0 +1,105 @@
+"""``seq_generator``: a one-to-many model, one vector of conditions -> a whole sequence.
+
+The other families map a sequence to a sequence (or to one vector). This one starts from a
+single vector ``p`` (B, P), e.g. the loading parameters of a test (amplitude, rate, number of
+cycles, time step), and a recurrent decoder (GRU) unrolls it into ``n_steps`` outputs
+(B, T, out):
+
+* the initial state of every layer is ``tanh(W_0 p + b_0)``;
+* the input at step ``j`` is a learned embedding of ``p`` (the same at every step) and the
+  normalised step index ``j / n_steps``; the decoder does not see its own earlier outputs, so it
+  trains with the shared loop exactly like a sequence regressor (inputs ``(p,)``, target
+  ``(B, T, out)``) and needs no teacher forcing; the recurrent state carries the phase.
+
+``n_steps`` (config) is the default length; ``forward(p, n_steps=...)`` generates another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from mlsp_pipelines.models._config import check_dropout, check_int, make_config, set_field
+from mlsp_pipelines.models._layers import check_features, make_rnn
+from mlsp_pipelines.models.registry import register_model
+
+#: Registered names whose input is one vector per example, (B, P), not a sequence (B, T, F).
+ONE_TO_MANY: frozenset[str] = frozenset({"seq_generator"})
+
+
+@dataclass(frozen=True)
+class SeqGeneratorConfig:
+    """``n_steps`` default output length; ``context_size`` width of the per-step embedding of
+    the condition vector; ``dropout`` between stacked layers and before the output layer."""
+
+    n_steps: int = 100
+    hidden_size: int = 64
+    num_layers: int = 1
+    context_size: int = 32
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_int("n_steps", self.n_steps)
+        check_int("hidden_size", self.hidden_size)
+        check_int("num_layers", self.num_layers)
+        check_int("context_size", self.context_size)
+        set_field(self, "dropout", check_dropout("dropout", self.dropout))
+
+
+@register_model("seq_generator", config_cls=SeqGeneratorConfig)
+class SeqGenerator(nn.Module):
+    """Input (B, P) -> output (B, T, out) with ``T = n_steps``; see the module docstring.
+
+    Keyword arguments are the fields of :class:`SeqGeneratorConfig`.
+    """
+
+    one_to_many = True
+
+    def __init__(self, *, in_features: int, out_features: int, **config: Any) -> None:
+        super().__init__()
+        self.in_features, self.out_features = check_features(in_features, out_features)
+        self.config: SeqGeneratorConfig = make_config(SeqGeneratorConfig, config, model_name="seq_generator")
+        cfg = self.config
+        self.context = nn.Sequential(nn.Linear(self.in_features, cfg.context_size), nn.Tanh())
+        self.init_state = nn.Linear(self.in_features, cfg.num_layers * cfg.hidden_size)
+        self.rnn = make_rnn(
+            "gru",
+            input_size=cfg.context_size + 1,
+            hidden_size=cfg.hidden_size,
+            num_layers=cfg.num_layers,
+            dropout=cfg.dropout,
+            bidirectional=False,
+        )
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(cfg.hidden_size, self.out_features)
+
+    def _check(self, p: torch.Tensor) -> None:
+        if p.dim() != 2 or p.shape[-1] != self.in_features:
+            raise ValueError(
+                f"seq_generator expects input of shape (batch, {self.in_features}), got {tuple(p.shape)}"
+            )
+
+    def decoder_inputs(self, p: torch.Tensor, n_steps: int | None = None) -> torch.Tensor:
+        """Per-step decoder input (B, T, context_size + 1): embedding of ``p`` and ``j/n_steps``."""
+        self._check(p)
+        steps = check_int("n_steps", self.config.n_steps if n_steps is None else n_steps)
+        ctx = self.context(p)
+        tau = torch.arange(steps, device=p.device, dtype=p.dtype) / self.config.n_steps
+        return torch.cat([ctx.unsqueeze(1).expand(-1, steps, -1), tau.view(1, steps, 1).expand(len(p), -1, -1)], -1)
+
+    def initial_state(self, p: torch.Tensor) -> torch.Tensor:
+        """(num_layers, B, H) initial decoder state computed from the condition vector."""
+        self._check(p)
+        cfg = self.config
+        h0 = torch.tanh(self.init_state(p)).view(len(p), cfg.num_layers, cfg.hidden_size)
+        return h0.transpose(0, 1).contiguous()
+
+    def hidden_states(self, p: torch.Tensor, n_steps: int | None = None) -> torch.Tensor:
+        """Top layer's hidden sequence (B, T, H)."""
+        return self.rnn(self.decoder_inputs(p, n_steps), self.initial_state(p))[0]
+
+    def forward(self, p: torch.Tensor, n_steps: int | None = None) -> torch.Tensor:
+        return self.head(self.dropout(self.hidden_states(p, n_steps)))

@@ -1,0 +1,7 @@
+"""Viscoelastic constitutive modelling: simulated stretch–stress histories → sequence models
+(memoryless MLP, RNN, GRU, LSTM, causal transformer, one-to-many generator) → leaderboard,
+σ–λ loops and gradient-through-time diagnostics."""
+
+from .pipeline import create_pipeline, create_pipelines
+
+__all__ = ["create_pipeline", "create_pipelines"]

@@ -1,0 +1,526 @@
+"""Nodes of the viscoelastic task: simulate → dataset → train/evaluate per model → diagnostics → report.
+
+Sequence models (``mlp`` per step, ``rnn``, ``gru``, ``lstm``, causal ``transformer``) map the
+features ``X = (λ, λ̇, Δt)`` of every step to the stress ``σ`` of that step. The one-to-many
+``seq_generator`` instead gets one vector of loading parameters per trajectory and generates the
+whole stress sequence; it is trained and tested on cyclic protocols sampled on a uniform grid
+(see :func:`simulate_trajectories`), the protocols that those parameters fully describe.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from mlsp_pipelines.datasets.files import CheckpointStore  # noqa: E402
+from mlsp_pipelines.evaluation import plots  # noqa: E402
+from mlsp_pipelines.evaluation.diagnostics import (  # noqa: E402
+    CellSpec,
+    gradient_norms_figure,
+    run_gradient_diagnostics,
+)
+from mlsp_pipelines.evaluation.regression import (  # noqa: E402
+    denormalise,
+    energy_relative_errors,
+    fit_normalisation,
+    max_abs_error,
+    normalise,
+    regression_metrics,
+    relative_rmse,
+)
+from mlsp_pipelines.models import build_model, count_parameters  # noqa: E402
+from mlsp_pipelines.models.generator import ONE_TO_MANY  # noqa: E402
+from mlsp_pipelines.modular.report.nodes import build_leaderboard, to_markdown  # noqa: E402
+from mlsp_pipelines.params import ModelSpec, TrainParams  # noqa: E402
+from mlsp_pipelines.simulation.viscoelastic import (  # noqa: E402
+    Protocols,
+    build_sequence_dataset,
+    generate_protocols,
+    simulate,
+)
+from mlsp_pipelines.training.loop import fingerprint, fit, predict  # noqa: E402
+
+from .params import (  # noqa: E402
+    DiagnosticsParams,
+    GeneratorDataParams,
+    MaterialSection,
+    ProtocolParams,
+    TrajectorySplitParams,
+    ViscoReportParams,
+)
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+EVAL_SETS = ("test", "extrap")
+#: Loading parameters that define a cyclic protocol on a uniform grid: the generator's input.
+GENERATOR_FEATURES = ("amplitude", "rate", "cycles", "dt", "half_cycle_steps")
+META = ("kind", "rate", "amplitude", "cycles", "id")
+
+
+# ----------------------------------------------------------------------------------------------
+# Simulation and dataset
+# ----------------------------------------------------------------------------------------------
+
+
+def _pack(parts: list[tuple[str, Protocols, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Protocols and stresses of several groups as one dict of arrays (rows = trajectories)."""
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("t", "stretch", "sigma", *META, "group")}
+    for group, pr, sigma in parts:
+        out["t"].append(pr.t)
+        out["stretch"].append(pr.stretch)
+        out["sigma"].append(sigma)
+        out["kind"].append(pr.kind.astype(str))
+        out["rate"].append(pr.rate)
+        out["amplitude"].append(pr.amplitude)
+        out["cycles"].append(pr.cycles.astype(np.int64))
+        out["id"].append(np.array([f"{group}_{i:04d}" for i in range(len(pr))]))
+        out["group"].append(np.full(len(pr), group))
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def simulate_trajectories(
+    material: MaterialSection, protocols: ProtocolParams, generator_data: GeneratorDataParams
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Seeded stretch protocols and their simulated stress (batched SDIRK).
+
+    ``trajectories``: group ``main`` (all protocol kinds, non-uniform Δt, rates in
+    ``protocols.rate_range``; split later into train/val/test) and group ``extrap`` (same
+    kinds, rates in ``protocols.extrapolation.rate_range``, above the training range).
+
+    ``generator_trajectories``: cyclic protocols on a uniform grid (``Δt = dt_mean``) with the
+    same rate/amplitude/cycle ranges (group ``main``) and extrapolation rates (``extrap``). On a
+    uniform grid amplitude, rate, number of cycles and Δt determine the whole stretch path, so
+    the one-to-many model's input vector determines its target; with jittered Δt it would not
+    (the sample times are random). Its extrapolation set is drawn with ``generator_data.seed + 1``.
+    """
+    mat = material.to_material()
+    ex = protocols.extrapolation
+    common = dict(n_steps=protocols.n_steps, max_cycles=protocols.max_cycles, dt_mean=protocols.dt_mean,
+                  baseline=protocols.baseline)
+    jitter = dict(nonuniform_dt=protocols.nonuniform_dt, dt_jitter=protocols.dt_jitter)
+    amp_ex = ex.amplitude_range or protocols.amplitude_range
+    main = generate_protocols(n=protocols.n_trajectories, seed=protocols.seed, kinds=protocols.kinds,
+                              rate_range=protocols.rate_range, amplitude_range=protocols.amplitude_range,
+                              **common, **jitter)
+    extrap = generate_protocols(n=ex.n_trajectories, seed=ex.seed, kinds=protocols.kinds, rate_range=ex.rate_range,
+                                amplitude_range=amp_ex, **common, **jitter)
+    g_main = generate_protocols(n=generator_data.n_trajectories, seed=generator_data.seed, kinds=("cyclic",),
+                                rate_range=protocols.rate_range, amplitude_range=protocols.amplitude_range,
+                                nonuniform_dt=False, **common)
+    g_extrap = generate_protocols(n=generator_data.n_extrapolation, seed=generator_data.seed + 1, kinds=("cyclic",),
+                                  rate_range=ex.rate_range, amplitude_range=amp_ex, nonuniform_dt=False, **common)
+    trajectories = _pack([("main", main, simulate(main, mat)), ("extrap", extrap, simulate(extrap, mat))])
+    generator = _pack([("main", g_main, simulate(g_main, mat)), ("extrap", g_extrap, simulate(g_extrap, mat))])
+    logger.info("simulated %d + %d trajectories (%d steps) and %d + %d cyclic ones for the generator",
+                len(main), len(extrap), protocols.n_steps, len(g_main), len(g_extrap))
+    return trajectories, generator
+
+
+def split_by_trajectory(n: int, split: TrajectorySplitParams) -> dict[str, np.ndarray]:
+    """Disjoint, sorted row indices ``{train, val, test}`` covering ``0 … n−1`` (seeded)."""
+    n_test = max(1, int(round(split.test_fraction * n)))
+    n_val = max(1, int(round(split.val_fraction * n)))
+    if n - n_test - n_val < 1:
+        raise ValueError(f"{n} trajectories are too few for val_fraction={split.val_fraction} and "
+                         f"test_fraction={split.test_fraction}")
+    perm = np.random.default_rng(split.seed).permutation(n)
+    return {"test": np.sort(perm[:n_test]), "val": np.sort(perm[n_test:n_test + n_val]),
+            "train": np.sort(perm[n_test + n_val:])}
+
+
+def generator_features(traj: dict[str, np.ndarray]) -> np.ndarray:
+    """The loading-parameter vector (N, P) of :data:`GENERATOR_FEATURES` for cyclic protocols."""
+    dt = traj["t"][:, 1] - traj["t"][:, 0]
+    return np.stack([traj["amplitude"], traj["rate"], traj["cycles"].astype(np.float64), dt,
+                     traj["amplitude"] / (traj["rate"] * dt)], axis=-1).astype(np.float32)
+
+
+def build_dataset(
+    trajectories: dict[str, np.ndarray], generator_trajectories: dict[str, np.ndarray], split: TrajectorySplitParams
+) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
+    """Model arrays in physical units, split by trajectory, and normalisation fitted on train only.
+
+    ``X_{s}`` (N, T, 3) = (λ, λ̇, Δt), ``y_{s}`` (N, T, 1) = σ for ``s`` in train/val/test/extrap,
+    with ``kind_/rate_/amplitude_/cycles_/id_{s}``; the same with prefix ``gen_`` for the
+    generator set plus its input vectors ``gen_P_{s}`` (N, P).
+    """
+    data: dict[str, np.ndarray] = {}
+    quality: dict[str, Any] = {}
+    norm: dict[str, Any] = {}
+    for prefix, traj in (("", trajectories), ("gen_", generator_trajectories)):
+        x_all, y_all = build_sequence_dataset(traj["t"], traj["stretch"], traj["sigma"])
+        main = np.flatnonzero(traj["group"] == "main")
+        rows = {s: main[idx] for s, idx in split_by_trajectory(len(main), split).items()}
+        rows["extrap"] = np.flatnonzero(traj["group"] == "extrap")
+        p_all = generator_features(traj) if prefix else None
+        for s, r in rows.items():
+            data[f"{prefix}X_{s}"], data[f"{prefix}y_{s}"] = x_all[r], y_all[r]
+            for k in META:
+                data[f"{prefix}{k}_{s}"] = traj[k][r]
+            if p_all is not None:
+                data[f"{prefix}P_{s}"] = p_all[r]
+            quality[f"{prefix}n_{s}"] = len(r)
+        train_rates, extrap_rates = traj["rate"][rows["train"]], traj["rate"][rows["extrap"]]
+        quality[f"{prefix}train_rate_max"] = float(train_rates.max())
+        quality[f"{prefix}extrap_rate_min"] = float(extrap_rates.min())
+        quality[f"{prefix}sigma_abs_max"] = float(np.abs(traj["sigma"]).max())
+        quality[f"{prefix}steps"] = int(x_all.shape[1])
+        norm[f"{prefix}x"] = fit_normalisation(data[f"{prefix}X_train"])
+        norm[f"{prefix}y"] = fit_normalisation(data[f"{prefix}y_train"])
+        if p_all is not None:
+            norm["gen_p"] = fit_normalisation(data["gen_P_train"])
+    norm["x_features"] = ["stretch", "stretch_rate", "dt"]
+    norm["p_features"] = list(GENERATOR_FEATURES)
+    logger.info("dataset: %s", {k: v for k, v in quality.items() if k.startswith(("n_", "gen_n_"))})
+    return data, norm, quality
+
+
+def make_model_input(dataset: dict[str, np.ndarray], norm_stats: dict[str, Any]) -> dict[str, Any]:
+    """Normalised float32 arrays every training namespace shares (``Xn_``, ``yn_``, ``gen_Pn_``,
+    ``gen_yn_``, ``gen_Xn_``), next to the physical ones and the statistics."""
+    out: dict[str, Any] = dict(dataset)
+    out["norm"] = norm_stats
+    for s in (*SPLITS, "extrap"):
+        out[f"Xn_{s}"] = normalise(dataset[f"X_{s}"], **norm_stats["x"])
+        out[f"yn_{s}"] = normalise(dataset[f"y_{s}"], **norm_stats["y"])
+        out[f"gen_Pn_{s}"] = normalise(dataset[f"gen_P_{s}"], **norm_stats["gen_p"])
+        out[f"gen_yn_{s}"] = normalise(dataset[f"gen_y_{s}"], **norm_stats["gen_y"])
+        # The generator's trajectories as sequence-model input (uniform Δt is inside the training Δt range).
+        out[f"gen_Xn_{s}"] = normalise(dataset[f"gen_X_{s}"], **norm_stats["x"])
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Training and evaluation (one namespace per model)
+# ----------------------------------------------------------------------------------------------
+
+
+def _is_generator(arch: str) -> bool:
+    return arch in ONE_TO_MANY
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+
+def _train_arrays(model_input: dict[str, Any], arch: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    if _is_generator(arch):
+        return model_input[f"gen_Pn_{split}"], model_input[f"gen_yn_{split}"]
+    return model_input[f"Xn_{split}"], model_input[f"yn_{split}"]
+
+
+def _model_kwargs(model: ModelSpec, model_input: dict[str, Any]) -> dict[str, Any]:
+    kwargs = dict(model.kwargs)
+    if _is_generator(model.arch):
+        steps = int(model_input["gen_y_train"].shape[1])
+        if kwargs.setdefault("n_steps", steps) != steps:
+            raise ValueError(f"{model.arch}: kwargs.n_steps={kwargs['n_steps']} differs from the data's "
+                             f"{steps} steps (leave it out to take the data's length)")
+    return kwargs
+
+
+def _train(
+    name: str, model_input: dict[str, Any], model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore | None
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    tp = model.train_params(train)
+    x_tr, y_tr = _train_arrays(model_input, model.arch, "train")
+    x_va, y_va = _train_arrays(model_input, model.arch, "val")
+    kwargs = _model_kwargs(model, model_input)
+    torch.manual_seed(tp.seed)  # same initial weights for the same seed, whatever ran before
+    net = build_model(model.arch, in_features=int(x_tr.shape[-1]), out_features=int(y_tr.shape[-1]), **kwargs)
+    norm = model_input["norm"]
+    config_hash = fingerprint(model.model_dump(), tp.model_dump(exclude={"progress", "resume"}),
+                              [x_tr.shape, x_va.shape], norm)
+    result = fit(net, (_tensor(x_tr), _tensor(y_tr)), (_tensor(x_va), _tensor(y_va)), params=tp, task="regression",
+                 checkpoint=checkpoints, config_hash=config_hash, desc=name)
+    gen = _is_generator(model.arch)
+    bundle = {
+        "name": name, "arch": model.arch, "kwargs": kwargs, "kind": "generator" if gen else "sequence",
+        "in_features": int(x_tr.shape[-1]), "out_features": int(y_tr.shape[-1]), "state_dict": result.state_dict,
+        "norm_x": norm["gen_p"] if gen else norm["x"], "norm_y": norm["gen_y"] if gen else norm["y"],
+        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+        "train_seconds": result.train_seconds, "params": count_parameters(net), "resumed_from": result.resumed_from,
+    }
+    n = len(result.history["train_loss"])
+    return bundle, pd.DataFrame({"epoch": np.arange(1, n + 1), **result.history})
+
+
+def rebuild_model(bundle: dict[str, Any]) -> torch.nn.Module:
+    """The trained module from a saved bundle, in eval mode."""
+    net = build_model(bundle["arch"], in_features=bundle["in_features"], out_features=bundle["out_features"],
+                      **bundle["kwargs"])
+    net.load_state_dict(bundle["state_dict"])
+    return net.eval()
+
+
+def predict_stress(bundle: dict[str, Any], inputs: np.ndarray, net: torch.nn.Module | None = None) -> np.ndarray:
+    """Stress (N, T, 1) in physical units from normalised inputs (sequences or generator vectors)."""
+    net = rebuild_model(bundle) if net is None else net
+    out = predict(net, (_tensor(inputs),), batch_size=64).numpy()
+    return denormalise(out, **bundle["norm_y"])
+
+
+def _eval_prefix(bundle: dict[str, Any]) -> str:
+    return "gen_" if bundle["kind"] == "generator" else ""
+
+
+def _inputs(bundle: dict[str, Any], model_input: dict[str, Any], s: str, *, on_generator_set: bool = False) -> np.ndarray:
+    if bundle["kind"] == "generator":
+        return model_input[f"gen_Pn_{s}"]
+    return model_input[f"gen_Xn_{s}" if on_generator_set else f"Xn_{s}"]
+
+
+def _example_rows(kinds: np.ndarray, n: int) -> list[int]:
+    """Up to ``n`` rows, cycling through the protocol kinds present (first of each kind first)."""
+    order: list[int] = []
+    by_kind = {k: list(np.flatnonzero(kinds == k)) for k in dict.fromkeys(kinds.tolist())}
+    while len(order) < min(n, len(kinds)):
+        for rows in by_kind.values():
+            if rows and len(order) < n:
+                order.append(rows.pop(0))
+    return order
+
+
+def _loops_figure(panels: list[dict[str, Any]], title: str) -> Figure:
+    """σ–λ loops (top) and σ(t) (bottom) per trajectory; the truth in black, models in colour."""
+    n = len(panels)
+    fig, axes = plt.subplots(2, n, figsize=(3.4 * n + 0.6, 6.0), squeeze=False)
+    for k, p in enumerate(panels):
+        lam, t = p["stretch"], p["t"]
+        axes[0, k].plot(lam, p["true"], color="black", lw=2.0, label="simulated")
+        axes[1, k].plot(t, p["true"], color="black", lw=2.0, label="simulated")
+        for j, (label, pred) in enumerate(p["pred"].items()):
+            style = dict(lw=1.2, ls="--" if j % 2 else "-", color=f"C{j}", label=label)
+            axes[0, k].plot(lam, pred, **style)
+            axes[1, k].plot(t, pred, **style)
+        axes[0, k].set_title(p["title"], fontsize=8)
+        axes[0, k].set_xlabel("stretch λ")
+        axes[1, k].set_xlabel("time t")
+        for ax in axes[:, k]:
+            ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("stress σ")
+    axes[1, 0].set_ylabel("stress σ")
+    axes[0, 0].legend(fontsize=7, loc="best")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _panel(
+    model_input: dict[str, Any], prefix: str, s: str, i: int, pred: dict[str, np.ndarray], *, errors: bool = True
+) -> dict[str, Any]:
+    x = model_input[f"{prefix}X_{s}"][i]
+    y = model_input[f"{prefix}y_{s}"][i, :, 0]
+    kind, rate = model_input[f"{prefix}kind_{s}"][i], model_input[f"{prefix}rate_{s}"][i]
+    label = "extrapolation" if s == "extrap" else s
+    title = f"{model_input[f'{prefix}id_{s}'][i]} ({label}, {kind})\nrate {rate:.3g}/s"
+    if errors:
+        title += ", rel. RMSE " + ", ".join(f"{relative_rmse(y, v):.3f}" for v in pred.values())
+    return {"stretch": x[:, 0], "t": np.cumsum(x[:, 2]), "true": y, "pred": pred, "title": title}
+
+
+def evaluate_model(
+    name: str, bundle: dict[str, Any], history: pd.DataFrame, model_input: dict[str, Any], report: ViscoReportParams
+) -> tuple[dict[str, Any], pd.DataFrame, Figure, Figure]:
+    """Relative RMSE, max error and cycle-energy error on the test and extrapolation sets, a
+    per-trajectory error table, σ–λ loops of a few test trajectories and the learning curves."""
+    net = rebuild_model(bundle)
+    prefix = _eval_prefix(bundle)
+    metrics: dict[str, Any] = {"model": name, "arch": bundle["arch"],
+                               "test_set": "cyclic, uniform grid" if prefix else "all protocol kinds"}
+    rows = []
+    preds: dict[str, np.ndarray] = {}
+    for s in EVAL_SETS:
+        y = model_input[f"{prefix}y_{s}"]
+        pred = predict_stress(bundle, _inputs(bundle, model_input, s), net)
+        preds[s] = pred
+        stretch = model_input[f"{prefix}X_{s}"][..., 0]
+        kinds = model_input[f"{prefix}kind_{s}"]
+        suffix = "" if s == "test" else "_extrap"
+        metrics.update(regression_metrics(y, pred, stretch=stretch, energy_mask=kinds == "cyclic", suffix=suffix))
+        energy = energy_relative_errors(stretch, y[..., 0], pred[..., 0])
+        for i in range(len(y)):
+            rows.append({"trajectory": model_input[f"{prefix}id_{s}"][i], "set": s, "kind": kinds[i],
+                         "rate": float(model_input[f"{prefix}rate_{s}"][i]),
+                         "amplitude": float(model_input[f"{prefix}amplitude_{s}"][i]),
+                         "cycles": int(model_input[f"{prefix}cycles_{s}"][i]),
+                         "rel_rmse": relative_rmse(y[i], pred[i]) if np.any(y[i]) else float("nan"),
+                         "max_err": max_abs_error(y[i], pred[i]),
+                         "energy_rel_err": float(energy[i].mean()) if energy[i].size else float("nan")})
+        # Every model on the same cyclic trajectories (the generator's sets): a like-for-like column.
+        gen_pred = pred if prefix else predict_stress(bundle, _inputs(bundle, model_input, s, on_generator_set=True), net)
+        metrics[f"rel_rmse_cyclic{suffix}"] = relative_rmse(model_input[f"gen_y_{s}"], gen_pred)
+    metrics.update({"params": bundle["params"], "train_seconds": round(float(bundle["train_seconds"]), 3),
+                    "best_epoch": bundle["best_epoch"], "epochs_run": bundle["epochs_run"]})
+    metrics = {k: _finite_or_none(v) for k, v in metrics.items()}  # JSON has no NaN (no cycle in a set)
+
+    n_ex = report.n_examples
+    test_rows = _example_rows(model_input[f"{prefix}kind_test"], max(n_ex - 1, 1))
+    panels = [_panel(model_input, prefix, "test", i, {name: preds["test"][i, :, 0]}) for i in test_rows]
+    if n_ex > 1:
+        panels.append(_panel(model_input, prefix, "extrap", 0, {name: preds["extrap"][0, :, 0]}))
+    title = (f"{name}: test rel. RMSE {metrics['rel_rmse']:.3f}, extrapolation {metrics['rel_rmse_extrap']:.3f}"
+             f" ({metrics['test_set']})")
+    curves = plots.learning_curves_figure(history.drop(columns="epoch").to_dict("list"), f"{name} learning curves")
+    return metrics, pd.DataFrame(rows), _loops_figure(panels, title), curves
+
+
+def make_train_node(name: str) -> Callable[..., tuple[dict[str, Any], pd.DataFrame]]:
+    """``train_model`` for the model namespace ``name`` (the name labels runs and metrics)."""
+
+    def train_model(
+        model_input: dict, model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore
+    ) -> tuple[dict[str, Any], pd.DataFrame]:
+        """Train one model with the shared loop (MSE over the whole sequence, normalised units)."""
+        return _train(name, model_input, model, train, checkpoints)
+
+    return train_model
+
+
+def make_evaluate_node(name: str) -> Callable[..., tuple[dict[str, Any], pd.DataFrame, Figure, Figure]]:
+    """``evaluate_model`` for the model namespace ``name``."""
+
+    def evaluate(
+        model: dict, history: pd.DataFrame, model_input: dict, report: ViscoReportParams
+    ) -> tuple[dict[str, Any], pd.DataFrame, Figure, Figure]:
+        """Metrics in physical units, per-trajectory errors, σ–λ loops and learning curves."""
+        return evaluate_model(name, model, history, model_input, report)
+
+    evaluate.__name__ = evaluate.__qualname__ = "evaluate_model"
+    return evaluate
+
+
+# ----------------------------------------------------------------------------------------------
+# Task-level nodes: overview figure, gradient diagnostics, leaderboard
+# ----------------------------------------------------------------------------------------------
+
+
+def plot_loops_overview(model_input: dict[str, Any], report: ViscoReportParams, *bundles: dict[str, Any]) -> Figure:
+    """Every model on the same cyclic trajectories (the generator's test set, and one
+    extrapolation trajectory): σ–λ loops and σ(t), truth against each model."""
+    nets = {b["name"]: (b, rebuild_model(b)) for b in bundles}
+    n_ex = report.n_examples
+    picks = [("test", i) for i in range(min(max(n_ex - 1, 1), len(model_input["gen_y_test"])))]
+    if n_ex > 1:
+        picks.append(("extrap", 0))
+    preds = {name: [predict_stress(b, _inputs(b, model_input, s, on_generator_set=True)[i : i + 1], net)[0, :, 0]
+                    for s, i in picks] for name, (b, net) in nets.items()}
+    truth = np.concatenate([model_input[f"gen_y_{s}"][i, :, 0] for s, i in picks])
+    # Legend: each model's relative RMSE over the trajectories shown.
+    labels = {name: f"{name} ({relative_rmse(truth, np.concatenate(p)):.3f})" for name, p in preds.items()}
+    panels = [_panel(model_input, "gen_", s, i, {labels[n]: preds[n][k] for n in nets}, errors=False)
+              for k, (s, i) in enumerate(picks)]
+    return _loops_figure(panels, "all models on the same cyclic trajectories (uniform grid); "
+                                 "legend: relative RMSE over the trajectories shown")
+
+
+def gradient_diagnostics(
+    material: MaterialSection, protocols: ProtocolParams, diagnostics: DiagnosticsParams, norm_stats: dict[str, Any]
+) -> tuple[pd.DataFrame, Figure, dict[str, Any]]:
+    """‖∂L/∂h_t‖ over t (L = loss at the last step) for each configured recurrent cell, on
+    ``diagnostics.seq_len``-step simulated protocols normalised like the training data; at
+    initialisation and after ``train_steps`` full-batch steps."""
+    pr = generate_protocols(
+        n=diagnostics.n_sequences, n_steps=diagnostics.seq_len, seed=diagnostics.seed, kinds=protocols.kinds,
+        rate_range=protocols.rate_range, amplitude_range=protocols.amplitude_range, max_cycles=protocols.max_cycles,
+        nonuniform_dt=protocols.nonuniform_dt, dt_mean=protocols.dt_mean, dt_jitter=protocols.dt_jitter,
+        baseline=protocols.baseline,
+    )
+    if diagnostics.num_threads:
+        torch.set_num_threads(diagnostics.num_threads)
+    x, y = build_sequence_dataset(pr.t, pr.stretch, simulate(pr, material.to_material()))
+    xn, yn = normalise(x, **norm_stats["x"]), normalise(y, **norm_stats["y"])
+    cells = {k: CellSpec(arch=c.arch, kwargs=dict(c.kwargs), recurrent_init=c.recurrent_init, gain=c.gain)
+             for k, c in diagnostics.cells.items()}
+    table, summary = run_gradient_diagnostics(cells, xn, yn, hidden_size=diagnostics.hidden_size,
+                                              seed=diagnostics.seed, train_steps=diagnostics.train_steps,
+                                              lr=diagnostics.lr)
+    for phase, per_cell in summary.items():
+        for cell, info in per_cell.items():
+            logger.info("gradient %s %-18s log10(|dL/dh_0| / |dL/dh_T-1|) = %7.1f", phase, cell, info["log10_ratio"])
+    fig = gradient_norms_figure(table, f"‖∂L/∂h_t‖ through time, T = {diagnostics.seq_len}, loss at the last step")
+    return table, fig, {"seq_len": diagnostics.seq_len, "hidden_size": diagnostics.hidden_size, **summary}
+
+
+def _leaderboard_figure(board: pd.DataFrame) -> Figure:
+    cols = [c for c in ("rel_rmse", "rel_rmse_extrap") if c in board]
+    x = np.arange(len(board))
+    width = 0.8 / max(len(cols), 1)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(board) + 2), 3.8))
+    for i, c in enumerate(cols):
+        bars = ax.bar(x + i * width - 0.4 + width / 2, board[c].to_numpy(dtype=float), width,
+                      label={"rel_rmse": "test", "rel_rmse_extrap": "extrapolation (faster loading)"}[c])
+        ax.bar_label(bars, fmt="%.3f", fontsize=7)
+    labels = [f"{m}\n{p / 1e3:.1f}k params" + ("\n(cyclic test sets)" if "cyclic" in str(ts) else "")
+              for m, p, ts in zip(board["model"], board.get("params", [0] * len(board)),
+                                  board.get("test_set", [""] * len(board)))]
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("relative RMSE ‖σ̂ − σ‖ / ‖σ‖")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3, which="both")
+    ax.set_title("viscoelastic stress prediction (lower is better)")
+    fig.tight_layout()
+    return fig
+
+
+def _finite_or_none(v: Any) -> Any:
+    return None if isinstance(v, float) and not np.isfinite(v) else v
+
+
+EXTRA_COLUMNS = ("max_err", "max_err_extrap", "energy_rel_err", "energy_rel_err_extrap", "energy_rel_err_median",
+                 "energy_rel_err_median_extrap", "energy_total_rel_err", "energy_total_rel_err_extrap",
+                 "rel_rmse_cyclic", "rel_rmse_cyclic_extrap")
+
+
+def build_report(
+    gradient_summary: dict[str, Any], *metrics: dict[str, Any]
+) -> tuple[pd.DataFrame, str, Figure, dict[str, Any]]:
+    """The shared leaderboard (sorted by test ``rel_rmse``) with this task's extra columns, a
+    relative-RMSE bar plot, and ``metrics.json`` with the improvement over the memoryless
+    ``mlp`` and the gradient-diagnostics summary."""
+    with warnings.catch_warnings():  # its bar plot shows non-"rel_" metrics only: none here (replaced below)
+        warnings.simplefilter("ignore", UserWarning)
+        board, _, base_fig, summary = build_leaderboard(*metrics, sort_by="rel_rmse")
+    plt.close(base_fig)
+    by_name = {m["model"]: m for m in metrics}
+    timing = [c for c in ("params", "train_seconds") if c in board]
+    for col in EXTRA_COLUMNS:
+        board[col] = [by_name[m].get(col, float("nan")) for m in board["model"]]
+    board["test_set"] = [by_name[m].get("test_set", "") for m in board["model"]]
+    board = board[[c for c in board.columns if c not in timing] + timing]
+    for row in board.to_dict("records"):
+        summary["models"][row["model"]].update({c: _finite_or_none(row[c]) for c in EXTRA_COLUMNS})
+    baselines = [m["model"] for m in metrics if m.get("arch") == "mlp"]
+    if baselines:
+        base = by_name[baselines[0]]
+        summary["mlp_baseline"] = baselines[0]
+        # mlp's relative RMSE divided by the model's (> 1: better than the memoryless baseline), on the
+        # same trajectories only: for a model tested on other sets (seq_generator) just the cyclic columns.
+        cyclic = ("rel_rmse_cyclic", "rel_rmse_cyclic_extrap")
+        summary["improvement_over_mlp"] = {
+            m["model"]: {k: float(base[k] / m[k])
+                         for k in (("rel_rmse", "rel_rmse_extrap", *cyclic)
+                                   if m.get("test_set") == base.get("test_set") else cyclic)
+                         if m.get(k) and base.get(k) is not None}
+            for m in metrics if m["model"] != baselines[0]
+        }
+    summary["gradient_diagnostics"] = {
+        phase: {cell: {"log10_ratio": v["log10_ratio"], "log10_per_step": v["log10_per_step"]}
+                for cell, v in per_cell.items()}
+        for phase, per_cell in gradient_summary.items() if isinstance(per_cell, dict)
+    }
+    return board, to_markdown(board), _leaderboard_figure(board), summary

@@ -1,0 +1,156 @@
+"""Parameter sections of the viscoelastic task (validated by Kedro before any node runs).
+
+A bad value fails with the parameter key (``viscoelastic.material``) and the field at fault,
+e.g. ``E`` <= 0, ``m`` < 1 or ``nu0`` <= 0, before the simulation starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from mlsp_pipelines.params import _Section
+from mlsp_pipelines.simulation.viscoelastic import MaterialParams
+
+ProtocolKind = Literal["cyclic", "relaxation", "piecewise"]
+
+
+def _check_range(name: str, value: tuple[float, float] | None) -> None:
+    if value is not None and not (0.0 < value[0] <= value[1]):
+        raise ValueError(f"{name} must satisfy 0 < lo <= hi, got {list(value)}")
+
+
+class MaterialSection(_Section):
+    """The power-law Maxwell element: ``dσ/dt = E(dλ/dt − (σ/ν0)|σ/σ0|^(m−1))``."""
+
+    E: float = Field(1.0, gt=0, allow_inf_nan=False)  # elastic modulus
+    nu0: float = Field(1.0, gt=0, allow_inf_nan=False)  # viscosity (relaxation time ν0/E)
+    sigma0: float = Field(0.2, gt=0, allow_inf_nan=False)  # reference stress of the power law
+    m: float = Field(2.0, ge=1, allow_inf_nan=False)  # power-law exponent (1 = linear Maxwell)
+
+    def to_material(self) -> MaterialParams:
+        return MaterialParams(E=self.E, nu0=self.nu0, sigma0=self.sigma0, m=self.m)
+
+
+class ExtrapolationParams(_Section):
+    """A second test set whose loading rates all lie above the training range."""
+
+    n_trajectories: int = Field(60, ge=1)
+    rate_range: tuple[float, float] = (0.6, 1.2)
+    amplitude_range: tuple[float, float] | None = None  # None: the training amplitude range
+    seed: int = 1
+
+    @model_validator(mode="after")
+    def _check(self) -> "ExtrapolationParams":
+        _check_range("rate_range", self.rate_range)
+        _check_range("amplitude_range", self.amplitude_range)
+        return self
+
+
+class ProtocolParams(_Section):
+    """Seeded stretch histories for training/validation/test and the extrapolation set."""
+
+    n_trajectories: int = Field(300, ge=3)
+    n_steps: int = Field(200, ge=2)
+    seed: int = 42
+    kinds: list[ProtocolKind] = Field(default_factory=lambda: ["cyclic", "relaxation", "piecewise"], min_length=1)
+    rate_range: tuple[float, float] = (0.05, 0.4)
+    amplitude_range: tuple[float, float] = (0.05, 0.3)
+    max_cycles: int = Field(4, ge=1)
+    nonuniform_dt: bool = True
+    dt_mean: float = Field(0.05, gt=0)
+    dt_jitter: float = Field(0.5, ge=0, lt=1)
+    baseline: float = 1.0
+    extrapolation: ExtrapolationParams = Field(default_factory=ExtrapolationParams)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ProtocolParams":
+        _check_range("rate_range", self.rate_range)
+        _check_range("amplitude_range", self.amplitude_range)
+        if self.extrapolation.rate_range[0] <= self.rate_range[1]:
+            raise ValueError(
+                f"extrapolation.rate_range {list(self.extrapolation.rate_range)} must lie above "
+                f"rate_range {list(self.rate_range)} (its rates must be outside the training range)"
+            )
+        if self.extrapolation.seed == self.seed:
+            raise ValueError(f"extrapolation.seed must differ from seed={self.seed} (it would repeat the same random draws)")
+        return self
+
+
+class GeneratorDataParams(_Section):
+    """Cyclic protocols on a uniform grid for the one-to-many model (``seq_generator``).
+
+    Rates, amplitudes, cycles, ``n_steps`` and ``dt_mean`` come from ``protocols`` (and the
+    extrapolation rates from ``protocols.extrapolation``), so the sets are comparable.
+    """
+
+    n_trajectories: int = Field(240, ge=3)
+    n_extrapolation: int = Field(48, ge=1)
+    seed: int = 7
+
+
+class TrajectorySplitParams(_Section):
+    """Random split by trajectory (a trajectory is in exactly one of train/val/test)."""
+
+    val_fraction: float = Field(0.15, gt=0, lt=1)
+    test_fraction: float = Field(0.15, gt=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrajectorySplitParams":
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError(
+                f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g} must be < 1"
+            )
+        return self
+
+
+class ViscoReportParams(_Section):
+    """How many trajectories the σ–λ loop figures show."""
+
+    n_examples: int = Field(4, ge=1, le=12)
+
+
+class GradientCellParams(_Section):
+    """One recurrent model of the gradient diagnostics (see :mod:`mlsp_pipelines.evaluation.diagnostics`)."""
+
+    arch: Literal["rnn", "gru", "lstm"]
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    recurrent_init: Literal["default", "identity"] = "default"
+    gain: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "GradientCellParams":
+        from mlsp_pipelines.models import model_config
+
+        cfg = model_config(self.arch, **self.kwargs)
+        if cfg.bidirectional:
+            raise ValueError("bidirectional models have no single direction to backpropagate through time")
+        if self.recurrent_init == "identity" and self.arch != "rnn":
+            raise ValueError(f"recurrent_init 'identity' applies to arch 'rnn' only, got {self.arch!r}")
+        return self
+
+
+def _default_cells() -> dict[str, GradientCellParams]:
+    return {
+        "rnn_tanh": GradientCellParams(arch="rnn", kwargs={"nonlinearity": "tanh"}),
+        "rnn_relu": GradientCellParams(arch="rnn", kwargs={"nonlinearity": "relu"}),
+        "rnn_relu_identity": GradientCellParams(arch="rnn", kwargs={"nonlinearity": "relu"},
+                                                recurrent_init="identity", gain=1.05),
+        "gru": GradientCellParams(arch="gru"),
+        "lstm": GradientCellParams(arch="lstm"),
+    }
+
+
+class DiagnosticsParams(_Section):
+    """Gradient norms through time on long simulated sequences."""
+
+    seq_len: int = Field(300, ge=2)
+    n_sequences: int = Field(16, ge=1)
+    hidden_size: int = Field(32, ge=1)
+    seed: int = 0
+    train_steps: int = Field(50, ge=0)  # 0: at initialisation only
+    lr: float = Field(3e-3, gt=0)
+    num_threads: int | None = Field(1, ge=1)  # torch CPU threads (small models: 1 is fastest)
+    cells: dict[str, GradientCellParams] = Field(default_factory=_default_cells, min_length=1)

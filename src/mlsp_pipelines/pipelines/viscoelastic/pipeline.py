@@ -1,0 +1,81 @@
+"""Wiring of ``viscoelastic`` and of its DVC-stage slices ``viscoelastic_data`` and ``viscoelastic_train``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kedro.pipeline import Pipeline, node
+
+from mlsp_pipelines.config import graph_params, section
+
+from . import nodes
+
+TASK = "viscoelastic"
+
+
+def _model_pipeline(name: str) -> Pipeline:
+    """Namespace ``{name}`` (inside ``viscoelastic``): train with the shared loop, then evaluate."""
+    return Pipeline(
+        [
+            node(nodes.make_train_node(name), ["model_input", "params:model", "params:train", "checkpoints"],
+                 ["model", "history"], name="train_model"),
+            node(nodes.make_evaluate_node(name), ["model", "history", "model_input", "params:report"],
+                 ["metrics", "trajectory_errors", "loops_plot", "learning_curves"], name="evaluate_model"),
+        ],
+        namespace=name,
+        inputs={"model_input"},
+        parameters={"params:model": f"params:models.{name}", "params:train": "params:train",
+                    "params:report": "params:report"},
+        tags=[f"{TASK}_train", "model_run"],
+    )
+
+
+def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline]:
+    """``viscoelastic``, ``viscoelastic_data`` (simulation + dataset) and ``viscoelastic_train``
+    (per-model training and evaluation, gradient diagnostics, leaderboard); which models are
+    trained comes from ``viscoelastic.architectures``."""
+    params = graph_params() if params is None else params
+    archs = list(section(params, f"{TASK}.architectures", []) or [])
+    models = section(params, f"{TASK}.models", {}) or {}
+    missing = [a for a in archs if a not in models]
+    if missing:
+        raise ValueError(f"{TASK}.architectures lists {missing} but {TASK}.models has no entry for them "
+                         f"(defined: {sorted(models)}); add '{TASK}.models.<name>: {{arch: <registry name>}}'")
+    data = Pipeline(
+        [
+            node(nodes.simulate_trajectories, ["params:material", "params:protocols", "params:generator_data"],
+                 ["trajectories", "generator_trajectories"], name="simulate_trajectories"),
+            node(nodes.build_dataset, ["trajectories", "generator_trajectories", "params:split"],
+                 ["dataset", "norm_stats", "data_quality"], name="build_dataset"),
+        ],
+        namespace=TASK,
+        tags=[f"{TASK}_data"],
+    )
+    train = Pipeline([node(nodes.make_model_input, ["dataset", "norm_stats"], "model_input", name="make_model_input")])
+    for name in archs:
+        train += _model_pipeline(name)
+    train += Pipeline([
+        node(nodes.gradient_diagnostics, ["params:material", "params:protocols", "params:diagnostics", "norm_stats"],
+             ["gradient_norms", "gradient_norms_plot", "gradient_summary"], name="gradient_diagnostics"),
+    ])
+    train = Pipeline(train, namespace=TASK, tags=[f"{TASK}_train"])
+    if archs:
+        # Task-level nodes that read every model's outputs: full dataset names, node namespace only.
+        report = Pipeline(
+            [
+                node(nodes.plot_loops_overview,
+                     [f"{TASK}.model_input", f"params:{TASK}.report", *(f"{TASK}.{a}.model" for a in archs)],
+                     f"{TASK}.loops_overview", name="plot_loops_overview", namespace=TASK),
+                node(nodes.build_report, [f"{TASK}.gradient_summary", *(f"{TASK}.{a}.metrics" for a in archs)],
+                     [f"{TASK}.{o}" for o in ("leaderboard", "leaderboard_md", "leaderboard_plot", "metrics")],
+                     name="build_leaderboard", namespace=TASK),
+            ],
+            tags=[f"{TASK}_train"],
+        )
+        train += report
+    return {TASK: data + train, f"{TASK}_data": data, f"{TASK}_train": train}
+
+
+def create_pipeline(**kwargs: Any) -> Pipeline:
+    """The whole ``viscoelastic`` pipeline."""
+    return create_pipelines()[TASK]
