@@ -7,6 +7,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+# No tqdm monitor thread: it would be the one thread that makes forking feature workers unsafe.
+tqdm.monitor_interval = 0
+
 
 def progress_enabled(enabled: bool = True) -> bool:
     """False when the caller or the environment (``MLSP_PROGRESS=0``) turns bars off."""

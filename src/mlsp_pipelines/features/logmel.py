@@ -124,6 +124,32 @@ def _featurise_chunk(job: _Job, spec: _Spec) -> tuple[np.ndarray, list[tuple[int
     return _logmel(waves, spec.basis, spec.n_fft, spec.hop_length, spec.top_db), errors
 
 
+def _single_threaded() -> None:
+    """Worker start: one BLAS/OpenMP thread each, so N workers use N cores, not N × N threads."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - comes with scikit-learn
+        return
+    threadpool_limits(1)
+
+
+def _pool_context() -> Any:
+    """``fork`` (starts in milliseconds) when this process runs no other Python threads — the
+    workers use only numpy/scipy/soundfile, never torch's OpenMP pool; otherwise a
+    ``forkserver`` that preloaded this module, so no thread's held lock is inherited."""
+    import multiprocessing as mp
+    import threading
+
+    methods = mp.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return mp.get_context("fork")
+    if "forkserver" in methods:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        return ctx
+    return mp.get_context("spawn")
+
+
 def _worker_count(params: FeatureParams, n_jobs: int) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(params.workers or cores, n_jobs))
@@ -172,16 +198,8 @@ def extract_logmel(
             _collect(k, _featurise_chunk(job, spec))
             bar.update()
     else:
-        import multiprocessing as mp
-
-        # forkserver: workers fork from a clean server that preloaded this module, so they start
-        # fast and never inherit the threads of torch, MLflow or the progress bar.
-        if "forkserver" in mp.get_all_start_methods():
-            ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload([__name__])
-        else:
-            ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        ctx = _pool_context()
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_single_threaded) as pool:
             futures = [pool.submit(_featurise_chunk, job, spec) for job in jobs]
             for k, fut in enumerate(futures):
                 _collect(k, fut.result())
