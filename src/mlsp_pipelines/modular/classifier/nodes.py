@@ -114,20 +114,23 @@ def explain_classifier(bundle: dict[str, Any], model_input: dict, report: Report
     the predictions on a few clips (others)."""
     net = rebuild_model(bundle)
     X, y = _tensors(model_input, "test")
-    n = min(report.n_examples, len(X))
-    Xn = X[:n]
+    # one clip of each class first (test clips are sorted by name, i.e. grouped by class)
+    first = np.unique(y.numpy(), return_index=True)[1]
+    order = np.concatenate([first, np.setdiff1d(np.arange(len(y)), first)])[: report.n_examples]
+    n, ids = len(order), np.asarray(model_input["ids_test"])[order]
+    Xn, y = X[order], y[order]
     spec = (Xn.numpy() * np.asarray(bundle["norm"]["std"], dtype=np.float32) + np.asarray(bundle["norm"]["mean"], dtype=np.float32))
     classes = bundle["classes"]
     with torch.inference_mode():
         if hasattr(net, "forward_with_attention"):
             logits, attn = net.forward_with_attention(Xn)
-            titles = [f"{model_input['ids_test'][k]}\ntrue {classes[int(y[k])]} / pred {classes[int(logits[k].argmax())]}" for k in range(n)]
+            titles = [f"{ids[k]}\ntrue {classes[int(y[k])]} / pred {classes[int(logits[k].argmax())]}" for k in range(n)]
             return plots.attention_figure(spec, attn.numpy(), titles, hop_s=bundle["hop_s"],
                                           title=f"{bundle['arch']}: where the model attends")
         if hasattr(net, "first_conv"):
             return plots.filters_figure(net.first_conv.weight.detach().numpy(), f"{bundle['arch']}: first-layer filters")
         logits = net(Xn)
-    titles = [f"{model_input['ids_test'][k]}\ntrue {classes[int(y[k])]} / pred {classes[int(logits[k].argmax())]}" for k in range(n)]
+    titles = [f"{ids[k]}\ntrue {classes[int(y[k])]} / pred {classes[int(logits[k].argmax())]}" for k in range(n)]
     return plots.examples_figure(spec, titles, hop_s=bundle["hop_s"], title=f"{bundle['arch']}: test clips")
 
 
