@@ -62,3 +62,15 @@ def section(params: dict[str, Any], dotted: str, default: Any = None) -> Any:
         else:
             return default
     return node
+
+
+def architectures(params: dict[str, Any], task: str, key: str = "architectures") -> list[str]:
+    """``<task>.architectures``, each checked to have a ``<task>.models`` entry (the graph has
+    one namespaced training pipeline per name, so a dangling name must fail before the run)."""
+    archs = list(section(params, f"{task}.{key}", []) or [])
+    models = section(params, f"{task}.models", {}) or {}
+    missing = [a for a in archs if a not in models]
+    if missing:
+        raise ValueError(f"{task}.{key} lists {missing} but {task}.models has no entry for them "
+                         f"(defined: {sorted(models)}); add '{task}.models.<name>: {{arch: <registry name>}}'")
+    return archs

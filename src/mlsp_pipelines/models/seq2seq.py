@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from abc import ABCMeta, abstractmethod
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -68,7 +70,7 @@ def reorder_state(state: State, index: Tensor) -> State:
     return {k: v.index_select(0, index) for k, v in state.items()}
 
 
-class Seq2SeqModel(nn.Module):
+class Seq2SeqModel(nn.Module, metaclass=ABCMeta):
     """Base of the encoder–decoders: teacher-forced forward, greedy and beam-search decoding.
 
     Subclasses implement :meth:`encode` (source → decoder state, a dict of tensors whose first
@@ -87,14 +89,17 @@ class Seq2SeqModel(nn.Module):
     def has_attention(self) -> bool:
         return True
 
-    def encode(self, src: Tensor) -> State:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def encode(self, src: Tensor) -> State:
+        """Encoder state for a batch of source ids (B, S)."""
 
-    def decode_step(self, state: State, prev: Tensor) -> tuple[Tensor, State, Tensor | None]:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def decode_step(self, state: State, prev: Tensor) -> tuple[Tensor, State, Tensor | None]:
+        """One decoder step: logits (B, V), the next state, attention over the source (or None)."""
 
-    def attention_weights(self, src: Tensor, tgt_in: Tensor) -> Tensor | None:  # pragma: no cover
-        raise NotImplementedError
+    def attention_weights(self, src: Tensor, tgt_in: Tensor) -> Tensor | None:
+        """Teacher-forced attention (B, T, S); None here, for models without attention."""
+        return None
 
     @torch.no_grad()
     def generate(

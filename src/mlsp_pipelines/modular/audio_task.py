@@ -9,21 +9,10 @@ from typing import Any
 
 from kedro.pipeline import Pipeline, node
 
-from mlsp_pipelines.config import section
+from mlsp_pipelines.config import architectures, section
 
 from . import audio, classifier, report, sweep
 from .audio import nodes as audio_nodes
-
-
-def architectures(params: dict[str, Any], task: str) -> list[str]:
-    """``<task>.architectures``, each checked to have a ``<task>.models`` entry."""
-    archs = list(section(params, f"{task}.architectures", []) or [])
-    models = section(params, f"{task}.models", {}) or {}
-    missing = [a for a in archs if a not in models]
-    if missing:
-        raise ValueError(f"{task}.architectures lists {missing} but {task}.models has no entry for them "
-                         f"(defined: {sorted(models)}); add '{task}.models.<name>: {{arch: <registry name>}}'")
-    return archs
 
 
 def create_task_pipelines(

@@ -8,7 +8,7 @@ from typing import Any
 
 from kedro.pipeline import Pipeline, node
 
-from mlsp_pipelines.config import graph_params, section
+from mlsp_pipelines.config import architectures, graph_params, section
 
 from . import nodes
 
@@ -54,12 +54,7 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
     """``seq2seq`` = ``seq2seq_data`` (corpus → split → vocabularies) + ``seq2seq_train``
     (every architecture of ``seq2seq.architectures`` → leaderboard)."""
     params = graph_params() if params is None else params
-    archs = list(section(params, f"{TASK}.architectures", []) or [])
-    models = section(params, f"{TASK}.models", {}) or {}
-    missing = [a for a in archs if a not in models]
-    if missing:
-        raise ValueError(f"{TASK}.architectures lists {missing} but {TASK}.models has no entry for them "
-                         f"(defined: {sorted(models)}); add '{TASK}.models.<name>: {{arch: <registry name>}}'")
+    archs = architectures(params, TASK)
     source = corpus_source(params)
     data_nodes = []
     if source == "synthetic":

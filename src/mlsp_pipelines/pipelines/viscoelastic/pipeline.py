@@ -6,7 +6,7 @@ from typing import Any
 
 from kedro.pipeline import Pipeline, node
 
-from mlsp_pipelines.config import graph_params, section
+from mlsp_pipelines.config import architectures, graph_params
 
 from . import nodes
 
@@ -35,12 +35,7 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
     (per-model training and evaluation, gradient diagnostics, leaderboard); which models are
     trained comes from ``viscoelastic.architectures``."""
     params = graph_params() if params is None else params
-    archs = list(section(params, f"{TASK}.architectures", []) or [])
-    models = section(params, f"{TASK}.models", {}) or {}
-    missing = [a for a in archs if a not in models]
-    if missing:
-        raise ValueError(f"{TASK}.architectures lists {missing} but {TASK}.models has no entry for them "
-                         f"(defined: {sorted(models)}); add '{TASK}.models.<name>: {{arch: <registry name>}}'")
+    archs = architectures(params, TASK)
     data = Pipeline(
         [
             node(nodes.simulate_trajectories, ["params:material", "params:protocols", "params:generator_data"],

@@ -12,7 +12,7 @@ from typing import Any
 
 from kedro.pipeline import Pipeline, node
 
-from mlsp_pipelines.config import graph_params, section
+from mlsp_pipelines.config import architectures, graph_params, section
 
 from . import nodes
 
@@ -61,12 +61,8 @@ def _anchor_pipeline(name: str, model_key: str) -> Pipeline:
 def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline]:
     """``word2vec``, ``word2vec_data`` (preprocessing) and ``word2vec_train`` (models, anchor, report)."""
     params = graph_params() if params is None else params
-    names = list(section(params, f"{TASK}.architectures", []) or [])
+    names = architectures(params, TASK)
     models = section(params, f"{TASK}.models", {}) or {}
-    missing = [n for n in names if n not in models]
-    if missing:
-        raise ValueError(f"{TASK}.architectures lists {missing} but {TASK}.models has no entry for them "
-                         f"(defined: {sorted(models)}); add '{TASK}.models.<name>: {{arch: word2vec_sg}}'")
     baseline_on = bool(section(params, f"{TASK}.baseline.enabled", True))
     anchor_kind = "sg" if int(section(params, f"{TASK}.baseline.sg", 1)) else "cbow"
     anchor = f"gensim_{anchor_kind}"
