@@ -105,3 +105,16 @@ def test_model_spec_train_overrides() -> None:
     assert merged.lr == 0.0005 and merged.epochs == 7
     with pytest.raises(ValidationError, match="lrate"):
         ModelSpec(arch="cnn", train={"lrate": 0.1})
+
+
+def test_a_broken_pipeline_config_does_not_block_another_pipeline(project_copy, caplog) -> None:
+    """A dangling architecture in word2vec's parameters stops `kedro run --pipeline=word2vec`
+    but not `--pipeline=asc_data`, which runs and warns that word2vec was left out."""
+    from conftest import run_session
+
+    broken = {"word2vec": {"architectures": ["sg", "nonexistent"]}}
+    with pytest.raises(Exception, match="word2vec.architectures lists \\['nonexistent'\\]"):
+        run_session(project_copy, ["word2vec"], runtime_params=broken)
+    run_session(project_copy, ["asc_data"], runtime_params=broken)
+    assert (project_copy / "data" / "01_raw" / "asc" / "metadata.csv").is_file()
+    assert "pipeline 'word2vec' left out" in caplog.text

@@ -60,8 +60,11 @@ class GraphParamsHook:
         config.set_active_params(params)
         from kedro.framework.project import pipelines
 
-        # Pipelines may already be cached from an earlier session in this process.
+        # Pipelines may already be cached from an earlier session in this process: rebuild them
+        # from these parameters, keeping which pipelines this run asked for.
+        requested = getattr(pipelines, "_requested_pipelines", None)
         pipelines.configure(pipelines._pipelines_module)  # noqa: SLF001
+        pipelines.set_requested(requested)
 
 
 class MlflowHook:
