@@ -5,8 +5,9 @@
 1. reads the run (or its parent, for a nested model run) and its ``lineage.json``;
 2. checks out the recorded git commit into a temporary worktree (the current tree when the
    commit is unknown) and puts its ``src/`` first on ``PYTHONPATH``;
-3. writes the recorded, fully resolved parameters over ``conf/base/parameters_<pipeline>.yml``
-   there and runs ``kedro run`` with the recorded pipelines, environment and runtime parameters,
+3. writes the recorded, fully resolved parameters over ``parameters_<pipeline>.yml`` of ``base``
+   and of the recorded environment there, and runs ``kedro run`` with the recorded pipelines,
+   environment and the runtime parameters outside the pipeline's section (e.g. ``data_dir``),
    logging to the same tracking store with tag ``reproduces=<run id>``;
 4. compares every model's quality metrics (timings excluded) with the original run's and exits
    0 when all match, 1 otherwise.
@@ -87,8 +88,12 @@ def reproduce(run_id: str, *, root: Path | None = None, tolerance: float = 1e-9)
     with tempfile.TemporaryDirectory() as tmp:
         work = _checkout(root, record["git"].get("git_commit", ""), Path(tmp) / "tree")
         try:
-            params_file = work / "conf" / "base" / f"parameters_{experiment}.yml"
-            params_file.write_text(yaml.safe_dump({experiment: record["params"]}, sort_keys=False))
+            # the resolved parameters, in base and in the run's environment (which would otherwise
+            # override some of them again)
+            recorded = yaml.safe_dump({experiment: record["params"]}, sort_keys=False)
+            for env_dir in {"base", record.get("env") or "local"}:
+                (work / "conf" / env_dir).mkdir(parents=True, exist_ok=True)
+                (work / "conf" / env_dir / f"parameters_{experiment}.yml").write_text(recorded)
             env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLSP_REPRODUCES": parent_id, "MLSP_PROGRESS": "0",
                    "KEDRO_DISABLE_TELEMETRY": "1"}
             if (work / "src").is_dir():
@@ -96,7 +101,10 @@ def reproduce(run_id: str, *, root: Path | None = None, tolerance: float = 1e-9)
             cmd = [sys.executable, "-m", "kedro", "run", f"--pipelines={','.join(record['pipelines'])}"]
             if record.get("env"):
                 cmd.append(f"--env={record['env']}")
-            runtime = _flatten_runtime(record.get("runtime_params") or {})
+            # the recorded parameters already include the run's --params for this pipeline's
+            # section; only the others (e.g. data_dir for the catalog) are passed again
+            extra = {k: v for k, v in (record.get("runtime_params") or {}).items() if k != experiment}
+            runtime = _flatten_runtime(extra)
             if runtime:
                 cmd.append("--params=" + ",".join(runtime))
             logger.info("reproducing %s: %s (in %s)", parent_id, " ".join(cmd), work)
