@@ -86,6 +86,23 @@ class SplitParams(_Section):
     cv: bool = False  # k-fold over the dataset's folds
 
 
+class FractionSplitParams(_Section):
+    """Seeded random train/validation/test split by item (pairs, trajectories); tasks subclass
+    it to set their own default fractions."""
+
+    val_fraction: float = Field(0.15, gt=0, lt=1)
+    test_fraction: float = Field(0.15, gt=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check_fractions(self) -> "FractionSplitParams":
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g} must be < 1"
+            )
+        return self
+
+
 class TrainParams(_Section):
     """The shared training loop's settings (same for every architecture unless overridden)."""
 

@@ -25,6 +25,7 @@ import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
 from mlsp_pipelines.datasets.atomic import atomic_path
+from mlsp_pipelines.datasets.files import _FileDataset
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ class AnalogyDataset(_DefaultFileDataset):
         return pd.DataFrame(rows, columns=["section", "a", "b", "c", "d"])
 
 
-class Word2VecTextDataset(AbstractDataset):
+class Word2VecTextDataset(_FileDataset):
     """Word vectors in the word2vec text format (``V D`` header, then ``word v1 ... vD`` per line).
 
     ``save`` takes ``{"words": [...], "vectors": (V, D) array}`` (or a gensim ``KeyedVectors``);
@@ -204,23 +205,11 @@ class Word2VecTextDataset(AbstractDataset):
     """
 
     def __init__(self, *, filepath: str, precision: int = 6, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = Path(filepath)
+        super().__init__(filepath=filepath, metadata=metadata)
         self._precision = precision
-        self.metadata = metadata
-
-    @property
-    def filepath(self) -> Path:
-        return self._filepath
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "type": type(self).__name__}
-
-    def _exists(self) -> bool:
-        return self._filepath.is_file()
 
     def load(self) -> dict[str, Any]:
-        if not self._filepath.is_file():
-            raise DatasetError(f"{self._filepath}: file not found (run the stage that produces it first)")
+        self._require()
         with open(self._filepath, encoding="utf-8") as f:
             header = f.readline().split()
             n, dim = int(header[0]), int(header[1])

@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial, update_wrapper
+from typing import Any
 
 from kedro.pipeline import Pipeline, node
 
 from . import nodes
 
 
-def create_pipeline(task: str, archs: list[str], *, cv: bool = False, sort_by: str = "accuracy") -> Pipeline:
-    """``{task}.{arch}.metrics`` for every arch → ``{task}.leaderboard`` (+ md, plot, metrics.json)."""
-    inputs = [f"{task}.{a}.metrics" for a in archs] + ([f"{task}.{a}.cv_metrics" for a in archs] if cv else [])
-    func = update_wrapper(partial(nodes.build_leaderboard, sort_by=sort_by), nodes.build_leaderboard)
+def create_pipeline(
+    task: str,
+    archs: list[str],
+    *,
+    cv: bool = False,
+    sort_by: str = "accuracy",
+    func: Callable[..., Any] | None = None,
+    extra_inputs: tuple[str, ...] = (),
+) -> Pipeline:
+    """``{task}.{arch}.metrics`` for every arch → ``{task}.leaderboard`` (+ md, plot, metrics.json).
+
+    ``func`` replaces the default table builder (same four outputs) for tasks whose report
+    needs more than :func:`nodes.build_leaderboard`; ``extra_inputs`` come before the metrics.
+    """
+    inputs = [*extra_inputs, *(f"{task}.{a}.metrics" for a in archs),
+              *((f"{task}.{a}.cv_metrics" for a in archs) if cv else ())]
+    if func is None:
+        func = update_wrapper(partial(nodes.build_leaderboard, sort_by=sort_by), nodes.build_leaderboard)
     return Pipeline(
         [node(func, inputs, [f"{task}.{o}" for o in ("leaderboard", "leaderboard_md", "leaderboard_plot", "metrics")],
               name="build_leaderboard", namespace=task)],

@@ -15,7 +15,6 @@ from mlsp_pipelines.datasets.files import CheckpointStore
 from mlsp_pipelines.evaluation.plots import learning_curves_figure
 from mlsp_pipelines.features.vocab import EOS, Vocab, encode_pairs, pad_batch, tokenize
 from mlsp_pipelines.models import build_model, count_parameters
-from mlsp_pipelines.modular.report.nodes import build_leaderboard, to_markdown
 from mlsp_pipelines.params import ModelSpec, TrainParams
 from mlsp_pipelines.simulation.dates import generate_date_pairs
 from mlsp_pipelines.training.loop import fingerprint, fit, predict
@@ -236,13 +235,3 @@ def plot_attention(bundle: dict[str, Any], model_input: dict[str, Any], report: 
 
 
 # -- report -------------------------------------------------------------------------------------
-def seq2seq_leaderboard(*metrics: dict[str, Any]) -> tuple[pd.DataFrame, str, Figure, dict]:
-    """The shared leaderboard, best exact match first, with token accuracy beside BLEU and exact match."""
-    board, _, fig, summary = build_leaderboard(*metrics, sort_by="exact_match")
-    if "token_accuracy" not in board:
-        acc = {mt["model"]: mt["token_accuracy"] for mt in metrics}
-        pos = board.columns.get_loc("exact_match") + 1 if "exact_match" in board else 1
-        board.insert(pos, "token_accuracy", board["model"].map(acc))
-        for name, row in summary["models"].items():
-            row["token_accuracy"] = acc[name]
-    return board, to_markdown(board), fig, summary

@@ -8,15 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from mlsp_pipelines.params import FractionSplitParams, _Section
 from mlsp_pipelines.simulation.dates import check_styles
-
-
-class _Section(BaseModel):
-    """Unknown keys are errors (typos), values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DateSynthParams(_Section):
@@ -58,18 +53,11 @@ class VocabParams(_Section):
     max_size: int | None = Field(None, ge=5)
 
 
-class Seq2SeqSplitParams(_Section):
+class Seq2SeqSplitParams(FractionSplitParams):
     """Seeded random train/validation/test split of the (deduplicated) pairs."""
 
     val_fraction: float = Field(0.1, gt=0, lt=1)
     test_fraction: float = Field(0.1, gt=0, lt=1)
-    seed: int = 0
-
-    @model_validator(mode="after")
-    def _check(self) -> "Seq2SeqSplitParams":
-        if self.val_fraction + self.test_fraction >= 1:
-            raise ValueError(f"val_fraction + test_fraction must be < 1, got {self.val_fraction} + {self.test_fraction}")
-        return self
 
 
 class Seq2SeqReportParams(_Section):

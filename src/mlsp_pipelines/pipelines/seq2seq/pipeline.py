@@ -9,6 +9,7 @@ from typing import Any
 from kedro.pipeline import Pipeline, node
 
 from mlsp_pipelines.config import architectures, graph_params, section
+from mlsp_pipelines.modular import report
 
 from . import nodes
 
@@ -73,12 +74,7 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
         train += create_model_pipeline(arch)
     train = Pipeline(train, namespace=TASK)
     if archs:
-        train += Pipeline(
-            [node(nodes.seq2seq_leaderboard, [f"{TASK}.{a}.metrics" for a in archs],
-                  [f"{TASK}.{o}" for o in ("leaderboard", "leaderboard_md", "leaderboard_plot", "metrics")],
-                  name="build_leaderboard", namespace=TASK)],
-            tags=[f"{TASK}_train"],
-        )
+        train += report.create_pipeline(TASK, archs, sort_by="exact_match")
     return {TASK: data + train, f"{TASK}_data": data, f"{TASK}_train": train}
 
 

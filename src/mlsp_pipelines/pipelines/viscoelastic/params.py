@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from mlsp_pipelines.params import _Section
+from mlsp_pipelines.params import FractionSplitParams, _Section
 from mlsp_pipelines.simulation.viscoelastic import MaterialParams
 
 ProtocolKind = Literal["cyclic", "relaxation", "piecewise"]
@@ -90,20 +90,8 @@ class GeneratorDataParams(_Section):
     seed: int = 7
 
 
-class TrajectorySplitParams(_Section):
+class TrajectorySplitParams(FractionSplitParams):
     """Random split by trajectory (a trajectory is in exactly one of train/val/test)."""
-
-    val_fraction: float = Field(0.15, gt=0, lt=1)
-    test_fraction: float = Field(0.15, gt=0, lt=1)
-    seed: int = 0
-
-    @model_validator(mode="after")
-    def _check(self) -> "TrajectorySplitParams":
-        if self.val_fraction + self.test_fraction >= 1.0:
-            raise ValueError(
-                f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g} must be < 1"
-            )
-        return self
 
 
 class ViscoReportParams(_Section):

@@ -7,6 +7,7 @@ from typing import Any
 from kedro.pipeline import Pipeline, node
 
 from mlsp_pipelines.config import architectures, graph_params
+from mlsp_pipelines.modular import report
 
 from . import nodes
 
@@ -56,18 +57,16 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
     train = Pipeline(train, namespace=TASK, tags=[f"{TASK}_train"])
     if archs:
         # Task-level nodes that read every model's outputs: full dataset names, node namespace only.
-        report = Pipeline(
+        loops = Pipeline(
             [
                 node(nodes.plot_loops_overview,
                      [f"{TASK}.model_input", f"params:{TASK}.report", *(f"{TASK}.{a}.model" for a in archs)],
                      f"{TASK}.loops_overview", name="plot_loops_overview", namespace=TASK),
-                node(nodes.build_report, [f"{TASK}.gradient_summary", *(f"{TASK}.{a}.metrics" for a in archs)],
-                     [f"{TASK}.{o}" for o in ("leaderboard", "leaderboard_md", "leaderboard_plot", "metrics")],
-                     name="build_leaderboard", namespace=TASK),
             ],
             tags=[f"{TASK}_train"],
         )
-        train += report
+        train += loops + report.create_pipeline(TASK, archs, func=nodes.build_report,
+                                                extra_inputs=(f"{TASK}.gradient_summary",))
     return {TASK: data + train, f"{TASK}_data": data, f"{TASK}_train": train}
 
 

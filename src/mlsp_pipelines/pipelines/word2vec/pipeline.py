@@ -13,6 +13,7 @@ from typing import Any
 from kedro.pipeline import Pipeline, node
 
 from mlsp_pipelines.config import architectures, graph_params, section
+from mlsp_pipelines.modular import report
 
 from . import nodes
 
@@ -89,12 +90,7 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
         reported.append(anchor)
     train = Pipeline(train, namespace=TASK)
     if reported:
-        train += Pipeline(
-            [node(nodes.build_report, [f"{TASK}.{n}.metrics" for n in reported],
-                  [f"{TASK}.{o}" for o in ("leaderboard", "leaderboard_md", "leaderboard_plot", "metrics")],
-                  name="build_report", namespace=TASK)],
-            tags=[f"{TASK}_train"],
-        )
+        train += report.create_pipeline(TASK, reported, func=nodes.build_report)
     return {TASK: data + train, f"{TASK}_data": data, f"{TASK}_train": train}
 
 
