@@ -31,6 +31,10 @@ from mlsp_pipelines.progress import progress
 logger = logging.getLogger(__name__)
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
+# Called on the main rank after every epoch with the epoch number (1-based) and that epoch's
+# metrics (``train_loss``, ``val_loss``, [``train_acc``, ``val_acc``], ``lr``, ``epoch_seconds``);
+# trackers use it to log live, step = epoch.
+EpochCallback = Callable[[int, dict[str, float]], None]
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,7 @@ def fit(
     checkpoint: CheckpointStore | None = None,
     config_hash: str = "",
     desc: str = "train",
+    callbacks: Sequence[EpochCallback] = (),
 ) -> FitResult:
     """Train ``model`` on ``train`` (tuple of tensors, target last), early-stopping on ``val``.
 
@@ -290,7 +295,8 @@ def fit(
             if val is not None and len(val[0])
             else tr
         )
-        seconds += time.perf_counter() - t0
+        epoch_seconds = time.perf_counter() - t0
+        seconds += epoch_seconds
         history["train_loss"].append(tr["loss"])
         history["val_loss"].append(va["loss"])
         if classify:
@@ -309,6 +315,11 @@ def fit(
                 desc, epoch, params.epochs, tr["loss"], va["loss"],
                 f"  val_acc {va['acc']:.3f}" if classify else "",
             )
+        if world.is_main and callbacks:
+            row = {k: v[-1] for k, v in history.items()}
+            row.update(lr=float(optimizer.param_groups[0]["lr"]), epoch_seconds=epoch_seconds)
+            for cb in callbacks:
+                cb(epoch, row)
         if checkpoint is not None:
             checkpoint.save(
                 {
