@@ -2,9 +2,10 @@
 
 from kedro.config import OmegaConfigLoader
 
+from mlsp_pipelines.determinism import make_hook as _determinism_hook
 from mlsp_pipelines.hooks import GraphParamsHook, MlflowHook
 
-HOOKS = (GraphParamsHook(), MlflowHook())
+HOOKS = (_determinism_hook(), GraphParamsHook(), MlflowHook())
 
 # kedro-telemetry is a dependency of kedro; this project never phones home (see also .telemetry).
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)

@@ -1,0 +1,177 @@
+"""Which operations change their bits with the CPU's kernels (vector width, thread count)?
+
+Every probe computes one operation of the pipelines (the log-mel front end in numpy/scipy, the
+layers, losses and optimiser of the models in torch) on fixed seeded inputs and hashes the raw
+bytes of its outputs (and gradients). The script re-runs itself in a fresh process per kernel
+configuration -- the library switches are read when numpy/torch load, so they cannot change
+inside one process -- and prints, per operation, which configurations give other bits than the
+first one. Without ``--pinned`` the project's start-up pins are off (``MLSP_FAST_KERNELS=1``),
+so the table shows what the pins are for; with ``--pinned`` the pins are on and every row
+should read ``same``.
+
+Configurations: ``native`` (whatever this CPU offers), the AVX2 and SSE4 levels (ATen, oneDNN,
+MKL, OpenBLAS core type, numpy dispatch and glibc's libm variants capped together), and the
+native level with one and three intra-op threads.
+
+Run: ``python benchmarks/cpu_kernels.py [--pinned] [--only NAME ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+# Kernel caps per simulated CPU level (names as each library spells them).
+LEVELS: dict[str, dict[str, str]] = {
+    "native": {},
+    "avx2": {
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+        "OPENBLAS_CORETYPE": "Haswell",
+        "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
+        "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F",
+    },
+    "sse4": {
+        "ATEN_CPU_CAPABILITY": "default",
+        "ONEDNN_MAX_CPU_ISA": "SSE41",
+        "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+        "OPENBLAS_CORETYPE": "Nehalem",
+        "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",
+        "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F,-AVX2,-FMA,-AVX",
+    },
+    "threads1": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+    "threads3": {"OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "3", "OPENBLAS_NUM_THREADS": "3"},
+}
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _digest(*arrays) -> str:  # type: ignore[no-untyped-def]
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(a.detach().contiguous().numpy().tobytes() if hasattr(a, "detach") else a.tobytes())
+    return h.hexdigest()[:12]
+
+
+def numpy_probes() -> dict[str, str]:
+    """The feature path: window, FFT, power, mel projection, dB, normalisation statistics."""
+    import numpy as np
+    from scipy import fft
+
+    from mlsp_pipelines.features.logmel import _hann, mel_basis
+
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal((8, 16000)).astype(np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(y, ((0, 0), (512, 512))), 1024, axis=-1)[:, ::512]
+    spec = fft.rfft(frames * _hann(1024), axis=-1)
+    power = (spec.real**2 + spec.imag**2).astype(np.float32)
+    basis = mel_basis(16000, 1024, 64, 0.0, 8000.0)
+    mel = (power.reshape(-1, 513) @ basis.T).astype(np.float32)
+    x64 = rng.standard_normal((4000, 64))
+    return {
+        "np: hann window (cos, float64)": _digest(_hann(1024)),
+        "np: librosa mel filterbank": _digest(basis),
+        "np: rfft (scipy pocketfft)": _digest(spec),
+        "np: float32 matmul (OpenBLAS sgemm)": _digest(mel),
+        "np: log10 float32": _digest(np.log10(np.maximum(mel, 1e-10))),
+        "np: exp/log float64": _digest(np.exp(x64), np.log(np.abs(x64) + 1e-3)),
+        "np: mean/std float64": _digest(x64.mean(axis=0), x64.std(axis=0)),
+    }
+
+
+def torch_probes(mkldnn: bool) -> dict[str, str]:
+    """Forward and backward of each layer type the models use, and one optimiser step."""
+    import torch
+    from torch import nn
+
+    import numpy as np
+
+    torch.backends.mkldnn.enabled = mkldnn
+    rng = np.random.default_rng(0)  # inputs from numpy: torch.randn itself is vectorised per CPU
+    tag = "" if mkldnn else " [mkldnn off]"
+    out: dict[str, str] = {}
+
+    def probe(name: str, module: nn.Module, *shape: int, reduce=lambda y: y.square().sum()) -> None:  # type: ignore[no-untyped-def]
+        x = torch.from_numpy(rng.standard_normal(shape).astype("float32")).requires_grad_()
+        module = module.train()
+        y = module(x)
+        y = y[0] if isinstance(y, tuple) else y
+        reduce(y).backward()
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        out[f"torch: {name} fwd{tag}"] = _digest(y)
+        out[f"torch: {name} bwd{tag}"] = _digest(x.grad, *grads)
+
+    torch.manual_seed(1)
+    probe("conv2d 3x3", nn.Conv2d(4, 8, 3, padding=1), 8, 4, 64, 16)
+    probe("batchnorm2d", nn.BatchNorm2d(8), 32, 8, 64, 16)
+    probe("linear", nn.Linear(64, 32), 256, 64)
+    probe("lstm (bidirectional)", nn.LSTM(16, 32, batch_first=True, bidirectional=True), 8, 63, 16)
+    probe("gru", nn.GRU(16, 32, batch_first=True), 8, 63, 16)
+    probe("layernorm", nn.LayerNorm(64), 8, 63, 64)
+    probe("transformer encoder layer", nn.TransformerEncoderLayer(64, 4, 128, dropout=0.0, batch_first=True), 8, 63, 64)
+    probe("tanh", nn.Tanh(), 64, 1024)
+    probe("sigmoid", nn.Sigmoid(), 64, 1024)
+    probe("gelu", nn.GELU(), 64, 1024)
+    probe("softmax", nn.Softmax(dim=-1), 64, 1024)
+    probe("max_pool2d", nn.MaxPool2d(2), 8, 8, 64, 16)
+    probe("mean over a large dim", nn.Identity(), 4, 100_000, reduce=lambda y: y.mean())
+    logits = torch.from_numpy(rng.standard_normal((32, 8)).astype("float32")).requires_grad_()
+    target = torch.from_numpy(rng.integers(0, 8, 32))
+    loss = nn.functional.cross_entropy(logits, target)
+    loss.backward()
+    out[f"torch: cross_entropy{tag}"] = _digest(loss, logits.grad)
+    w = nn.Parameter(torch.from_numpy(rng.standard_normal(4096).astype("float32")))
+    opt = torch.optim.AdamW([w], lr=1e-3, weight_decay=1e-4)
+    w.grad = torch.from_numpy(rng.standard_normal(4096).astype("float32"))
+    opt.step()
+    out[f"torch: AdamW step{tag}"] = _digest(w.detach())
+    torch.manual_seed(0)
+    out[f"torch: randn{tag}"] = _digest(torch.randn(1000))
+    torch.manual_seed(0)
+    out[f"torch: dropout mask{tag}"] = _digest(nn.functional.dropout(torch.ones(1000), 0.2))
+    torch.manual_seed(0)
+    out[f"torch: kaiming init{tag}"] = _digest(nn.Conv2d(16, 32, 3).weight, nn.Linear(64, 64).weight)
+    return out
+
+
+def child(pinned: bool) -> None:
+    if not pinned:
+        os.environ["MLSP_FAST_KERNELS"] = "1"
+    import mlsp_pipelines  # noqa: F401  - the project's start-up (pins unless MLSP_FAST_KERNELS=1)
+
+    results = numpy_probes()
+    results.update(torch_probes(mkldnn=True))
+    results.update(torch_probes(mkldnn=False))
+    print(json.dumps(results))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pinned", action="store_true", help="keep the project's start-up pins on")
+    ap.add_argument("--only", nargs="*", default=list(LEVELS), choices=list(LEVELS))
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.pinned)
+        return
+    runs: dict[str, dict[str, str]] = {}
+    for name in args.only:
+        env = {k: v for k, v in os.environ.items() if k not in THREAD_ENV}
+        env.setdefault("OMP_NUM_THREADS", "2")
+        env.update(LEVELS[name])
+        cmd = [sys.executable, __file__, "--child"] + (["--pinned"] if args.pinned else [])
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        runs[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+    ref = args.only[0]
+    print(f"{'operation':55s} " + " ".join(f"{n:>9s}" for n in args.only[1:]))
+    for op in runs[ref]:
+        cells = ["same" if runs[n][op] == runs[ref][op] else "DIFFERS" for n in args.only[1:]]
+        print(f"{op:55s} " + " ".join(f"{c:>9s}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""What the pinned CPU kernels cost in training time: ``asc`` models, pinned against native kernels.
+
+The pins (:mod:`mlsp_pipelines.determinism`) are read when numpy and torch load, so each mode
+runs in its own process; the modes alternate (fast, pinned, fast, pinned, ...) within this one
+run so that drift in machine load hits all of them. Each process trains the model of
+``conf/base/parameters_asc.yml`` with the shared loop on data of the default feature shape
+(train/val clips x 126 frames x 64 mels), one warm-up epoch then ``--epochs`` timed ones.
+
+Modes: ``fast`` (``MLSP_FAST_KERNELS=1``: each library's widest kernels, this CPU's thread
+count), ``pinned`` (the default) and ``pinned+onednn`` (pins, but oneDNN left on), to show what
+switching oneDNN off costs on its own.
+
+Run: ``python benchmarks/determinism_cost.py [--arch cnn crnn] [--epochs 3] [--repeats 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MODES = ("fast", "pinned", "pinned+onednn")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child(mode: str, arch: str, epochs: int, n_train: int, n_val: int) -> None:
+    if mode == "fast":
+        os.environ["MLSP_FAST_KERNELS"] = "1"
+    import mlsp_pipelines  # noqa: F401  - start-up pins (unless fast)
+    import numpy as np
+    import torch
+    import yaml
+
+    from mlsp_pipelines import determinism
+    from mlsp_pipelines.models import build_model
+    from mlsp_pipelines.params import TrainParams
+    from mlsp_pipelines.training.loop import fit
+
+    conf = yaml.safe_load((ROOT / "conf/base/parameters_asc.yml").read_text())["asc"]
+    spec = conf["models"][arch]
+    train = {**conf["train"], **spec.get("train", {}), "epochs": epochs + 1, "patience": None, "progress": False,
+             "resume": False}
+    params = TrainParams(**{k: v for k, v in train.items() if k in TrainParams.model_fields})
+    rng = np.random.default_rng(0)
+    X = torch.from_numpy(rng.standard_normal((n_train + n_val, 126, 64)).astype(np.float32))
+    y = torch.from_numpy(rng.integers(0, 8, n_train + n_val))
+    torch.manual_seed(0)
+    model = build_model(spec["arch"], in_features=64, out_features=8, **spec.get("kwargs", {}))
+    determinism.configure_torch()  # as the pipeline hook does
+    if mode == "pinned+onednn":
+        torch.backends.mkldnn.enabled = True
+    seconds: list[float] = []
+    t = [time.perf_counter()]
+
+    def tick(epoch: int, row: dict) -> None:
+        now = time.perf_counter()
+        if epoch > 1:  # the first epoch warms up allocators and kernels
+            seconds.append(now - t[0])
+        t[0] = now
+
+    fit(model, (X[:n_train], y[:n_train]), (X[n_train:], y[n_train:]), params=params, callbacks=[tick])
+    print(json.dumps({"seconds": seconds, "threads": torch.get_num_threads(),
+                      "aten": str(torch.backends.cpu.get_cpu_capability()),
+                      "mkldnn": bool(torch.backends.mkldnn.enabled)}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", nargs="+", default=["cnn", "crnn"])
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    ap.add_argument("--n-train", type=int, default=192, help="default asc: 8 classes x 40 clips, 3 of 5 folds")
+    ap.add_argument("--n-val", type=int, default=64)
+    ap.add_argument("--child", nargs=2, metavar=("MODE", "ARCH"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child[0], args.child[1], args.epochs, args.n_train, args.n_val)
+        return
+    env = {k: v for k, v in os.environ.items() if k != "MLSP_FAST_KERNELS"}
+    env["MLSP_PROGRESS"] = "0"
+    print(f"load before: {os.getloadavg()[0]:.2f}")
+    for arch in args.arch:
+        times: dict[str, list[float]] = {m: [] for m in args.modes}
+        info: dict[str, dict] = {}
+        for _ in range(args.repeats):
+            for mode in args.modes:
+                out = subprocess.run([sys.executable, __file__, "--child", mode, arch, "--epochs", str(args.epochs),
+                                      "--n-train", str(args.n_train), "--n-val", str(args.n_val)],
+                                     env=env, capture_output=True, text=True, check=True)
+                res = json.loads(out.stdout.strip().splitlines()[-1])
+                times[mode].extend(res["seconds"])
+                info[mode] = res
+        base = statistics.median(times[args.modes[0]])
+        print(f"\n{arch}: {args.n_train} train + {args.n_val} val clips of 126x64, {args.epochs} timed epochs "
+              f"x {args.repeats} alternating repeats")
+        print(f"{'mode':<16}{'ATen':>9}{'oneDNN':>8}{'threads':>9}{'median s/epoch':>16}{'ratio':>8}")
+        for mode in args.modes:
+            med = statistics.median(times[mode])
+            print(f"{mode:<16}{info[mode]['aten']:>9}{str(info[mode]['mkldnn']):>8}{info[mode]['threads']:>9}"
+                  f"{med:>16.3f}{med / base:>8.2f}")
+    print(f"\nload after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
