@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         t_write = time.perf_counter() - t1
         t2 = time.perf_counter()
         cycles = scan_icbhi(tmp)
-        x = segment_cycles(cycles, sr=args.sr, length_s=args.length)
+        x = segment_cycles(cycles, sr=args.sr, length_s=args.length, root=tmp)
         t_load = time.perf_counter() - t2
     feats = logmel_mean(x, args.sr)
     y = cycles["label"].to_numpy()

@@ -146,14 +146,14 @@ class _Spec:
 
 
 def _featurise_chunk(job: _Job, spec: _Spec) -> tuple[np.ndarray, list[tuple[int, str]]]:
-    """Worker: decode, fix length and featurise one chunk; returns features and (position, error)."""
+    """Worker: decode, fix length and featurise one chunk; returns features and (position, reason)."""
     waves = np.zeros((len(job.paths), spec.n_samples), dtype=np.float32)
     errors: list[tuple[int, str]] = []
     for i, (path, off, dur) in enumerate(zip(job.paths, job.offsets, job.durations)):
         try:
             waves[i] = fix_length(load_audio(path, spec.sr, offset_s=off, duration_s=dur), spec.n_samples, spec.crop)
         except AudioDecodeError as exc:
-            errors.append((i, str(exc)))
+            errors.append((i, exc.reason))
     return _logmel(waves, spec.basis, spec.n_fft, spec.hop_length, spec.top_db), errors
 
 
@@ -189,19 +189,23 @@ def _worker_count(params: FeatureParams, n_jobs: int) -> int:
 
 
 def extract_logmel(
-    index: pd.DataFrame, params: FeatureParams, *, on_bad_file: str = "fail", show_progress: bool = True
+    index: pd.DataFrame, params: FeatureParams, *, on_bad_file: str = "fail", show_progress: bool = True,
+    root: str | os.PathLike | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, str]]]:
-    """Featurise every row of an audio index.
+    """Featurise every row of an audio index (``path`` relative to ``root``, or absolute).
 
     Returns ``(X (N, frames, n_mels) float32, keep (N,) bool, errors)``: with
     ``on_bad_file='skip'`` undecodable files are dropped (``keep`` False) and listed in
-    ``errors``; with ``'fail'`` the first one raises :class:`AudioDecodeError` naming the file.
+    ``errors`` under their index path (so a report does not depend on where the data sits);
+    with ``'fail'`` the first one raises :class:`AudioDecodeError` naming the file.
     """
     import pandas as pd
 
+    from mlsp_pipelines.ingestion.index import resolve_paths
     from mlsp_pipelines.progress import progress
 
-    paths = index["path"].astype(str).tolist()
+    names = index["path"].astype(str).tolist()
+    paths = resolve_paths(names, root)
     offsets = (index["offset_s"] if "offset_s" in index else pd.Series(0.0, index=index.index)).astype(float).tolist()
     durs = index["duration_s"].astype(float).tolist() if "duration_s" in index else [None] * len(paths)
     cs = params.chunk_size
@@ -218,12 +222,12 @@ def extract_logmel(
     def _collect(k: int, result: tuple[np.ndarray, list[tuple[int, str]]]) -> None:
         feats, errs = result
         X[k * cs : k * cs + len(feats)] = feats
-        for i, msg in errs:
+        for i, reason in errs:
             if on_bad_file == "fail":
-                raise AudioDecodeError(paths[k * cs + i], msg.split(": ", 1)[-1] + " (set on_bad_file: skip to drop it)")
-            logger.warning("skipping %s", msg)
+                raise AudioDecodeError(paths[k * cs + i], reason + " (set on_bad_file: skip to drop it)")
+            logger.warning("skipping %s: %s", paths[k * cs + i], reason)
             keep[k * cs + i] = False
-            errors.append({"path": paths[k * cs + i], "error": msg})
+            errors.append({"path": names[k * cs + i], "error": f"{names[k * cs + i]}: {reason}"})
 
     bar = progress(total=len(jobs), desc="log-mel", unit="chunk", enabled=show_progress)
     if workers == 1:

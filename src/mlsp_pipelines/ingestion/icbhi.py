@@ -24,6 +24,7 @@ import pandas as pd
 import soundfile as sf
 
 from mlsp_pipelines.ingestion.audio import AudioDecodeError, load_audio
+from mlsp_pipelines.ingestion.index import relative_path, resolve_paths
 
 logger = logging.getLogger(__name__)
 
@@ -170,12 +171,14 @@ def scan_icbhi(
     diagnosis_file: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Index an ICBHI-layout folder: one row per annotated cycle (columns :data:`CYCLE_COLUMNS`
-    plus ``sr`` and ``duration`` of the recording from its header).
+    plus ``sr`` and ``duration`` of the recording from its header). ``path`` is the recording's
+    path relative to ``folder`` (so nothing derived from it depends on where the data sits);
+    :func:`segment_cycles` takes the folder as ``root``.
 
     Bad files are a ``.wav`` without ``.txt`` (or the reverse), a name not in the ICBHI pattern, a
     malformed annotation or an unreadable WAV header. ``on_bad_file="fail"`` raises ``ValueError``
     naming the file; ``"skip"`` logs a warning and leaves the recording out. Either way the
-    skipped files are listed in ``df.attrs["skipped"]`` as ``[(path, reason), ...]`` (empty when
+    skipped files are listed in ``df.attrs["skipped"]`` as ``[(relative path, reason), ...]`` (empty when
     nothing was skipped) so callers can count or report them. ``.txt`` files whose name is not
     an ICBHI recording name (README, split lists) are ignored. ``diagnosis`` comes from
     ``diagnosis_file`` (default: ``patient_diagnosis.csv`` in the folder, if present) and is
@@ -194,7 +197,7 @@ def scan_icbhi(
         if on_bad_file == "fail":
             raise ValueError(f"{path}: {reason}")
         logger.warning("skipping %s: %s", path, reason)
-        skipped.append((str(path), reason))
+        skipped.append((relative_path(path, folder), reason))
 
     for stem in sorted(set(txts) - set(wavs)):
         try:
@@ -233,7 +236,7 @@ def scan_icbhi(
             )
         ann = ann.assign(
             recording=wav.name,
-            path=str(wav),
+            path=relative_path(wav, folder),
             cycle=np.arange(len(ann), dtype=np.int64),
             sr=int(info.samplerate),
             duration=float(duration),
@@ -383,13 +386,15 @@ def segment_cycles(
     sr: int,
     length_s: float,
     crop: Literal["centre", "start"] = "centre",
+    root: str | os.PathLike | None = None,
 ) -> np.ndarray:
     """Cut every cycle to a fixed length: ``(len(cycles), round(sr * length_s))`` float32.
 
     Each recording is decoded once (resampled to ``sr`` by :func:`load_audio`) and all its cycles
     are sliced from it. Longer cycles are cropped to their centre (``crop="centre"``, keeps
     both breathing phases) or their beginning (``"start"``); shorter ones are zero-padded at the
-    end, so the signal always starts at sample 0. Rows follow ``cycles`` order.
+    end, so the signal always starts at sample 0. Rows follow ``cycles`` order. ``path`` is
+    joined to ``root`` (the folder given to :func:`scan_icbhi`).
     """
     if crop not in ("centre", "start"):
         raise ValueError(f"crop must be 'centre' or 'start', got {crop!r}")
@@ -402,7 +407,7 @@ def segment_cycles(
         raise ValueError(f"cycles lacks columns {sorted(missing)}")
     length = int(round(sr * length_s))
     out = np.zeros((len(cycles), length), dtype=np.float32)
-    paths = cycles["path"].astype(str).to_numpy()
+    paths = np.asarray(resolve_paths(cycles["path"].astype(str), root), dtype=object)
     i0 = np.round(cycles["start"].to_numpy(dtype=np.float64) * sr).astype(np.int64)
     i1 = np.round(cycles["end"].to_numpy(dtype=np.float64) * sr).astype(np.int64)
     for path in pd.unique(paths):

@@ -1,14 +1,21 @@
 """Index builders for labelled audio folders: the ESC-50 layout and a generic folder + CSV.
 
-An *index* is a DataFrame with one row per clip: ``path`` (absolute), ``filename``, ``label``
-(str), ``fold`` (nullable int) and optionally ``group`` (e.g. patient) and ``offset_s`` /
-``duration_s`` for segments. Every later stage (features, splits) works on an index, so real
-and synthetic data differ only here.
+An *index* is a DataFrame with one row per clip: ``path`` (relative to the dataset root, with
+``/`` separators), ``filename``, ``label`` (str), ``fold`` (nullable int) and optionally
+``group`` (e.g. patient) and ``offset_s`` / ``duration_s`` for segments. Every later stage
+(features, splits) works on an index, so real and synthetic data differ only here.
+
+Paths are stored relative to the root so that nothing written from an index (``index.csv``,
+data-quality reports) depends on where the project or the data sits: two clones in two folders,
+or the same dataset mounted elsewhere, give byte-identical outputs. Readers join them to the
+root with :func:`resolve_paths`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +52,26 @@ class QualityReport:
         }
 
 
+def relative_path(path: str | os.PathLike, root: str | os.PathLike) -> str:
+    """``path`` relative to ``root`` with ``/`` separators (the form stored in indexes and
+    reports); a path outside ``root`` is returned unchanged."""
+    p, r = Path(path), Path(root)
+    try:
+        return p.relative_to(r).as_posix()
+    except ValueError:
+        try:
+            return p.resolve().relative_to(r.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def resolve_paths(paths: Iterable[str], root: str | os.PathLike | None) -> list[str]:
+    """Index paths joined to the dataset ``root`` (absolute paths stay as they are)."""
+    if root is None:
+        return [str(p) for p in paths]
+    return [str(Path(root) / p) for p in paths]
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataLayoutError(f"{path}: metadata CSV not found")
@@ -58,9 +85,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def _match_files(
-    df: pd.DataFrame, audio_dir: Path, csv_path: Path, on_bad_file: str, report: QualityReport
+    df: pd.DataFrame, audio_dir: Path, csv_path: Path, on_bad_file: str, report: QualityReport, root: Path
 ) -> pd.DataFrame:
-    """Check the CSV rows against the files on disk in both directions."""
+    """Check the CSV rows against the files on disk in both directions; ``path`` relative to ``root``."""
     if not audio_dir.is_dir():
         raise DataLayoutError(f"{audio_dir}: audio folder not found (metadata: {csv_path})")
     dupes = df["filename"][df["filename"].duplicated()].unique().tolist()
@@ -87,7 +114,7 @@ def _match_files(
     if df.empty:
         raise DataLayoutError(f"{csv_path}: no usable rows left after checking files")
     df = df.copy()
-    df["path"] = [str((audio_dir / f).resolve()) for f in df["filename"]]
+    df["path"] = [relative_path(audio_dir / f, root) for f in df["filename"]]
     return df
 
 
@@ -119,7 +146,7 @@ def index_esc50(
         if df.empty:
             raise DataLayoutError(f"{csv_path}: esc10_only=true but no row has esc10 == True")
     report = QualityReport()
-    df = _match_files(df, root / "audio", csv_path, on_bad_file, report)
+    df = _match_files(df, root / "audio", csv_path, on_bad_file, report, root)
     return _finish(df, "category"), report
 
 
@@ -155,5 +182,5 @@ def index_generic(
     if "fold" in df.columns and df["fold"].isna().any():
         raise DataLayoutError(f"{csv_path}: column 'fold' has empty values")
     report = QualityReport()
-    df = _match_files(df, root / audio_dir, csv_path, on_bad_file, report)
+    df = _match_files(df, root / audio_dir, csv_path, on_bad_file, report, root)
     return _finish(df, label_column), report

@@ -29,12 +29,13 @@ def index_audio(folder: str, data: AudioDataParams) -> tuple[pd.DataFrame, dict]
 
 
 def compute_logmel(
-    index: pd.DataFrame, quality: dict, features: FeatureParams, on_bad_file: str
+    index: pd.DataFrame, quality: dict, features: FeatureParams, on_bad_file: str, folder: str | None = None
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Log-mel for every indexed clip (parallel); undecodable clips fail or are skipped and reported.
-    ``auto`` feature parameters are resolved from the clips' headers first."""
-    features = _resolve(index, features)
-    X, keep, errors = extract_logmel(index, features, on_bad_file=on_bad_file)
+    ``auto`` feature parameters are resolved from the clips' headers first. Index paths are
+    relative to the dataset ``folder``."""
+    features = _resolve(index, features, folder)
+    X, keep, errors = extract_logmel(index, features, on_bad_file=on_bad_file, root=folder)
     kept = index[keep].reset_index(drop=True)
     if kept.empty:
         raise ValueError("no clip could be decoded; see the warnings above")
@@ -52,13 +53,15 @@ def compute_logmel(
     return out, report
 
 
-def _resolve(index: pd.DataFrame, features: FeatureParams) -> FeatureParams:
+def _resolve(index: pd.DataFrame, features: FeatureParams, folder: str | None = None) -> FeatureParams:
     if features.is_resolved and features.fmax is None:
         return features
     import soundfile as sf
 
+    from mlsp_pipelines.ingestion.index import resolve_paths
+
     rates, durs = [], []
-    for i, path in enumerate(index["path"].astype(str)):
+    for i, path in enumerate(resolve_paths(index["path"].astype(str), folder)):
         try:
             info = sf.info(path)
         except Exception:  # noqa: BLE001 - undecodable files are reported by the extraction itself

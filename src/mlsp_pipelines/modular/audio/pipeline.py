@@ -19,7 +19,8 @@ def create_pipeline(task: str, *, index_func: Callable = nodes.index_audio) -> P
     base = Pipeline(
         [
             node(index_func, ["raw_audio", "params:data"], ["index", "index_quality"], name="index_audio"),
-            node(nodes.compute_logmel, ["index", "index_quality", "params:features", "params:data.on_bad_file"],
+            node(nodes.compute_logmel, ["index", "index_quality", "params:features", "params:data.on_bad_file",
+                                        "raw_audio"],
                  ["features", "data_quality"], name="compute_logmel"),
             node(nodes.split_dataset, ["features", "params:split"], "splits", name="split_dataset"),
             node(nodes.fit_normalisation, ["features", "splits"], "norm_stats", name="fit_normalisation"),
