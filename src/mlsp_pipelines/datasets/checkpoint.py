@@ -35,8 +35,8 @@ class CheckpointStore:
     def save(self, state: dict[str, Any]) -> None:
         import torch
 
-        with atomic_path(self.path) as tmp:
-            torch.save(state, tmp)
+        with atomic_path(self.path) as tmp, open(tmp, "wb") as f:
+            torch.save(state, f)  # a file object: no temporary name inside the archive
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -134,8 +134,8 @@ class TorchDataset(_FileDataset):
     def save(self, data: dict[str, Any]) -> None:
         import torch
 
-        with atomic_path(self._filepath) as tmp:
-            torch.save(data, tmp)
+        with atomic_path(self._filepath) as tmp, open(tmp, "wb") as f:
+            torch.save(data, f)  # a file object: the archive's inner folder is then not the temporary name
 
 
 class CheckpointStoreDataset(_FileDataset):
