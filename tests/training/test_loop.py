@@ -251,12 +251,12 @@ def test_training_node_does_not_resume_a_checkpoint_trained_on_other_data(tmp_pa
     ckpt = tmp_path / "mlp.ckpt"
     with pytest.raises(KeyboardInterrupt):
         train_classifier(_model_input(), spec, tp, CrashingStore(ckpt, 2))
-    bundle, _ = train_classifier(_model_input(), spec, tp, CheckpointStore(ckpt))
+    bundle, _, _ = train_classifier(_model_input(), spec, tp, CheckpointStore(ckpt))
     assert bundle["resumed_from"] == 1  # same data, same configuration: resumed
 
     with pytest.raises(KeyboardInterrupt):
         train_classifier(_model_input(), spec, tp, CrashingStore(ckpt, 2))
-    other, _ = train_classifier(_model_input(shift=3.0), spec, tp, CheckpointStore(ckpt))
-    clean, _ = train_classifier(_model_input(shift=3.0), spec, tp, None)
+    other, _, _ = train_classifier(_model_input(shift=3.0), spec, tp, CheckpointStore(ckpt))
+    clean, _, _ = train_classifier(_model_input(shift=3.0), spec, tp, None)
     assert other["resumed_from"] == 0
     assert_same_weights(other["state_dict"], clean["state_dict"])

@@ -78,12 +78,13 @@ def history_frame(history: dict[str, list[float]]) -> pd.DataFrame:
 def train_classifier(
     model_input: dict, model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore,
     report: ReportParams | None = None, *, name: str | None = None,
-) -> tuple[dict[str, Any], pd.DataFrame]:
+) -> tuple[dict[str, Any], pd.DataFrame, float]:
     """Train one model entry (``name``, default its architecture); returns a self-contained
-    model bundle and the per-epoch history."""
+    model bundle, the per-epoch history and the training seconds (kept out of the bundle: the
+    saved model must hash the same on every run)."""
     name = name or model.arch
     net, result, cx = _fit_one(model_input, model, train, checkpoints, desc=name, report=report)
-    return _bundle(name, model, model_input, net, result, cx), history_frame(result.history)
+    return _bundle(name, model, model_input, net, result, cx), history_frame(result.history), result.train_seconds
 
 
 def _bundle(name: str, model: ModelSpec, model_input: dict, net: torch.nn.Module, result: Any,
@@ -95,7 +96,7 @@ def _bundle(name: str, model: ModelSpec, model_input: dict, net: torch.nn.Module
         "out_features": len(model_input["classes"]), "state_dict": result.state_dict,
         "classes": list(model_input["classes"]), "norm": model_input["norm"], "hop_s": model_input["hop_s"],
         "features": model_input.get("features"),
-        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "train_seconds": result.train_seconds,
+        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
         "params": count_parameters(net), "resumed_from": result.resumed_from,
     }
 
@@ -114,7 +115,8 @@ def _latency_ms(net: torch.nn.Module, x: torch.Tensor, report: ReportParams) -> 
 
 
 def evaluate_classifier(
-    bundle: dict[str, Any], history: pd.DataFrame, model_input: dict, report: ReportParams
+    bundle: dict[str, Any], history: pd.DataFrame, model_input: dict, report: ReportParams,
+    train_seconds: float | None = None,
 ) -> tuple[dict, dict, pd.DataFrame, pd.DataFrame, Figure, Figure]:
     """Test-set metrics and complexity (reproducible), timings (not), per-clip predictions,
     confusion matrix (table and figure), learning curves."""
@@ -133,7 +135,8 @@ def evaluate_classifier(
         **bundle.get("complexity", {"params": bundle["params"]}),
         "best_epoch": bundle["best_epoch"], "epochs_run": bundle["epochs_run"],
     }
-    timings = {"model": name, "train_seconds": round(bundle["train_seconds"], 3),
+    seconds = train_seconds if train_seconds is not None else bundle.get("train_seconds", float("nan"))
+    timings = {"model": name, "train_seconds": round(float(seconds), 3),
                "latency_ms_per_clip": round(_latency_ms(net, X, report), 4)}
     predictions = pd.DataFrame({
         "filename": model_input["ids_test"], "actual": [classes[i] for i in y.numpy()],

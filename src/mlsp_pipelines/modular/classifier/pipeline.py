@@ -35,8 +35,8 @@ def create_pipeline(task: str, name: str, *, cv: bool = False, folds: list[int] 
     base = [
         node(_bound(nodes.train_classifier, name=name),
              ["model_input", "params:model", "params:train", "checkpoints", "params:report"],
-             ["model", "history"], name="train_model"),
-        node(nodes.evaluate_classifier, ["model", "history", "model_input", "params:report"],
+             ["model", "history", "train_seconds"], name="train_model"),
+        node(nodes.evaluate_classifier, ["model", "history", "model_input", "params:report", "train_seconds"],
              ["metrics", "timings", "predictions", "confusion_matrix", "confusion_matrix_plot", "learning_curves"],
              name="evaluate_model"),
         node(nodes.explain_classifier, ["model", "model_input", "params:report"], "insight_plot",
