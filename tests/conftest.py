@@ -8,6 +8,9 @@ import os
 os.environ.setdefault("MLSP_PROGRESS", "0")
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 
+# The project's start-up pins the CPU kernels of numpy and torch; it must run before either loads.
+import mlsp_pipelines  # noqa: E402,F401
+
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 from collections.abc import Iterator  # noqa: E402

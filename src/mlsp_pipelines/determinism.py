@@ -4,19 +4,28 @@ Each numeric library picks its kernels from the CPU it finds when it loads: ATen
 operators) an AVX-512, AVX2 or plain build of each operator, oneDNN (convolutions, LSTM/GRU)
 and MKL (matrix products, vectorised exp/tanh) their widest instruction set, numpy's OpenBLAS a
 core type and numpy its SIMD loops. Wider vectors sum in another order and fuse multiply-adds,
-so the same seed trains other weights on another machine (measured per operation by
+so the same seed trains other weights on another machine. Measured per operation by
 ``benchmarks/cpu_kernels.py``: convolutions, linear layers, LSTM/GRU, softmax, tanh, GELU,
-cross-entropy, ``torch.randn`` and even the uniform weight initialisation differ; in the
-features the mel projection (sgemm) and ``log10``).
+cross-entropy, ``torch.randn`` and even the uniform weight initialisation differ between the
+AVX-512, AVX2 and SSE4 levels; in the features the mel projection (OpenBLAS sgemm) and numpy's
+float32 ``log10``.
 
 :func:`pin_cpu_kernels` runs from the package's ``__init__``, i.e. before this project imports
 numpy or torch (``kedro run``, ``python -m mlsp_pipelines``, DVC stages, the tests, a notebook
 that imports ``mlsp_pipelines`` first). It caps every library at the level that every CPU able
 to run this stack has -- numpy 2.4 itself requires x86-64-v2 (SSE4.2) -- through the switches
 the libraries read at load time (they cannot be changed later, hence environment variables set
-this early). :func:`configure_torch` adds the settings torch takes at run time: oneDNN off
-(its blocking follows the CPU's caches, not only the instruction set) and a fixed intra-op
-thread count (a parallel reduction's order follows the thread count).
+this early). :func:`configure_torch` adds what torch takes at run time: a fixed intra-op thread
+count, because a parallel reduction's order follows the thread count (LayerNorm's and the
+convolutions' weight gradients, OpenBLAS's sgemm differ between 1 and 2 threads).
+
+Two operations are not covered by any switch and are avoided instead: MKL's vector ``sqrt``
+(``torch.sqrt`` on CPU; its approximation differs between processors even in MKL's
+``COMPATIBLE`` mode), which the unfused Adam/AdamW step uses -- the training loop builds the
+fused optimisers, whose kernel takes the exact ``sqrt`` -- and glibc's float64 ``exp``/``log``/
+``sin``/``cos``, whose FMA variants differ in the last bit from the others: the pipelines only
+use them where the result is rounded to float32 or 16-bit PCM (mel filterbank, window, scene
+synthesis), and the CI test checks the outputs with glibc's FMA variants masked.
 
 Off switch: ``MLSP_FAST_KERNELS=1`` in the environment leaves every library on its fastest
 kernels (results then agree to ~1e-6, not bit for bit, across CPUs). :func:`status` says what
@@ -39,7 +48,7 @@ FAST_KERNELS_ENV = "MLSP_FAST_KERNELS"
 #: Library switches read when the library loads, and the level every x86-64-v2 CPU has.
 PINNED_ENV: dict[str, str] = {
     "ATEN_CPU_CAPABILITY": "default",  # ATen: the portable build of every operator (no AVX2/AVX-512 variant)
-    "ONEDNN_MAX_CPU_ISA": "SSE41",  # oneDNN (if re-enabled): SSE4.1 code paths only
+    "ONEDNN_MAX_CPU_ISA": "SSE41",  # oneDNN (convolutions, LSTM/GRU): its SSE4.1 code paths
     "MKL_CBWR": "COMPATIBLE",  # MKL: conditional numerical reproducibility, same results on every CPU
     "OPENBLAS_CORETYPE": "Nehalem",  # numpy/scipy OpenBLAS: the SSE4.2-era kernels
     "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",  # numpy: baseline (x86-64-v2) loops
@@ -140,8 +149,8 @@ def problems(info: dict[str, Any] | None = None) -> list[str]:
 
 
 def configure_torch(num_threads: int | None = None) -> None:
-    """Run-time torch settings of the pinned mode: oneDNN off, ``num_threads`` (default
-    :data:`PINNED_THREADS`) intra-op threads; warn when torch or numpy loaded before the pins.
+    """Run-time torch settings of the pinned mode: ``num_threads`` (default :data:`PINNED_THREADS`)
+    intra-op threads, NNPACK off; warn when torch or numpy loaded before the pins.
 
     Called by the project hook before every pipeline run and by the training loop's seeding,
     so a notebook calling ``fit`` directly gets it too. A no-op with ``MLSP_FAST_KERNELS=1``
@@ -153,8 +162,9 @@ def configure_torch(num_threads: int | None = None) -> None:
         if num_threads:
             torch.set_num_threads(num_threads)
         return
-    torch.backends.mkldnn.enabled = False
-    torch.set_num_threads(num_threads or PINNED_THREADS)
+    torch.backends.nnpack.set_flags(False)  # NNPACK picks its kernels from the CPU itself (AVX2 or none)
+    if num_threads or int(os.environ.get("WORLD_SIZE", "1")) <= 1:  # torchrun sets one thread per process
+        torch.set_num_threads(num_threads or PINNED_THREADS)
     found = problems()
     if found and not getattr(configure_torch, "_warned", False):
         configure_torch._warned = True  # type: ignore[attr-defined]

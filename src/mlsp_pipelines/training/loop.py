@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mlsp_pipelines import determinism
 from mlsp_pipelines.datasets.checkpoint import CheckpointStore
 from mlsp_pipelines.params import TrainParams
 from mlsp_pipelines.progress import progress
@@ -91,6 +92,7 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+    determinism.configure_torch()  # pinned CPU kernels (a no-op with MLSP_FAST_KERNELS=1)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -146,11 +148,14 @@ def make_optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimiz
         if params.weight_decay or params.grad_clip:
             raise ValueError("train.optimizer=sparse_adam supports neither weight_decay nor grad_clip; set them to 0/null")
         return torch.optim.SparseAdam(list(model.parameters()), lr=params.lr)
+    # fused: one ATen kernel per step, whose sqrt is the exact one on every CPU (the unfused step
+    # takes MKL's vector sqrt, whose last bit differs between processors; see determinism.py)
     if params.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=params.lr, momentum=0.9, weight_decay=params.weight_decay)
+        return torch.optim.SGD(model.parameters(), lr=params.lr, momentum=0.9, weight_decay=params.weight_decay,
+                               fused=True)
     if params.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-    return torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+        return torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay, fused=True)
+    return torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay, fused=True)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, params: TrainParams, steps_per_epoch: int

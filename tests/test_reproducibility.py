@@ -1,0 +1,168 @@
+"""Reproducible on any machine: the project's start-up pins the CPU kernels, and the tiny ``asc``
+pipeline run in two folders, under two CPU kernel levels, writes byte-identical DVC outputs.
+
+The pipeline runs are subprocesses (``python -m kedro run``), because the kernel switches are
+read when numpy and torch load: an in-process session would share this process's kernels.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlsp_pipelines import determinism
+
+ROOT = Path(__file__).resolve().parents[1]
+#: An older CPU, as far as the environment can make one: every library capped at SSE4, glibc's
+#: FMA/AVX variants of exp/log/sin/cos masked, one OpenMP thread.
+SSE4_CPU = {
+    "ATEN_CPU_CAPABILITY": "default",
+    "ONEDNN_MAX_CPU_ISA": "SSE41",
+    "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+    "OPENBLAS_CORETYPE": "Nehalem",
+    "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",
+    "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F,-AVX2,-FMA,-AVX",
+    "OMP_NUM_THREADS": "1",
+}
+ASC_STAGES = ("asc_data", "asc_features", "asc")
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    drop = set(determinism.PINNED_ENV) | set(SSE4_CPU) | {determinism.FAST_KERNELS_ENV, "NPY_ENABLE_CPU_FEATURES",
+                                                         "MKL_NUM_THREADS", "KEDRO_ENV"}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(MLSP_PROGRESS="0", KEDRO_DISABLE_TELEMETRY="1", **extra)
+    return env
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], env=_clean_env(**env), capture_output=True, text=True,
+                          timeout=300, check=True)
+
+
+STATUS = ("import json, mlsp_pipelines, numpy, torch; from mlsp_pipelines import determinism as d; "
+          "d.configure_torch(); print(json.dumps(d.status()))")
+
+
+def test_start_up_pins_every_library_before_it_loads() -> None:
+    import json
+
+    status = json.loads(_python(STATUS, OMP_NUM_THREADS="1").stdout.strip().splitlines()[-1])
+    assert status["pinned"] and status["aten_capability"] == "DEFAULT"
+    assert status["numpy_dispatch"] == [] and status["openblas_cores"] == ["Nehalem"]
+    assert status["torch_threads"] == determinism.PINNED_THREADS  # not the shell's OMP_NUM_THREADS=1
+    assert status["env"] == determinism.PINNED_ENV
+
+
+def test_fast_kernels_opt_out_leaves_the_libraries_alone() -> None:
+    import json
+
+    status = json.loads(_python(STATUS, MLSP_FAST_KERNELS="1").stdout.strip().splitlines()[-1])
+    assert not status["pinned"]
+    assert all(v is None for v in status["env"].values())  # nothing set for the libraries
+
+
+def test_importing_torch_or_numpy_first_is_reported() -> None:
+    proc = _python("import numpy; import mlsp_pipelines; from mlsp_pipelines import determinism as d; "
+                   "import logging; logging.basicConfig(); d.configure_torch()")
+    assert "CPU kernels are not pinned in this process" in proc.stderr
+    assert "import mlsp_pipelines first" in proc.stderr.replace("Import", "import")
+
+
+# -- the tiny pipeline in two folders under two CPU levels ------------------------------------------
+def _dvc_outputs(stages: tuple[str, ...]) -> list[str]:
+    """Every path DVC hashes for ``stages`` (outs, metrics and plots)."""
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    out: list[str] = []
+    for name in stages:
+        for key in ("outs", "metrics", "plots"):
+            for entry in spec[name].get(key, []):
+                out.append(entry if isinstance(entry, str) else next(iter(entry)))
+    return out
+
+
+def _files(project: Path, outputs: list[str]) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    for rel in outputs:
+        path = project / rel
+        paths = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for p in paths:
+            if p.is_file():
+                found[p.relative_to(project).as_posix()] = p.read_bytes()
+    return found
+
+
+def _run_asc(project: Path, **env: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "kedro", "run", "--pipelines=asc", "--env=test"], cwd=project,
+        env=_clean_env(MLFLOW_TRACKING_URI=f"sqlite:///{project / 'mlflow.db'}", **env),
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_tiny_pipeline_is_byte_identical_in_two_folders_under_two_cpu_levels(tmp_path: Path, new_project_copy) -> None:  # type: ignore[no-untyped-def]
+    """Clone one runs with this CPU's own kernel choice; clone two, in another folder (with a
+    space in its path), runs as on an SSE4-only CPU with one thread. The project pins the same
+    kernels in both, so every DVC output of the ``asc`` stages is the same file, byte for byte."""
+    one = new_project_copy(tmp_path / "clone one")
+    two = new_project_copy(tmp_path / "else" / "where" / "clone two")
+    log_one = _run_asc(one)
+    log_two = _run_asc(two, **SSE4_CPU)
+    for log in (log_one, log_two):
+        assert "CPU kernels: pinned" in log and "ATen DEFAULT" in log
+
+    outputs = _dvc_outputs(ASC_STAGES)
+    assert not [o for o in outputs if "timings" in o]  # wall-clock times stay outside DVC's hashes
+    a, b = _files(one, outputs), _files(two, outputs)
+    assert len(a) > 20 and set(a) == set(b)
+    for name in ("data/06_models/asc/cnn.pt", "data/04_feature/asc/logmel.npz", "data/08_reporting/asc/metrics.json",
+                 "data/02_intermediate/asc/index.csv"):
+        assert name in a
+    assert [name for name in sorted(a) if a[name] != b[name]] == []
+    # nothing written says where the project or the data sits
+    for project, files in ((one, a), (two, b)):
+        leaks = [n for n, data in files.items() if str(project).encode() in data or b"clone " in data]
+        assert leaks == []
+
+
+# -- DVC stages find the project's kedro -------------------------------------------------------------
+def test_dvc_stages_run_through_the_kedro_finder() -> None:
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert stages and all(s["cmd"].startswith("sh scripts/kedro run --pipelines=") for s in stages.values())
+
+
+def _fake_kedro(path: Path, label: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'#!/bin/sh\necho "{label} $(pwd) $*"\n')
+    path.chmod(0o755)
+
+
+def _finder(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), **env}
+    return subprocess.run(["sh", str(project / "scripts" / "kedro"), *args], cwd="/", env=base,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_kedro_finder_without_an_activated_environment(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    (project / "scripts").mkdir(parents=True)
+    (project / "scripts" / "kedro").write_bytes((ROOT / "scripts" / "kedro").read_bytes())
+    # nothing installed: a message saying what to do, exit 127 like a missing command
+    missing = _finder(project, "run", "--pipelines=asc_data")
+    assert missing.returncode == 127 and "make install" in missing.stderr and "no 'kedro' found" in missing.stderr
+    # the project's .venv, found with no venv activated and not on PATH; run from the project root
+    _fake_kedro(project / ".venv" / "bin" / "kedro", "venv")
+    found = _finder(project, "run", "--pipelines=asc_data")
+    assert found.returncode == 0 and found.stdout.split() == ["venv", str(project), "run", "--pipelines=asc_data"]
+    # an activated environment wins
+    _fake_kedro(tmp_path / "other" / "bin" / "kedro", "active")
+    active = _finder(project, "run", VIRTUAL_ENV=str(tmp_path / "other"))
+    assert active.stdout.split()[0] == "active"
