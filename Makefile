@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export KEDRO_DISABLE_TELEMETRY := 1
 
-.PHONY: install run test repro bench mlflow-ui clean reproduce
+.PHONY: install run test repro repro-check bench mlflow-ui clean reproduce
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,13 @@ run: install            ## install, then train and compare the asc models on the
 test: install           ## install, then run the whole test suite
 	MLSP_PROGRESS=0 $(BIN)/python -m pytest
 
-repro: install          ## re-run the DVC stages whose inputs changed
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+repro: install          ## re-run the DVC stages whose inputs changed (stages find .venv/bin/kedro themselves)
+	$(BIN)/dvc repro
+
+repro-check: install    ## fresh-clone check: every stage reproduces dvc.lock (dvc status clean, dvc.lock unchanged)
+	$(BIN)/dvc repro
+	$(BIN)/dvc status
+	git diff --exit-code --stat dvc.lock
 
 bench: install          ## measurements against baselines (minutes)
 	$(BIN)/python benchmarks/features.py
