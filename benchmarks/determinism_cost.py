@@ -29,10 +29,33 @@ MODES = ("fast", "pinned", "pinned-no-onednn")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def features_child(repeats: int) -> None:
+    """Log-mel of 64 four-second clips (the default front end, one chunk of 16 at a time)."""
+    import numpy as np
+
+    from mlsp_pipelines.features.logmel import logmel_batch
+    from mlsp_pipelines.params import FeatureParams
+
+    params = FeatureParams(sr=16000, clip_s=4.0, n_fft=1024, hop_length=512, n_mels=64, fmax=8000.0)
+    y = np.random.default_rng(0).standard_normal((64, 64000)).astype(np.float32)
+    seconds = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        for i in range(0, 64, 16):
+            logmel_batch(y[i : i + 16], params)
+        seconds.append(time.perf_counter() - t0)
+    print(json.dumps({"seconds": seconds[1:], "threads": 1, "aten": "-", "mkldnn": "-"}))
+
+
 def child(mode: str, arch: str, epochs: int, n_train: int, n_val: int) -> None:
     if mode == "fast":
         os.environ["MLSP_FAST_KERNELS"] = "1"
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"  # as pinned: compare kernels, not thread counts
     import mlsp_pipelines  # noqa: F401  - start-up pins (unless fast)
+
+    if arch == "features":
+        features_child(epochs)
+        return
     import numpy as np
     import torch
     import yaml
@@ -72,7 +95,8 @@ def child(mode: str, arch: str, epochs: int, n_train: int, n_val: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--arch", nargs="+", default=["cnn", "crnn"])
+    ap.add_argument("--arch", nargs="+", default=["cnn", "crnn", "features"],
+                    help="asc models, or 'features' (the log-mel front end, numpy/OpenBLAS)")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
@@ -98,9 +122,10 @@ def main() -> None:
                 times[mode].extend(res["seconds"])
                 info[mode] = res
         base = statistics.median(times[args.modes[0]])
-        print(f"\n{arch}: {args.n_train} train + {args.n_val} val clips of 126x64, {args.epochs} timed epochs "
-              f"x {args.repeats} alternating repeats")
-        print(f"{'mode':<18}{'ATen':>9}{'oneDNN':>8}{'threads':>9}{'median s/epoch':>16}{'ratio':>8}")
+        what = ("64 clips of 4 s to log-mel, seconds per pass" if arch == "features" else
+                f"{args.n_train} train + {args.n_val} val clips of 126x64, seconds per epoch")
+        print(f"\n{arch}: {what}; {args.epochs} timed passes x {args.repeats} alternating repeats")
+        print(f"{'mode':<18}{'ATen':>9}{'oneDNN':>8}{'threads':>9}{'median s':>16}{'ratio':>8}")
         for mode in args.modes:
             med = statistics.median(times[mode])
             print(f"{mode:<18}{info[mode]['aten']:>9}{str(info[mode]['mkldnn']):>8}{info[mode]['threads']:>9}"

@@ -108,6 +108,7 @@ def _dvc_project(dest: Path) -> Path:
     for name in ("dvc.yaml", ".dvcignore", ".gitignore", "Makefile"):
         shutil.copy2(PROJECT_ROOT / name, dest / name)
     shutil.copytree(PROJECT_ROOT / ".dvc", dest / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "config.local"))
+    shutil.copytree(PROJECT_ROOT / "scripts", dest / "scripts")  # the stages' kedro finder
     shutil.rmtree(dest / "src")
     shutil.copytree(PROJECT_ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     base = yaml.safe_load((dest / "conf" / "base" / "parameters_asc.yml").read_text())
