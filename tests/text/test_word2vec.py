@@ -305,7 +305,7 @@ def test_numba_kernel_matches_a_plain_reference(kind: str) -> None:
     ref0, ref1 = syn0.astype(np.float64), syn1.astype(np.float64)
     ref_loss = _reference_epoch(kind, ids, doc, spans, ref0, ref1, accept, alias, 3, 0.5, 0.1, 12345)
     kernel = sgd._compile()[kind]
-    loss, n = kernel(ids, doc, spans, syn0, syn1, accept, alias, 3, 0.5, 0.1, np.uint64(12345))
+    loss, n = kernel(ids, doc, spans, syn0, syn1, accept, alias, 3, 0.5, 0.1, np.uint64(12345), True)
     np.testing.assert_allclose(syn0, ref0, atol=2e-5)
     np.testing.assert_allclose(syn1, ref1, atol=2e-5)
     assert loss == pytest.approx(ref_loss, rel=1e-5)
@@ -577,3 +577,18 @@ def test_parameters_are_validated() -> None:
         Word2VecModelSpec(arch="word2vec_sg", train={"lr": 0.1})  # a loop setting, not word2vec's
     with pytest.raises(ValueError):
         Word2VecModelSpec(arch="cnn")
+
+
+def test_default_pipeline_has_a_gensim_anchor_per_kind() -> None:
+    import yaml
+
+    from mlsp_pipelines.pipelines.word2vec.pipeline import create_pipelines
+
+    conf = yaml.safe_load((Path(__file__).resolve().parents[2] / "conf/base/parameters_word2vec.yml").read_text())
+    names = {n.name for n in create_pipelines(conf)["word2vec"].nodes}
+    assert {"word2vec.gensim_sg.train_gensim", "word2vec.gensim_cbow.train_gensim"} <= names
+    conf["word2vec"]["baseline"]["kinds"] = ["cbow"]
+    conf["word2vec"]["models"].pop("cbow")
+    conf["word2vec"]["architectures"] = ["sg"]
+    with pytest.raises(ValueError, match="no word2vec.models entry has arch word2vec_cbow"):
+        create_pipelines(conf)

@@ -14,8 +14,11 @@ rate that decays linearly from ``alpha`` to ``min_alpha`` over all epochs. Two e
   Sequential and seeded: the same seed gives bit-identical vectors.
 * ``torch`` (GPU, or CPU for checks): the same updates for ``batch_pairs`` pairs at once
   (shuffled within the epoch), gathered with indexing and scattered back with ``index_add_``
-  (deterministic kernels are requested; rows repeated in a batch get the sum of their updates,
-  as several threads of gensim would give them).
+  (deterministic kernels are requested). A word that occurs several times in a batch gets the
+  sum of its updates, as concurrent threads of gensim give it. That is faithful while a batch
+  holds a frequent word tens of times, not hundreds: on the Lee corpus (4k words) 4096 pairs
+  per step learn like the kernel, 16384 diverge (averaging or capping the repeats instead
+  stalls learning: measured), so keep ``batch_pairs`` moderate; a GPU is fast at 4096 already.
 
 Every epoch draws its own training examples, as word2vec does: frequent-word sub-sampling and
 the reduced windows ``b ~ U{1..window}`` come from a generator seeded by ``(seed, epoch)``, and
@@ -98,132 +101,11 @@ _KERNELS: dict[str, Callable[..., Any]] = {}
 
 
 def _compile() -> dict[str, Callable[..., Any]]:
-    """Compile (or load from numba's on-disk cache) the two epoch kernels."""
-    if _KERNELS:
-        return _KERNELS
-    from numba import njit
+    """The two epoch kernels (numba is imported here, on first use)."""
+    if not _KERNELS:
+        from mlsp_pipelines.training import _word2vec_kernels as k
 
-    @njit(cache=True, fastmath=True, nogil=True, inline="always")
-    def _next(state: np.ndarray) -> np.uint64:
-        # xorshift64*: a fast, well-mixed 64-bit stream (word2vec's LCG has weak low bits)
-        x = state[0]
-        x ^= x >> np.uint64(12)
-        x ^= x << np.uint64(25)
-        x ^= x >> np.uint64(27)
-        state[0] = x
-        return x * np.uint64(2685821657736338717)
-
-    @njit(cache=True, fastmath=True, nogil=True, inline="always")
-    def _negative(state: np.ndarray, accept: np.ndarray, alias: np.ndarray) -> np.int64:
-        r = _next(state)
-        k = np.int64((r >> np.uint64(32)) % np.uint64(accept.shape[0]))
-        u = np.float64(r & np.uint64(0xFFFFFFFF)) * (1.0 / 4294967296.0)
-        return k if u < accept[k] else alias[k]
-
-    @njit(cache=True, fastmath=True, nogil=True, inline="always")
-    def _train_target(h: np.ndarray, syn1: np.ndarray, target: np.int64, label: float, alpha: float,
-                      neu1e: np.ndarray) -> float:
-        """One logistic unit: h·u_target → gradient into ``neu1e`` and ``u_target``; returns the loss."""
-        dim = h.shape[0]
-        f = 0.0
-        for d in range(dim):
-            f += h[d] * syn1[target, d]
-        if f > 30.0:
-            f = 30.0
-        elif f < -30.0:
-            f = -30.0
-        e = math.exp(-f)
-        sig = 1.0 / (1.0 + e)
-        g = np.float32((label - sig) * alpha)
-        for d in range(dim):
-            neu1e[d] += g * syn1[target, d]
-            syn1[target, d] += g * h[d]
-        # -log σ(f) = log1p(e^-f);  -log σ(-f) = f + log1p(e^-f)
-        return math.log1p(e) if label > 0.5 else f + math.log1p(e)
-
-    @njit(cache=True, fastmath=True, nogil=True)
-    def sg_epoch(ids, doc, spans, syn0, syn1, accept, alias, negative, alpha_start, alpha_end, seed):
-        """Skip-gram over one epoch's tokens; the input vector of each context word predicts the
-        centre (as word2vec's C code and gensim). Returns (summed loss, pairs, updates)."""
-        n = ids.shape[0]
-        dim = syn0.shape[1]
-        neu1e = np.zeros(dim, dtype=np.float32)
-        state = np.empty(1, dtype=np.uint64)
-        state[0] = seed
-        loss = 0.0
-        pairs = 0
-        for i in range(n):
-            alpha = alpha_start + (alpha_end - alpha_start) * (i / max(n, 1))
-            centre = ids[i]
-            b = spans[i]
-            lo = max(i - b, 0)
-            hi = min(i + b + 1, n)
-            for j in range(lo, hi):
-                if j == i or doc[j] != doc[i]:
-                    continue
-                ctx = ids[j]
-                h = syn0[ctx]
-                for d in range(dim):
-                    neu1e[d] = 0.0
-                loss += _train_target(h, syn1, centre, 1.0, alpha, neu1e)
-                for _ in range(negative):
-                    t = _negative(state, accept, alias)
-                    if t == centre:
-                        continue
-                    loss += _train_target(h, syn1, t, 0.0, alpha, neu1e)
-                for d in range(dim):
-                    syn0[ctx, d] += neu1e[d]
-                pairs += 1
-        return loss, pairs
-
-    @njit(cache=True, fastmath=True, nogil=True)
-    def cbow_epoch(ids, doc, spans, syn0, syn1, accept, alias, negative, alpha_start, alpha_end, seed):
-        """CBOW (mean of the context vectors) over one epoch's tokens; every context vector gets
-        the whole error (gensim's ``cbow_mean=1``). Returns (summed loss, examples)."""
-        n = ids.shape[0]
-        dim = syn0.shape[1]
-        neu1 = np.zeros(dim, dtype=np.float32)
-        neu1e = np.zeros(dim, dtype=np.float32)
-        state = np.empty(1, dtype=np.uint64)
-        state[0] = seed
-        loss = 0.0
-        examples = 0
-        for i in range(n):
-            alpha = alpha_start + (alpha_end - alpha_start) * (i / max(n, 1))
-            centre = ids[i]
-            b = spans[i]
-            lo = max(i - b, 0)
-            hi = min(i + b + 1, n)
-            count = 0
-            for d in range(dim):
-                neu1[d] = 0.0
-                neu1e[d] = 0.0
-            for j in range(lo, hi):
-                if j == i or doc[j] != doc[i]:
-                    continue
-                count += 1
-                for d in range(dim):
-                    neu1[d] += syn0[ids[j], d]
-            if count == 0:
-                continue
-            inv = np.float32(1.0 / count)
-            for d in range(dim):
-                neu1[d] *= inv
-            loss += _train_target(neu1, syn1, centre, 1.0, alpha, neu1e)
-            for _ in range(negative):
-                t = _negative(state, accept, alias)
-                if t == centre:
-                    continue
-                loss += _train_target(neu1, syn1, t, 0.0, alpha, neu1e)
-            for j in range(lo, hi):
-                if j == i or doc[j] != doc[i]:
-                    continue
-                for d in range(dim):
-                    syn0[ids[j], d] += neu1e[d]
-            examples += 1
-        return loss, examples
-
-    _KERNELS.update(sg=sg_epoch, cbow=cbow_epoch)
+        _KERNELS.update(sg=k.sg_epoch, cbow=k.cbow_epoch)
     return _KERNELS
 
 
@@ -311,6 +193,12 @@ def torch_epoch(k_ids: np.ndarray, k_doc: np.ndarray, spans: np.ndarray, syn0, s
     return float(total), n
 
 
+class _NoBar:
+    def update(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 # -- the training run ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SGDSettings:
@@ -378,7 +266,7 @@ def warm_up() -> float:
     acc, al = np.ones(2), np.arange(2, dtype=np.int64)
     for kernel in kernels.values():
         kernel(one, one, np.ones(2, dtype=np.int64), np.zeros((2, 2), np.float32), np.zeros((2, 2), np.float32),
-               acc, al, 1, 0.025, 0.025, np.uint64(1))
+               acc, al, 1, 0.025, 0.025, np.uint64(1), True)
     return time.perf_counter() - t0
 
 
@@ -397,8 +285,6 @@ def train(ids: np.ndarray, doc: np.ndarray, keep_prob: np.ndarray, noise: np.nda
     ``checkpoint`` (a :class:`~mlsp_pipelines.datasets.checkpoint.CheckpointStore`) is written
     after every epoch and cleared at the end; one with the same ``config_hash`` is resumed.
     """
-    from mlsp_pipelines.progress import progress
-
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     doc = np.ascontiguousarray(doc, dtype=np.int64)
     keep_prob = np.asarray(keep_prob, dtype=np.float64)
@@ -431,13 +317,19 @@ def train(ids: np.ndarray, doc: np.ndarray, keep_prob: np.ndarray, noise: np.nda
     else:
         import torch
 
-        if settings.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
+        previous = (torch.are_deterministic_algorithms_enabled(),
+                    torch.is_deterministic_algorithms_warn_only_enabled())
+        torch.use_deterministic_algorithms(settings.deterministic, warn_only=True)
         dev = torch.device(settings.device)
         t_syn0, t_syn1 = torch.from_numpy(syn0).to(dev), torch.from_numpy(syn1).to(dev)
         t_acc, t_alias = torch.from_numpy(accept).to(dev), torch.from_numpy(alias).to(dev)
 
-    bar = progress(total=settings.epochs, initial=start, desc=desc, unit="epoch", enabled=show_progress)
+    if show_progress:
+        from mlsp_pipelines.progress import progress  # tqdm: only when bars are wanted
+
+        bar = progress(total=settings.epochs, initial=start, desc=desc, unit="epoch", enabled=True)
+    else:
+        bar = _NoBar()
     for epoch in range(start + 1, settings.epochs + 1):
         t0 = time.perf_counter()
         k_ids, k_doc, spans, neg_seed = draw_epoch(ids, doc, keep_prob, settings.window, settings.dynamic_window,
@@ -445,7 +337,8 @@ def train(ids: np.ndarray, doc: np.ndarray, keep_prob: np.ndarray, noise: np.nda
         a0 = _alpha(settings, (epoch - 1) / settings.epochs)
         a1 = _alpha(settings, epoch / settings.epochs)
         if engine == "numba":
-            loss, n = kernel(k_ids, k_doc, spans, syn0, syn1, accept, alias, settings.negative, a0, a1, neg_seed)
+            loss, n = kernel(k_ids, k_doc, spans, syn0, syn1, accept, alias, settings.negative, a0, a1, neg_seed,
+                             True)
         else:
             loss, n = torch_epoch(k_ids, k_doc, spans, t_syn0, t_syn1, t_acc, t_alias, kind=settings.kind,
                                   window=settings.window, negative=settings.negative, alpha_start=a0,
@@ -458,7 +351,8 @@ def train(ids: np.ndarray, doc: np.ndarray, keep_prob: np.ndarray, noise: np.nda
         seconds += dt
         mean_loss = float(loss) / max(int(n), 1)
         if not math.isfinite(mean_loss):
-            raise FloatingPointError(f"{desc}: loss is {mean_loss} at epoch {epoch}; lower alpha")
+            raise FloatingPointError(f"{desc}: loss is {mean_loss} at epoch {epoch}; lower alpha "
+                                     "(or batch_pairs, with the torch engine)")
         history["train_loss"].append(mean_loss)
         history["examples"].append(float(n))
         history["epoch_seconds"].append(dt)
@@ -476,6 +370,7 @@ def train(ids: np.ndarray, doc: np.ndarray, keep_prob: np.ndarray, noise: np.nda
     bar.close()
     if engine == "torch":
         syn0, syn1 = t_syn0.cpu().numpy(), t_syn1.cpu().numpy()
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
     if checkpoint is not None:
         checkpoint.clear()
     return SGDResult(syn0=np.ascontiguousarray(syn0), syn1=np.ascontiguousarray(syn1), history=history,
