@@ -128,8 +128,9 @@ def main() -> None:
     rows = []
     for name in names:
         spec = ModelSpec(**conf["models"][name])
-        times = {}
+        times, cpu = {}, {}
         for loop in ("ours", "bare"):  # alternate within the model
+            c0 = time.process_time()
             if loop == "ours":
                 bundle, _ = nodes.train_seq2seq(model_input, spec, base, Seq2SeqBatchParams(), None, name=name)
                 times[loop] = bundle["train_seconds"]
@@ -137,27 +138,32 @@ def main() -> None:
                 torch.manual_seed(0)
                 net = build_model(spec.arch, in_features=10_000, out_features=17_000, **spec.kwargs)
                 times[loop] = bare_epoch(net, sub, base.batch_size, base.lr, 0)
-        epm = {k: 60 / (v * 29_000 / args.pairs) for k, v in times.items()}
-        rows.append((name, spec.arch, epm["ours"], epm["bare"], epm["ours"] / epm["bare"]))
+            cpu[loop] = time.process_time() - c0
+        scale = 29_000 / args.pairs
+        epm = {k: 60 / (v * scale) for k, v in times.items()}
+        rows.append((name, spec.arch, epm["ours"], epm["bare"], epm["ours"] / epm["bare"], cpu["ours"] * scale,
+                     cpu["bare"] * scale))
         print(f"  {name}: ours {epm['ours']:.2f} epochs/min, bare {epm['bare']:.2f} epochs/min "
-              f"({epm['ours'] / epm['bare']:.1f}×); load {os.getloadavg()[0]:.2f}", flush=True)
+              f"({epm['ours'] / epm['bare']:.1f}×); CPU s per epoch {cpu['ours'] * scale:.0f} vs "
+              f"{cpu['bare'] * scale:.0f}; load {os.getloadavg()[0]:.2f}", flush=True)
 
-    print("\n| model | arch | ours: epochs/min | bare PyTorch loop: epochs/min | speed-up |")
-    print("|---|---|---|---|---|")
-    for name, arch, a, b, r in rows:
-        print(f"| {name} | {arch} | {a:.2f} | {b:.2f} | {r:.1f}× |")
+    print("\n| model | arch | ours: epochs/min | bare PyTorch loop: epochs/min | speed-up | CPU s/epoch ours | CPU s/epoch bare |")
+    print("|---|---|---|---|---|---|---|")
+    for name, arch, a, b, r, ca, cb in rows:
+        print(f"| {name} | {arch} | {a:.2f} | {b:.2f} | {r:.1f}× | {ca:.0f} | {cb:.0f} |")
 
     trained = {}
     if args.full_epoch:
         spec = ModelSpec(**conf["models"]["gru_attn"])
         model_input["train"] = full
+        c0 = time.process_time()
         bundle, _ = nodes.train_seq2seq(model_input, spec, base, Seq2SeqBatchParams(), None, name="gru_attn")
         trained["gru_attn"] = bundle
         print(f"\nfull Multi30K-size epoch of gru_attn (29000 pairs, pipeline path): {bundle['train_seconds']:.1f} s "
-              f"({bundle['threads']} threads, load {os.getloadavg()[0]:.2f})")
+              f"wall, {time.process_time() - c0:.0f} CPU s ({bundle['threads']} threads, load {os.getloadavg()[0]:.2f})")
 
     print(f"\ndecoding {args.decode} sentences, beam {report.beam_size}, batch {report.batch_size}:")
-    print("| model | seconds | sentences/s | peak memory added (MB) |\n|---|---|---|---|")
+    print("| model | seconds | CPU s | sentences/s | peak memory added (MB) |\n|---|---|---|---|---|")
     src = full[0][: args.decode]
     for name in names:
         spec = ModelSpec(**conf["models"][name])
@@ -167,11 +173,11 @@ def main() -> None:
             net.load_state_dict(trained[name]["state_dict"])
         reset_hwm()
         before = vm_hwm_mb()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = nodes.decode(net, src, report, max_len=int(1.5 * 41) + 5)
         sec = time.perf_counter() - t0
         print(f"| {name}{' (1 epoch)' if name in trained else ' (untrained: never stops early)'} | {sec:.1f} | "
-              f"{len(out) / sec:.0f} | {vm_hwm_mb() - before:.0f} |", flush=True)
+              f"{time.process_time() - c0:.0f} | {len(out) / sec:.0f} | {vm_hwm_mb() - before:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
