@@ -392,3 +392,26 @@ def test_sacrebleu_scores_carry_their_signature() -> None:
     assert 100 * corpus_bleu([t.split() for t in toks], [r.split() for r in ["a b c d e g", "w x y z q"]]) == \
         pytest.approx(sacrebleu.corpus_bleu(toks, [["a b c d e g", "w x y z q"]]).score, abs=1e-6)
     assert sacrebleu_scores(refs, refs)["bleu"] == pytest.approx(100.0)
+
+
+def test_bucketed_training_logs_batches_records_threads_and_is_seeded(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from mlsp_pipelines.params import ModelSpec, TrainParams
+    from mlsp_pipelines.pipelines.seq2seq.params import Seq2SeqBatchParams
+
+    raw = nodes.generate_dates(DateSynthParams(n_pairs=200, seed=2))
+    pairs, _ = nodes.prepare_corpus(raw, Seq2SeqDataParams(), VocabParams(), Seq2SeqSplitParams())
+    model_input = nodes.make_model_input(pairs, nodes.build_vocabularies(pairs, VocabParams()))
+    spec = ModelSpec(arch="rnn_seq2seq", kwargs={"embedding_dim": 8, "hidden_size": 8, "attention_size": 8})
+    train = TrainParams(epochs=2, batch_size=32, progress=False, log_every=2, num_threads=1, patience=None)
+    with caplog.at_level(logging.INFO, logger="mlsp_pipelines.training.loop"):
+        bundle, history = nodes.train_seq2seq(model_input, spec, train, Seq2SeqBatchParams(), None, name="g")
+    lines = [r.getMessage() for r in caplog.records if " batch " in r.getMessage()]
+    n_batches = -(-len(pairs["train"]["source"]) // 32)
+    assert any(f"batch 2/{n_batches}" in m for m in lines) and all("loss" in m and "ETA" in m for m in lines)
+    assert bundle["threads"] == 1 and history["train_loss"].iloc[1] < history["train_loss"].iloc[0]
+    again, _ = nodes.train_seq2seq(model_input, spec, train, Seq2SeqBatchParams(), None, name="g")
+    assert all(torch.equal(v, again["state_dict"][k]) for k, v in bundle["state_dict"].items())
+    plain, _ = nodes.train_seq2seq(model_input, spec, train, Seq2SeqBatchParams(bucket=False), None, name="g")
+    assert not torch.equal(plain["state_dict"]["head.weight"], bundle["state_dict"]["head.weight"])
