@@ -107,6 +107,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=None)
     ap.add_argument("--full-epoch", action="store_true")
     ap.add_argument("--decode", type=int, default=1000)
+    ap.add_argument("--decode-only", action="store_true", help="skip the training measurements")
     args = ap.parse_args()
     os.environ["MLSP_PROGRESS"] = "0"
     conf = yaml.safe_load((ROOT / "conf/base/parameters_seq2seq.yml").read_text())["seq2seq"]
@@ -126,7 +127,7 @@ def main() -> None:
     val = multi30k_shaped(64, seed=1)
     model_input = {"src_vocab": vocab_of(10_000), "tgt_vocab": vocab_of(17_000), "train": sub, "val": tuple(t[:64] for t in val)}
     rows = []
-    for name in names:
+    for name in ([] if args.decode_only else names):
         spec = ModelSpec(**conf["models"][name])
         times, cpu = {}, {}
         for loop in ("ours", "bare"):  # alternate within the model
