@@ -77,7 +77,7 @@ def test_pipeline_logs_to_a_tracking_server(tmp_path: Path, mlflow_server, monke
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     run_session(project, ["asc"], runtime_params={"asc": {"architectures": ["cnn"]}})
 
-    exp = json.loads(urllib.request.urlopen(f"{url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=asc",
+    exp = json.loads(urllib.request.urlopen(f"{url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=asc-test",
                                             timeout=30).read())["experiment"]
     runs = _post(url, "/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]]})["runs"]
     tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs]
@@ -85,7 +85,7 @@ def test_pipeline_logs_to_a_tracking_server(tmp_path: Path, mlflow_server, monke
     assert {r["info"]["status"] for r in runs} == {"FINISHED"}
     assert any("accuracy" == m["key"] for m in child["data"]["metrics"])
     # artefacts went to the server's store, not to a local folder of the project
-    assert any(p.name == "cnn.pt" for p in artifacts.rglob("*.pt"))
+    assert any(p.name == "MLmodel" for p in artifacts.rglob("MLmodel"))  # the logged model
     assert not (project / "mlartifacts").exists() and not (project / "mlflow.db").exists()
 
 
@@ -164,7 +164,7 @@ def test_reproduce_rebuilds_a_run_and_metrics_match(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     _, session_id = run_session(project, ["asc"], runtime_params={"asc": {"architectures": ["cnn"]}})
     client = MlflowClient(uri)
-    exp = client.get_experiment_by_name("asc")
+    exp = client.get_experiment_by_name("asc-test")
     runs = client.search_runs([exp.experiment_id], filter_string=f"tags.kedro_session_id = '{session_id}'")
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     record = json.loads(Path(client.download_artifacts(parent.info.run_id, "lineage.json", str(tmp_path))).read_text())
