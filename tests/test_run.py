@@ -138,7 +138,11 @@ def test_metrics_and_leaderboard(session_run: Run) -> None:
     board = pd.read_csv(session_run.reports / "leaderboard.csv")
     assert sorted(board["model"]) == sorted(ARCHS)
     assert board["accuracy"].is_monotonic_decreasing
-    assert {"accuracy", "macro_f1", "params", "latency_ms_per_clip"} <= set(board.columns)
+    assert {"accuracy", "macro_f1", "params", "param_bytes", "macs_per_s"} <= set(board.columns)
+    assert not {"train_seconds", "latency_ms_per_clip"} & set(board.columns)  # timings never hash into reports
+    timings = pd.read_csv(session_run.reports / "timings.csv")
+    assert sorted(timings["model"]) == sorted(ARCHS) and (timings["train_seconds"] > 0).all()
+    assert (timings["latency_ms_per_clip"] > 0).all()
     md = (session_run.reports / "leaderboard.md").read_text()
     assert md.startswith("| model |") and all(f"| {a} |" in md for a in ARCHS)
     assert (session_run.reports / "leaderboard.png").read_bytes().startswith(PNG_MAGIC)
@@ -264,3 +268,29 @@ def test_failing_run_marks_mlflow_run_failed(project_copy: Path, tmp_path: Path,
     runs = failed.runs()
     assert [r.info.status for r in runs] == ["FAILED"]
     assert runs[0].data.tags["pipeline"] == "asc"
+
+
+# -- cross-validation through a session ------------------------------------------------------------
+def test_cross_validation_runs_one_node_per_fold_and_no_fixed_split_model(
+        project_copy: Path, kedro_run) -> None:  # type: ignore[no-untyped-def]
+    from mlsp_pipelines.pipeline_registry import register_pipelines
+
+    runtime = {"asc": {"split": {"cv": True, "cv_folds": [1, 2, 3]}, "architectures": ["attn_lstm"],
+                       "train": {"epochs": 1}}}
+    kedro_run(project_copy, ["asc"], runtime_params=runtime)
+    pipe = register_pipelines()["asc"]
+    fold_nodes = sorted(n.name for n in pipe.nodes if "cross_validate_fold" in n.name)
+    assert fold_nodes == [f"asc.attn_lstm.cross_validate_fold_{k}" for k in (1, 2, 3)]
+    assert not any(n.name.endswith("train_model") for n in pipe.nodes)  # cv replaces the fixed split
+    reports = project_copy / "data" / "08_reporting" / "asc"
+    board = pd.read_csv(reports / "leaderboard.csv")
+    assert board["model"].tolist() == ["attn_lstm"]
+    assert {"cv_accuracy_mean", "cv_accuracy_std", "cv_accuracy_ci95", "macs_per_s"} <= set(board.columns)
+    folds = pd.read_csv(reports / "models" / "attn_lstm" / "cv_folds.csv")
+    assert folds["fold"].tolist() == [1, 2, 3]
+    assert (folds["n_test"] == N_CLIPS // 5).all()  # each fold tests its own clips
+    # all other folds train (less 10 % for validation): 4 of 5 folds of 40 clips
+    assert (folds["n_train"] + folds["n_val"] == N_CLIPS - N_CLIPS // 5).all()
+    assert not (project_copy / "data" / "06_models" / "asc" / "attn_lstm.pt").exists()
+    assert sorted(p.name for p in (project_copy / "data" / "06_models" / "asc").glob("attn_lstm.fold_*.pt")) == [
+        "attn_lstm.fold_1.pt", "attn_lstm.fold_2.pt", "attn_lstm.fold_3.pt"]

@@ -1,6 +1,7 @@
 """``mlp``: the memoryless baseline.
 
-Pooled mode averages the input over time before the MLP, so it cannot use temporal order;
+Pooled mode summarises the input over time (per-band mean, and by default standard deviation:
+the statistics a logistic-regression baseline sees) before the MLP, so it cannot use temporal order;
 per-step mode maps every frame independently. Either way it shows how much a model gains
 from context.
 """
@@ -35,6 +36,7 @@ class MLPConfig:
     dropout: float = 0.1
     activation: str = "relu"
     per_step: bool = False
+    pooling: str = "meanstd"  # summary over time (pooled mode): mean, or mean and std per band
 
     def __post_init__(self) -> None:
         set_field(
@@ -43,6 +45,7 @@ class MLPConfig:
         set_field(self, "dropout", check_dropout("dropout", self.dropout))
         check_choice("activation", self.activation, tuple(ACTIVATIONS))
         check_bool("per_step", self.per_step)
+        check_choice("pooling", self.pooling, ("mean", "meanstd"))
 
 
 @register_model("mlp", config_cls=MLPConfig)
@@ -58,7 +61,7 @@ class MLP(nn.Module):
         self.in_features, self.out_features = check_features(in_features, out_features)
         self.config: MLPConfig = make_config(MLPConfig, config, model_name="mlp")
         layers: list[nn.Module] = []
-        width = self.in_features
+        width = self.in_features * (2 if self.config.pooling == "meanstd" and not self.config.per_step else 1)
         for size in self.config.hidden_sizes:
             layers += [nn.Linear(width, size), ACTIVATIONS[self.config.activation]()]
             layers.append(nn.Dropout(self.config.dropout))
@@ -67,7 +70,11 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 2 and not self.config.per_step and x.shape[-1] == self.in_features:
+        if x.dim() == 2 and not self.config.per_step and x.shape[-1] == self.net[0].in_features:
             return self.net(x)
         check_sequence_input(x, self.in_features, "mlp")
-        return self.net(x if self.config.per_step else x.mean(dim=1))
+        if self.config.per_step:
+            return self.net(x)
+        if self.config.pooling == "mean":
+            return self.net(x.mean(dim=1))
+        return self.net(torch.cat([x.mean(dim=1), x.std(dim=1, unbiased=False)], dim=-1))

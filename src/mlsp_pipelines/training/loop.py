@@ -18,6 +18,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -117,9 +118,13 @@ def array_digest(a: np.ndarray | Tensor) -> str:
     return h.hexdigest()[:16]
 
 
-def classification_loss(out: Tensor, target: Tensor) -> Tensor:
-    """Cross-entropy for (B, C) or per-step (B, T, C) logits; target ``-100`` is ignored (padding)."""
-    return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1), ignore_index=-100)
+def classification_loss(out: Tensor, target: Tensor, label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy for (B, C) or per-step (B, T, C) logits; target ``-100`` is ignored (padding).
+    A floating-point target (B, C) is a soft label distribution (mixup)."""
+    if target.is_floating_point():
+        return nn.functional.cross_entropy(out, target, label_smoothing=label_smoothing)
+    return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1), ignore_index=-100,
+                                       label_smoothing=label_smoothing)
 
 
 def regression_loss(out: Tensor, target: Tensor) -> Tensor:
@@ -128,6 +133,8 @@ def regression_loss(out: Tensor, target: Tensor) -> Tensor:
 
 
 def _accuracy(out: Tensor, target: Tensor) -> tuple[float, int]:
+    if target.is_floating_point():  # soft labels: the dominant class counts
+        target = target.argmax(-1)
     pred = out.argmax(-1).reshape(-1)
     tgt = target.reshape(-1)
     mask = tgt != -100
@@ -145,6 +152,30 @@ def make_optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimiz
     if params.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     return torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, params: TrainParams, steps_per_epoch: int
+                   ) -> torch.optim.lr_scheduler.LambdaLR | None:
+    """Per-batch learning-rate schedule (``None`` for a constant rate).
+
+    ``onecycle``: linear warm-up from lr/25 to lr over ``warmup`` of all steps, then cosine
+    annealing to lr/1e4 (Smith's one-cycle policy, as ``OneCycleLR``); ``cosine``: linear
+    warm-up from 0, then cosine to 0. A ``LambdaLR`` of the step count, so its state in the
+    checkpoint is one integer and resume is exact.
+    """
+    if params.schedule == "constant":
+        return None
+    total = max(1, params.epochs * steps_per_epoch)
+    warm = int(params.warmup * total)
+    start, end = (1 / 25, 1e-4) if params.schedule == "onecycle" else (0.0, 0.0)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return start + (1 - start) * step / warm
+        progress_ = min(1.0, (step - warm) / max(1, total - warm))
+        return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * progress_))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 @dataclass
@@ -180,6 +211,8 @@ def _run_epoch(
     bar_desc: str = "",
     show_progress: bool = False,
     world: World = World(),
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    augment: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
 ) -> dict[str, float]:
     """One pass over ``data``; trains when an optimiser is given. Returns mean loss (and
     accuracy) over all ranks' samples."""
@@ -192,6 +225,9 @@ def _run_epoch(
         for batch in batches:
             batch = tuple(t.to(device, non_blocking=True) for t in batch)
             *inputs, target = batch
+            if augment is not None and train and len(inputs) == 1:
+                x_aug, target = augment(inputs[0], target)
+                inputs = [x_aug]
             out = model(*inputs)
             loss = loss_fn(out, target)
             if train:
@@ -200,6 +236,8 @@ def _run_epoch(
                 if grad_clip:
                     nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
                 optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
             n = len(target)
             total_loss += float(loss.detach()) * n
             total_n += n
@@ -228,16 +266,24 @@ def fit(
     config_hash: str = "",
     desc: str = "train",
     callbacks: Sequence[EpochCallback] = (),
+    augment: Any = None,
 ) -> FitResult:
     """Train ``model`` on ``train`` (tuple of tensors, target last), early-stopping on ``val``.
 
     ``checkpoint`` (optional) is written after every epoch and removed when training ends;
     a checkpoint whose ``config_hash`` matches is resumed, one that does not is ignored.
+    Without validation data (``val`` None or empty) training follows its fixed schedule: no
+    early stopping, the last epoch's weights are kept. ``augment`` (a :class:`BatchAugmenter`)
+    transforms training batches only; its generator state is checkpointed.
     """
     if task not in ("classification", "regression"):
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
     classify = task == "classification"
-    loss_fn = loss_fn or (classification_loss if classify else regression_loss)
+    eval_loss_fn = loss_fn or (classification_loss if classify else regression_loss)
+    if loss_fn is None and classify and params.label_smoothing:
+        loss_fn = partial(classification_loss, label_smoothing=params.label_smoothing)
+    loss_fn = loss_fn or eval_loss_fn
+    has_val = val is not None and len(val[0]) > 0
     seed_everything(params.seed)
     if params.num_threads:
         torch.set_num_threads(params.num_threads)
@@ -257,6 +303,9 @@ def fit(
     if not world.is_main:
         checkpoint = None  # rank 0 writes checkpoints; the others only compute
     optimizer = make_optimizer(model, params)
+    scheduler = make_scheduler(optimizer, params, math.ceil(len(train[0]) / batch_size))
+    if augment is not None and not getattr(augment, "active", True):
+        augment = None
 
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
     if classify:
@@ -276,6 +325,10 @@ def fit(
         start_epoch, best_val, best_epoch = state["epoch"], state["best_val"], state["best_epoch"]
         bad_epochs, seconds = state["bad_epochs"], state["train_seconds"]
         torch.set_rng_state(state["rng_state"])
+        if scheduler is not None and state.get("sched_state") is not None:
+            scheduler.load_state_dict(state["sched_state"])
+        if augment is not None and state.get("aug_rng_state") is not None:
+            augment.load_state(state["aug_rng_state"])
         logger.info("%s: resuming after epoch %d from %s", desc, start_epoch, checkpoint.path)
 
     # ambient observers (e.g. the MLflow hook) see the data trained on, every epoch and the result
@@ -294,12 +347,13 @@ def fit(
             net, train, loss_fn=loss_fn, classify=classify, batch_size=batch_size, device=device,
             optimizer=optimizer, grad_clip=params.grad_clip, order=order, world=world,
             bar_desc=f"{desc} {epoch}/{params.epochs}", show_progress=params.progress and world.is_main,
+            scheduler=scheduler, augment=augment,
         )
         va = (
-            _run_epoch(net, val, loss_fn=loss_fn, classify=classify, batch_size=batch_size, device=device,
+            _run_epoch(net, val, loss_fn=eval_loss_fn, classify=classify, batch_size=batch_size, device=device,
                        order=_shard_order(len(val[0]), params.seed, epoch, world, shuffle=False) if world.size > 1 else None,
                        world=world)
-            if val is not None and len(val[0])
+            if has_val
             else tr
         )
         epoch_seconds = time.perf_counter() - t0
@@ -311,7 +365,10 @@ def fit(
             history["val_acc"].append(va["acc"])
         if not math.isfinite(tr["loss"]):
             raise FloatingPointError(f"{desc}: training loss is {tr['loss']} at epoch {epoch}; lower train.lr")
-        if va["loss"] < best_val - 1e-12:
+        if not has_val:  # fixed schedule: the latest weights are the kept ones
+            best_val, best_epoch, bad_epochs = va["loss"], epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif va["loss"] < best_val - 1e-12:
             best_val, best_epoch, bad_epochs = va["loss"], epoch, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
@@ -334,9 +391,11 @@ def fit(
                     "optim_state": optimizer.state_dict(), "best_state": best_state, "best_val": best_val,
                     "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
                     "train_seconds": seconds, "rng_state": torch.get_rng_state(), "seed": params.seed,
+                    "sched_state": scheduler.state_dict() if scheduler is not None else None,
+                    "aug_rng_state": augment.state() if augment is not None else None,
                 }
             )
-        if params.patience is not None and bad_epochs >= params.patience:
+        if has_val and params.patience is not None and bad_epochs >= params.patience:
             stopped_early = True
             logger.info("%s: early stop at epoch %d (best epoch %d)", desc, epoch, best_epoch)
             break
