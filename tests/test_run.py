@@ -294,3 +294,16 @@ def test_cross_validation_runs_one_node_per_fold_and_no_fixed_split_model(
     assert not (project_copy / "data" / "06_models" / "asc" / "attn_lstm.pt").exists()
     assert sorted(p.name for p in (project_copy / "data" / "06_models" / "asc").glob("attn_lstm.fold_*.pt")) == [
         "attn_lstm.fold_1.pt", "attn_lstm.fold_2.pt", "attn_lstm.fold_3.pt"]
+    # MLflow: one run per fold, nested under the model's run, with its epochs, data, metrics and model
+    client = Run(project_copy, "", sqlite_uri(project_copy / "mlflow.db")).client()
+    exp = client.get_experiment_by_name("asc-test")
+    (model_run,) = client.search_runs([exp.experiment_id], "tags.architecture = 'attn_lstm' and tags.`mlsp.kind` = 'model'")
+    assert model_run.info.status == "FINISHED" and "cv_accuracy_mean" in model_run.data.metrics
+    fold_runs = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{model_run.info.run_id}'")
+    assert sorted(r.info.run_name for r in fold_runs) == [f"attn_lstm cross_validate_fold_{k}" for k in (1, 2, 3)]
+    for r, row in zip(sorted(fold_runs, key=lambda r: r.info.run_name), folds.itertuples()):
+        assert r.info.status == "FINISHED" and r.data.metrics["accuracy"] == pytest.approx(row.accuracy)
+        assert len(client.get_metric_history(r.info.run_id, "epoch/train_loss")) == 1  # epochs: 1
+        assert r.outputs.model_outputs and r.data.params["model.arch"] == "attn_lstm"
+        assert {d.dataset.name for d in r.inputs.dataset_inputs} >= {f"asc.train (cross_validate_fold_{row.fold})"}
+        assert model_run.info.start_time <= r.info.start_time and r.info.end_time <= model_run.info.end_time

@@ -279,7 +279,10 @@ class MlflowHook:
     def before_node_run(self, node: Any, catalog: Any, inputs: dict[str, Any]) -> None:
         if self.tracker is None or MODEL_RUN_TAG not in node.tags or not node.namespace:
             return
-        trains = any((self._declared(o) or {}).get("kind") == "model" for o in node.outputs)
+        # the node that outputs the run's model trains it; a model declared `nested` (a cross-validation
+        # fold's) is trained in a run of its own under the model's run
+        trains = any((spec := self._declared(o) or {}).get("kind") == "model" and not spec.get("nested")
+                     for o in node.outputs)
         state = _NodeState(node, node.namespace, trains, params=self._node_params(node, inputs))
         for name, value in inputs.items():
             spec = self._declared(name)
@@ -456,16 +459,17 @@ class MlflowHook:
         if not self.mlflow_conf.get("log_models", True):
             return
         register = bool(spec.get("register", self.mlflow_conf.get("register_models", False)))
-        model = name.split(".")[-2] if "." in name else name
-        registered = f"{self.tracker.experiment}.{model}" if register else None
+        model = name.rsplit(".", 1)[0][len(self.family) + 1:] if name.startswith(f"{self.family}.") else name
+        registered = f"{self.tracker.experiment}.{model}" if register else None  # e.g. asc.cnn, asc.cnn.fold_1
         flavor = spec.get("flavor", "pytorch")
         t0 = time.perf_counter()
         if flavor == "audio_classifier":
+            # the settings the features were computed with ('auto' values resolved), else the configuration
             key = spec.get("feature_params")
-            features = config.section(self.params, key) if key else None
+            features = bundle.get("features") or (config.section(self.params, key) if key else None)
             if not features:
-                raise ValueError(f"catalog entry {name}: metadata.mlflow.feature_params={key!r} names no parameters; "
-                                 "the served model needs the feature settings")
+                raise ValueError(f"catalog entry {name}: the bundle holds no 'features' and metadata.mlflow."
+                                 f"feature_params={key!r} names no parameters; the served model needs the feature settings")
             info = serving.log_audio_classifier(run.run_id, bundle, dict(features), registered_model_name=registered)
         elif flavor == "pytorch":
             info = serving.log_module(run.run_id, bundle, registered_model_name=registered)

@@ -61,6 +61,8 @@ class NamespaceSequentialRunner(SequentialRunner):
 
     def _run(self, pipeline: Pipeline, catalog: Any, hook_manager: Any = None, run_id: str | None = None) -> None:
         ordered = Pipeline(pipeline.nodes)
-        # ``Pipeline.nodes`` is the order every runner follows; set it to ours
+        # ``Pipeline.nodes`` (a cached property over ``_toposorted_nodes``) is the order the
+        # sequential loop follows; set it to ours (tests/test_tracking.py checks the order is used)
         ordered._toposorted_nodes = namespace_order(pipeline)  # noqa: SLF001
+        ordered.__dict__.pop("nodes", None)
         super()._run(ordered, catalog, hook_manager, run_id)

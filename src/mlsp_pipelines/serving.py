@@ -2,9 +2,10 @@
 
 An audio classifier is logged as ONE MLflow model with two flavours:
 
-- ``python_function``: :class:`AudioClassifier` takes raw waveforms at any sample rate (a table
-  with an ``audio`` column of float arrays and a ``sample_rate`` column), down-mixes and
-  resamples them exactly as the loaders do (:func:`~mlsp_pipelines.ingestion.audio.mono_at_rate`),
+- ``python_function``: :class:`AudioClassifier` takes raw mono waveforms at any sample rate (a
+  table with an ``audio`` column of 1-D float arrays and a ``sample_rate`` column; the signature
+  has no way to say "1-D or 2-D", so multi-channel audio is down-mixed by the caller), resamples
+  them exactly as the loaders do (:func:`~mlsp_pipelines.ingestion.audio.mono_at_rate`),
   crops/pads and computes the log-mel with the project's own feature code, applies the
   normalisation stored in the model bundle, runs the network and returns one probability column
   per class. ``mlflow.pyfunc.load_model(uri).predict(frame)``.

@@ -137,15 +137,15 @@ def open_store(uri: str) -> Any:
     from two processes at once (``CircularDependencyError`` / "table already exists")."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri)
     db = sqlite_path(uri)
     if db is None:
-        return client
+        return MlflowClient(tracking_uri=uri)
     from filelock import FileLock
 
     db.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(db) + ".lock", timeout=300):
-        client.search_experiments(max_results=1)  # builds the store: creates/migrates the schema
+        client = MlflowClient(tracking_uri=uri)  # builds the store: creates/migrates the schema
+        client.search_experiments(max_results=1)
     return client
 
 
