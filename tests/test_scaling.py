@@ -13,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -87,6 +88,22 @@ def test_pipeline_logs_to_a_tracking_server(tmp_path: Path, mlflow_server, monke
     # artefacts went to the server's store, not to a local folder of the project
     assert any(p.name == "MLmodel" for p in artifacts.rglob("MLmodel"))  # the logged model
     assert not (project / "mlartifacts").exists() and not (project / "mlflow.db").exists()
+
+    # through MlflowClient on the server: aligned keys, dataset inputs, root plots, a loadable model
+    import mlflow
+    import numpy as np
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(url)
+    run = client.get_run(child["info"]["run_id"])
+    assert run.data.params["model.arch"] == "cnn" and "train.lr" in run.data.params
+    assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"asc.train", "asc.val", "asc.test"}
+    assert {"confusion_matrix.png", "learning_curves.png"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    mlflow.set_tracking_uri(url)
+    model = mlflow.pyfunc.load_model(f"models:/{run.outputs.model_outputs[0].model_id}")
+    clip = 0.1 * np.sin(2 * np.pi * 440 * np.arange(22050) / 22050)
+    probs = model.predict(pd.DataFrame({"audio": [clip], "sample_rate": [22050]}))
+    assert probs.shape == (1, 8) and probs.to_numpy().sum() == pytest.approx(1.0)
 
 
 def test_unreachable_tracking_server_fails_fast_naming_the_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

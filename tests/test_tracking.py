@@ -292,6 +292,19 @@ def test_lineage_hashes_the_data_used_and_reports_dvc_lock_mismatch(tmp_path: Pa
     assert changed["matches_dvc_lock"] is False and changed["dvc_lock"] == dvc_md5 and changed["md5"] != dvc_md5
 
 
+def test_saved_models_hash_the_same_when_equal(tmp_path: Path) -> None:
+    """Equal model bundles give equal files (and DVC hashes), whatever the temporary file was called."""
+    import torch
+
+    from mlsp_pipelines import lineage
+    from mlsp_pipelines.datasets import TorchDataset
+
+    bundle = {"arch": "cnn", "state_dict": {"w": torch.arange(6.0).reshape(2, 3)}}
+    for name in ("a", "b"):
+        TorchDataset(filepath=str(tmp_path / name / "cnn.pt")).save(bundle)
+    assert lineage.dvc_md5(tmp_path / "a") == lineage.dvc_md5(tmp_path / "b")
+
+
 # -- artefacts ---------------------------------------------------------------------------------------
 def test_compare_page_plots_at_the_root_and_misclassified_clips_as_wav(tracked: Tracked, tmp_path: Path) -> None:
     import soundfile as sf

@@ -462,6 +462,7 @@ class MlflowHook:
         model = name.rsplit(".", 1)[0][len(self.family) + 1:] if name.startswith(f"{self.family}.") else name
         registered = f"{self.tracker.experiment}.{model}" if register else None  # e.g. asc.cnn, asc.cnn.fold_1
         flavor = spec.get("flavor", "pytorch")
+        logged_name = model.replace(".", "-")  # the Models tab's name (no dots allowed): cnn, cnn-fold_1
         t0 = time.perf_counter()
         if flavor == "audio_classifier":
             # the settings the features were computed with ('auto' values resolved), else the configuration
@@ -470,9 +471,10 @@ class MlflowHook:
             if not features:
                 raise ValueError(f"catalog entry {name}: the bundle holds no 'features' and metadata.mlflow."
                                  f"feature_params={key!r} names no parameters; the served model needs the feature settings")
-            info = serving.log_audio_classifier(run.run_id, bundle, dict(features), registered_model_name=registered)
+            info = serving.log_audio_classifier(run.run_id, bundle, dict(features), name=logged_name,
+                                                registered_model_name=registered)
         elif flavor == "pytorch":
-            info = serving.log_module(run.run_id, bundle, registered_model_name=registered)
+            info = serving.log_module(run.run_id, bundle, name=logged_name, registered_model_name=registered)
         else:
             raise ValueError(f"catalog entry {name}: metadata.mlflow.flavor={flavor!r}; use audio_classifier or pytorch")
         run.model_id = info.model_id

@@ -457,15 +457,28 @@ def flatten_numbers(value: Any) -> dict[str, float]:
 
 
 # -- command line: the runs-view URLs ------------------------------------------------------------------
-def ui_urls(uri: str, base_url: str) -> list[tuple[str, str]]:
-    """``(experiment, URL of its runs view)`` for every experiment with runs; MLflow 3's UI opens
-    in GenAI mode unless the URL asks for ``workflowType=machine_learning``."""
+def ui_urls(uri: str, base_url: str) -> list[tuple[str, str, str | None]]:
+    """``(experiment, URL of its runs view, URL comparing the models of its latest run)`` for
+    every experiment with runs. MLflow 3's UI opens in GenAI mode unless the URL asks for
+    ``workflowType=machine_learning``."""
+    from urllib.parse import quote
+
     client = open_store(uri)
+    base = base_url.rstrip("/")
     out = []
     for exp in sorted(client.search_experiments(), key=lambda e: e.name):
+        latest = client.search_runs([exp.experiment_id], "tags.`mlsp.kind` = 'model'", max_results=1,
+                                    order_by=["attributes.start_time DESC"])
         if exp.name == "Default" and not client.search_runs([exp.experiment_id], max_results=1):
             continue
-        out.append((exp.name, f"{base_url.rstrip('/')}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning"))
+        compare = None
+        if latest:
+            parent = latest[0].data.tags.get("mlflow.parentRunId", "")
+            models = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent}' "
+                                        "and tags.`mlsp.kind` = 'model'")
+            ids = json.dumps([r.info.run_id for r in sorted(models, key=lambda r: r.info.start_time)])
+            compare = f"{base}/#/compare-runs?runs={quote(ids)}&experiments={quote(json.dumps([exp.experiment_id]))}"
+        out.append((exp.name, f"{base}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning", compare))
     return out
 
 
@@ -488,9 +501,12 @@ def main(argv: list[str] | None = None) -> int:
     if not urls:
         print(f"  no runs yet: `make run` (or kedro run --pipeline=asc), then open {base}/#/experiments"
               "?workflowType=machine_learning")
-    for name, url in urls:
-        print(f"  {name:<24} {url}")
-    print("Compare models: tick the model runs (nested under a run) in the runs view, then 'Compare'.")
+    for name, url, compare in urls:
+        print(f"  {name:<24} runs:    {url}")
+        if compare:
+            print(f"  {'':<24} compare: {compare}  (the models of the latest run)")
+    print("Compare models: in the runs view expand a run (+), tick its model runs, press 'Compare'; on the compare "
+          "page pick confusion_matrix.png or learning_curves.png under Artifacts to see them side by side.")
     return 0
 
 
