@@ -411,3 +411,12 @@ def test_complexity_counts_recurrent_macs_and_budget_fails_with_the_model_named(
     assert not check_budget("g", cx, max_macs=10, max_param_bytes=None, action="flag")
     with pytest.raises(ValueError, match="model 'g'.*max_param_bytes"):
         check_budget("g", cx, max_macs=None, max_param_bytes=10, action="fail")
+
+
+def test_mlp_bag_of_frames_ignores_frame_order() -> None:
+    torch.manual_seed(0)
+    net = build_model("mlp", in_features=FEAT, out_features=OUT, pooling="frames").eval()
+    x = torch.randn(2, 10, FEAT)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), net(x[:, torch.randperm(10)]))  # memoryless: order-free
+        assert not torch.allclose(net(x), net(x.mean(1, keepdim=True).expand_as(x)))  # but not just the mean
