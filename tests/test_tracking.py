@@ -131,19 +131,26 @@ def test_parameters_line_up_across_architectures(tracked: Tracked) -> None:
     assert not any(k.startswith("model.") for k in parent)
 
 
-def test_long_parameter_values_are_logged_as_artifacts(tmp_path: Path) -> None:
+def test_long_values_and_odd_names_are_never_lost(tmp_path: Path) -> None:
+    """Values over MLflow's limits go to artefacts (the parameter or tag says where); metric keys
+    MLflow would reject (class labels with any character) are renamed, not dropped."""
     from mlsp_pipelines.tracking import PARAM_VALUE_MAX, RunTracker
 
     tracker = RunTracker(sqlite_uri(tmp_path / "m.db"), "x", (tmp_path / "art").as_uri(), system_metrics_interval=None)
-    tracker.start("r", {})
+    command = "kedro run --params " + "x" * 9000  # over the 8000-character tag limit
+    tracker.start("r", {"command": command})
     value = list(range(3000))  # ~15k characters as JSON
     tracker.log_params(tracker.parent, {"long.list": value, "short": 1})
+    tracker.log_metrics(tracker.parent, {"per_class_f1.dog (bark)": 0.5, "per_class_f1.a+b": 0.25})
     tracker.end("FINISHED")
     run = tracker.client.get_run(tracker.parent_id)
     assert run.data.params["short"] == "1"
     assert "params/long.list.txt" in run.data.params["long.list"] and len(run.data.params["long.list"]) < PARAM_VALUE_MAX
     full = Path(tracker.client.download_artifacts(tracker.parent_id, "params/long.list.txt", str(tmp_path)))
     assert json.loads(full.read_text()) == value  # nothing truncated
+    assert "tags/command.txt" in run.data.tags["command"]
+    assert Path(tracker.client.download_artifacts(tracker.parent_id, "tags/command.txt", str(tmp_path))).read_text() == command
+    assert run.data.metrics == {"per_class_f1.dog _bark_": 0.5, "per_class_f1.a_b": 0.25}
 
 
 # -- model runs: lifetime, live epochs, headline metrics -------------------------------------------------
@@ -404,53 +411,48 @@ def test_dead_runs_are_closed_by_process_liveness_not_age(tmp_path: Path) -> Non
     assert status == {alive: "RUNNING", dead: "KILLED", foreign: "RUNNING"}
 
 
-def test_kill_9_then_rerun_leaves_no_running_run_and_a_second_run_is_refused(tmp_path: Path) -> None:
+def test_concurrent_first_runs_kill_9_rerun_and_a_refused_second_run(tmp_path: Path, kedro_run,  # type: ignore[no-untyped-def]
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two ``kedro run``s start at once on a fresh sqlite store (both must succeed); the long one
+    is then met by a second run in its folder (refused, naming it), killed with SIGKILL, and the
+    next run in that folder closes its runs as KILLED."""
     from mlflow.tracking import MlflowClient
 
-    project = make_project_copy(tmp_path / "project", git=True)
-    uri = sqlite_uri(project / "mlflow.db")
+    from mlsp_pipelines.runlock import PipelineBusyError
+
+    uri = sqlite_uri(tmp_path / "store" / "mlflow.db")  # does not exist yet
+    (tmp_path / "store").mkdir()
     client = MlflowClient(uri)
+    project = make_project_copy(tmp_path / "project", git=True)
     log = tmp_path / "first.log"
     first = _kedro(project, uri, "--pipeline=asc", "--params=asc.train.epochs=100000,asc.train.patience=100000",
                    log=log, start_new_session=True)
+    other = _kedro(make_project_copy(tmp_path / "other"), uri, "--pipeline=asc_data")
     try:
+        out, _ = other.communicate(timeout=240)
+        assert other.returncode == 0, out[-3000:]  # a first run beside another first run
         deadline, live = time.monotonic() + 240, None
         while time.monotonic() < deadline and live is None:
             time.sleep(1)
             assert first.poll() is None, log.read_text()[-3000:]
-            exp = client.get_experiment_by_name("asc-test") if (project / "mlflow.db").exists() else None
+            exp = client.get_experiment_by_name("asc-test")
             runs = client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'") if exp else []
             live = next((r for r in runs if "epoch/train_loss" in r.data.metrics), None)
         assert live is not None, "the first run never started training"
         parent_name = client.get_run(live.data.tags["mlflow.parentRunId"]).info.run_name
 
-        second = _kedro(project, uri, "--pipeline=asc_data")
-        out, _ = second.communicate(timeout=180)
-        assert second.returncode != 0
-        assert "already running" in out and f"pid {first.pid}" in out and parent_name in out, out[-3000:]
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        with pytest.raises(PipelineBusyError, match="already running") as refused:
+            kedro_run(project, ["asc_data"])
+        assert f"pid {first.pid}" in str(refused.value) and parent_name in str(refused.value)
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=60)
 
-    again = _kedro(project, uri, "--pipeline=asc_data")
-    out, _ = again.communicate(timeout=180)
-    assert again.returncode == 0, out[-3000:]
+    kedro_run(project, ["asc_data"])  # the folder is free again; the dead run is closed
     runs = client.search_runs([client.get_experiment_by_name("asc-test").experiment_id])
     assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
+    assert sum(r.info.status == "FINISHED" for r in runs) == 2  # the concurrent first run and the last one
     killed = {r.info.run_id: r for r in runs if r.info.status == "KILLED"}
     assert live.info.run_id in killed and live.data.tags["mlflow.parentRunId"] in killed
     assert killed[live.info.run_id].info.end_time >= live.info.start_time
-
-
-def test_two_concurrent_first_runs_on_a_fresh_store_both_succeed(tmp_path: Path) -> None:
-    from mlflow.tracking import MlflowClient
-
-    uri = sqlite_uri(tmp_path / "shared" / "mlflow.db")  # does not exist yet
-    (tmp_path / "shared").mkdir()
-    procs = [_kedro(make_project_copy(tmp_path / f"p{k}"), uri, "--pipeline=asc_data") for k in (1, 2)]
-    outs = [p.communicate(timeout=240)[0] for p in procs]
-    for p, out in zip(procs, outs):
-        assert p.returncode == 0, out[-3000:]
-    client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("asc-test").experiment_id])
-    assert sorted(r.info.status for r in runs) == ["FINISHED", "FINISHED"]

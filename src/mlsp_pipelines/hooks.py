@@ -22,6 +22,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -505,8 +506,8 @@ class MlflowHook:
                         f.seek(int(round(float(clip["offset_s"]) * sr)))
                     frames = int(round(float(clip["duration_s"]) * sr)) if "duration_s" in clip and clip["duration_s"] == clip["duration_s"] else -1
                     audio = f.read(frames=frames, dtype="float32")
-                stem = Path(str(row.filename)).stem.replace("/", "_")
-                out = Path(tmp) / f"{k}_{row.actual}_as_{row.predicted}_{row.confidence:.2f}_{stem}.wav"
+                name = f"{k}_{row.actual}_as_{row.predicted}_{row.confidence:.2f}_{Path(str(row.filename)).stem}"
+                out = Path(tmp) / (re.sub(r"[^\w.-]+", "_", name) + ".wav")  # labels may hold any character
                 sf.write(out, audio, sr, subtype="PCM_16")
                 self.tracker.client.log_artifact(run.run_id, str(out), "misclassified")
 

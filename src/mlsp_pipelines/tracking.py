@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -31,7 +32,9 @@ from urllib.parse import urlparse
 logger = logging.getLogger(__name__)
 
 PARAM_VALUE_MAX = 6000  # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH
+TAG_VALUE_MAX = 8000  # mlflow.utils.validation.MAX_TAG_VAL_LENGTH
 PARAM_KEY_MAX = 250
+_BAD_KEY_CHARS = re.compile(r"[^\w.\- /]")  # what MLflow accepts in metric keys
 #: Kinds of catalog declarations (``metadata.mlflow.kind``) and what each logs.
 KINDS = {
     "metrics": "numbers of a (nested) dict → metrics; the dict → reports/<name>.json",
@@ -265,8 +268,10 @@ class RunTracker:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, name: str, tags: dict[str, str]) -> str:
-        run = self.client.create_run(self.experiment_id, run_name=name, tags={**tags, **process_tags()})
+        tags, long_tags = _fit_tags({**tags, **process_tags()})
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         self.parent = OpenRun(run.info.run_id, name, self._monitor(run.info.run_id))
+        self._log_long_tags(run.info.run_id, long_tags)
         return self.parent.run_id
 
     @property
@@ -278,12 +283,18 @@ class RunTracker:
         """The nested run for ``key`` (created, with its system-metrics monitor, on first use)."""
         with self._lock:
             if key not in self.runs:
-                run = self.client.create_run(
-                    self.experiment_id, run_name=name,
-                    tags={**tags, **process_tags(), "mlflow.parentRunId": parent or self.parent_id or ""},
-                )
+                tags, long_tags = _fit_tags({**tags, **process_tags(),
+                                             "mlflow.parentRunId": parent or self.parent_id or ""})
+                run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
                 self.runs[key] = OpenRun(run.info.run_id, name, self._monitor(run.info.run_id) if monitor else None)
+                self._log_long_tags(run.info.run_id, long_tags)
             return self.runs[key]
+
+    def _log_long_tags(self, run_id: str, long_tags: dict[str, str]) -> None:
+        for key, value in long_tags.items():
+            self.client.log_text(run_id, value, f"tags/{key}.txt")
+            logger.warning("tag %s (%d characters) exceeds MLflow's %d-character limit: logged as artifact "
+                           "tags/%s.txt", key, len(value), TAG_VALUE_MAX, key)
 
     def close(self, key: str, status: str = "FINISHED") -> None:
         with self._lock:
@@ -368,8 +379,8 @@ class RunTracker:
 
         ts = int(time.time() * 1000)
         items = [
-            Metric(k, float(v), ts, step, model_id=run.model_id, dataset_name=dataset[0] if dataset else None,
-                   dataset_digest=dataset[1] if dataset else None)
+            Metric(metric_key(k), float(v), ts, step, model_id=run.model_id,
+                   dataset_name=dataset[0] if dataset else None, dataset_digest=dataset[1] if dataset else None)
             for k, v in metrics.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
         ]
@@ -449,6 +460,32 @@ class RunTracker:
             self.log_params(run, {k[6:]: v for k, v in row.items() if k.startswith("param.")})
             self.log_metrics(run, {k[7:]: v for k, v in row.items() if k.startswith("metric.")})
             self.close(key)
+
+
+def _fit_tags(tags: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Tags within MLflow's value limit; a longer value (a long command line) becomes a pointer to
+    ``tags/<key>.txt``, returned separately to be logged there."""
+    out, long_tags = {}, {}
+    for key, value in tags.items():
+        value = str(value)
+        if len(value) > TAG_VALUE_MAX:
+            long_tags[key] = value
+            value = f"(too long for a tag: {len(value)} characters; full value in artifact tags/{key}.txt)"
+        out[key] = value
+    return out, long_tags
+
+
+_RENAMED: set[str] = set()
+
+
+def metric_key(key: str) -> str:
+    """``key`` with characters MLflow rejects in metric names (e.g. from class labels such as
+    ``dog(bark)``) replaced by ``_``; each renaming is reported once."""
+    safe = _BAD_KEY_CHARS.sub("_", key)
+    if safe != key and key not in _RENAMED:
+        _RENAMED.add(key)
+        logger.warning("metric %r logged as %r (MLflow allows letters, digits, _ - . / and space)", key, safe)
+    return safe
 
 
 def flatten_numbers(value: Any) -> dict[str, float]:
