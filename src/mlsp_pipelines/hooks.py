@@ -191,6 +191,9 @@ class MlflowHook:
             if self.mlflow_conf.get("enabled", True):
                 self._start(run_params, pipeline, names)
         except BaseException:
+            if self.tracker is not None:  # the run never started: no RUNNING leftovers
+                self.tracker.end("FAILED")
+                self.tracker = None
             self._release()
             raise
 
@@ -211,7 +214,7 @@ class MlflowHook:
                            git["git_commit"][:12])
         command = command_line()
         section = self.params.get(self.family, {})
-        self._record = lineage.collect(self.root, self.family, section, git, command)
+        self._record = lineage.collect(section, git, command)
         self._record.update(pipelines=names, env=self.env, runtime_params=run_params.get("runtime_params") or {})
         self._locked = lineage.dvc_locked(self.root)
         try:

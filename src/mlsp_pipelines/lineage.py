@@ -127,7 +127,7 @@ def params_digest(params: dict[str, Any]) -> str:
     return hashlib.sha256(yaml.safe_dump(params, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def collect(root: Path, experiment: str, params: dict[str, Any], git: dict[str, str], command: str) -> dict[str, Any]:
+def collect(params: dict[str, Any], git: dict[str, str], command: str) -> dict[str, Any]:
     """The lineage record of one run, before any data is read (``data_versions`` and
     ``datasets`` are filled in as the run uses data)."""
     seeds = {k: v for k, v in _walk(params) if k.endswith("seed")}

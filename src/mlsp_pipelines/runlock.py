@@ -9,14 +9,12 @@ run is refused with a message naming the first (pid, start time, command, MLflow
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger(__name__)
 
 
 class PipelineBusyError(RuntimeError):
