@@ -371,11 +371,14 @@ class MlflowHook:
         ``train.*`` (with the model's overrides applied), any other section by its name."""
         from mlsp_pipelines.params import ModelSpec, TrainParams
 
+        def is_spec(v: Any) -> bool:  # ModelSpec, or a task's own spec with the same shape
+            return isinstance(v, ModelSpec) or (hasattr(v, "arch") and hasattr(v, "kwargs") and hasattr(v, "model_dump"))
+
         specs = {k: v for k, v in inputs.items() if k.startswith("params:")}
         model = next((v for v in specs.values() if isinstance(v, ModelSpec)), None)
         out: dict[str, Any] = {}
         for name, value in specs.items():
-            if isinstance(value, ModelSpec):
+            if is_spec(value):
                 out.update(_model_params(value, node.namespace.split(".")[-1]))
             elif isinstance(value, TrainParams):
                 out.update(flatten(model.train_params(value) if model else value, "train"))
