@@ -100,7 +100,7 @@ def test_mlflow_has_a_nested_run_per_model(project: Path, default_run: str) -> N
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
-    exp = client.get_experiment_by_name("seq2seq")
+    exp = client.get_experiment_by_name("seq2seq-test")  # one experiment per pipeline and env
     runs = client.search_runs([exp.experiment_id], f"tags.kedro_session_id = '{default_run}'")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1 and len(runs) == 1 + len(ARCHS)
@@ -111,10 +111,11 @@ def test_mlflow_has_a_nested_run_per_model(project: Path, default_run: str) -> N
     for arch, run in children.items():
         assert run.info.status == "FINISHED"
         assert {"exact_match", "token_accuracy", "bleu"} <= set(run.data.metrics)
-        assert f"{arch}.arch" in run.data.params and "train.epochs" in run.data.params
+        assert run.data.params["model.name"] == arch and "train.epochs" in run.data.params
         assert len(client.get_metric_history(run.info.run_id, "val_loss")) >= 1
-        artefacts = {a.path for d in ("plots", "model") for a in client.list_artifacts(run.info.run_id, d)}
-        assert "plots/attention_plot.png" in artefacts and any(p.startswith("model/") for p in artefacts)
+        artefacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+        assert "plots/attention_plot.png" in artefacts and run.outputs.model_outputs  # a logged MLflow model
+        assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"seq2seq.train", "seq2seq.val", "seq2seq.test"}
     assert "models.gru_attn.bleu" in parent.data.metrics
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "tables")} >= {"tables/leaderboard.csv"}
 

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from mlsp_pipelines.datasets.checkpoint import CheckpointStore
 from mlsp_pipelines.params import TrainParams
 from mlsp_pipelines.progress import progress, progress_enabled
+from mlsp_pipelines.training import observers
 
 logger = logging.getLogger(__name__)
 
@@ -364,6 +365,12 @@ def fit(
             augment.load_state(state["aug_rng_state"])
         logger.info("%s: resuming after epoch %d from %s", desc, start_epoch, checkpoint.path)
 
+    # ambient observers (e.g. the MLflow hook) see the data trained on, every epoch and the result
+    watchers = observers.active() if world.is_main else ()
+    for obs in watchers:
+        obs.fit_started(desc=desc, train=train, val=val, params=params)
+    callbacks = (*callbacks, *(obs.epoch_ended for obs in watchers))
+
     # a run that died after its early-stopping checkpoint but before clean-up has nothing left to do
     stopped_early = params.patience is not None and bad_epochs >= params.patience
     epoch = start_epoch
@@ -431,7 +438,7 @@ def fit(
     model.load_state_dict(best_state)
     if checkpoint is not None:
         checkpoint.clear()
-    return FitResult(
+    result = FitResult(
         state_dict={k: v.detach().cpu() for k, v in best_state.items()},
         history=history,
         best_epoch=best_epoch,
@@ -440,6 +447,9 @@ def fit(
         stopped_early=stopped_early,
         resumed_from=start_epoch,
     )
+    for obs in watchers:
+        obs.fit_ended(result)
+    return result
 
 
 @torch.inference_mode()
