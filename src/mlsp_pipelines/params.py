@@ -166,6 +166,7 @@ class TrainParams(_Section):
     resume: bool = True  # resume from the last checkpoint of an interrupted run
     distributed: Literal["auto", "off"] = "auto"  # auto: DistributedDataParallel when run under torchrun
     progress: bool = True  # per-epoch progress bar (also off with MLSP_PROGRESS=0)
+    log_every: int | None = Field(None, ge=1)  # with the bar off: a log line every N batches
     schedule: Literal["constant", "onecycle", "cosine"] = "constant"  # learning rate, stepped per batch
     warmup: float = Field(0.1, ge=0, lt=1)  # fraction of all steps spent warming up (onecycle, cosine)
     label_smoothing: float = Field(0.0, ge=0, lt=1)

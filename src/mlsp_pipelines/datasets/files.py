@@ -134,8 +134,11 @@ class TorchDataset(_FileDataset):
     def save(self, data: dict[str, Any]) -> None:
         import torch
 
-        with atomic_path(self._filepath) as tmp, open(tmp, "wb") as f:
-            torch.save(data, f)  # a file object: the archive's inner folder is then not the temporary name
+        with atomic_path(self._filepath) as tmp:
+            # through a file object: torch.save(path) names the zip's root folder after the (random)
+            # temporary file, so identical models would get different bytes and DVC hashes
+            with open(tmp, "wb") as f:
+                torch.save(data, f)
 
 
 class CheckpointStoreDataset(_FileDataset):

@@ -118,22 +118,29 @@ class TransformerSeq2Seq(Seq2SeqModel):
         return self.dropout(x + sinusoidal_encoding(ids.shape[1], self.config.d_model, device=ids.device, dtype=x.dtype))
 
     def encode(self, src: Tensor) -> State:
-        """``memory`` (B, S, d_model), ``src_pad`` (B, S) and the (empty) decoded ``prefix`` (B, 0)."""
+        """``memory`` (B, S, d_model), ``src_pad`` (B, S), the (empty) decoded ``prefix`` (B, 0) and
+        per decoder layer the (empty) cache of its inputs ``cache_<i>`` (B, 0, d_model)."""
         check_tokens(src, "src", self.model_name)
         src_pad = src == self.pad_idx
         memory = self.encoder(self._embed(self.src_embed, src), src_key_padding_mask=src_pad)
         prefix = torch.empty(src.shape[0], 0, dtype=torch.long, device=src.device)
-        return {"memory": memory, "src_pad": src_pad, "prefix": prefix}
+        state = {"memory": memory, "src_pad": src_pad, "prefix": prefix}
+        for i in range(len(self.decoder_layers)):  # each decoder layer's inputs so far (incremental decoding)
+            state[f"cache_{i}"] = memory.new_zeros(src.shape[0], 0, self.config.d_model)
+        return state
 
     @staticmethod
     def _decoder_layer(
-        layer: nn.TransformerDecoderLayer, x: Tensor, memory: Tensor, mask: Tensor, src_pad: Tensor,
-        need_weights: bool,
+        layer: nn.TransformerDecoderLayer, x: Tensor, memory: Tensor, mask: Tensor | None, src_pad: Tensor,
+        need_weights: bool, context: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
-        """``layer(x, memory)`` spelled out so its cross-attention weights (B, T, S) can come out."""
+        """``layer(x, memory)`` spelled out so its cross-attention weights (B, T, S) can come out.
+        With ``context`` (this layer's inputs at every position so far, x being the newest), the
+        self-attention of x's positions reads keys and values from it: incremental decoding."""
+        ctx = x if context is None else context
 
-        def self_attention(z: Tensor) -> Tensor:
-            return layer.dropout1(layer.self_attn(z, z, z, attn_mask=mask, need_weights=False)[0])
+        def self_attention(z: Tensor, kv: Tensor) -> Tensor:
+            return layer.dropout1(layer.self_attn(z, kv, kv, attn_mask=mask, need_weights=False)[0])
 
         def cross_attention(z: Tensor) -> tuple[Tensor, Tensor | None]:
             out, weights = layer.multihead_attn(z, memory, memory, key_padding_mask=src_pad,
@@ -144,19 +151,18 @@ class TransformerSeq2Seq(Seq2SeqModel):
             return layer.dropout3(layer.linear2(layer.dropout(layer.activation(layer.linear1(z)))))
 
         if layer.norm_first:
-            x = x + self_attention(layer.norm1(x))
+            x = x + self_attention(layer.norm1(x), layer.norm1(ctx) if context is not None else layer.norm1(x))
             out, weights = cross_attention(layer.norm2(x))
             x = x + out
             x = x + feed_forward(layer.norm3(x))
         else:
-            x = layer.norm1(x + self_attention(x))
+            x = layer.norm1(x + self_attention(x, ctx))
             out, weights = cross_attention(x)
             x = layer.norm2(x + out)
             x = layer.norm3(x + feed_forward(x))
         return x, weights
 
-    def _decode(self, tgt_in: Tensor, memory: Tensor, src_pad: Tensor, need_weights: bool = False
-                ) -> tuple[Tensor, Tensor | None]:
+    def _decode(self, tgt_in: Tensor, memory: Tensor, src_pad: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
         mask = causal_mask(tgt_in.shape[1], tgt_in.device)
         h = self._embed(self.tgt_embed, tgt_in)
         weights = None
@@ -174,12 +180,26 @@ class TransformerSeq2Seq(Seq2SeqModel):
         return self._decode(tgt_in, state["memory"], state["src_pad"])[0]
 
     def decode_step(self, state: State, prev: Tensor) -> tuple[Tensor, State, Tensor | None]:
-        """Appends ``prev`` (N,) to the decoded prefix and runs the decoder over it (causal, so
-        earlier positions are unchanged): logits (N, V) of the next token and the cross-attention
-        (N, S) of its query."""
-        prefix = torch.cat([state["prefix"], prev.unsqueeze(1)], dim=1)
-        logits, weights = self._decode(prefix, state["memory"], state["src_pad"], need_weights=True)
-        return logits[:, -1], {**state, "prefix": prefix}, weights[:, -1]
+        """Appends ``prev`` (N,) to the decoded prefix and runs the decoder for that one new
+        position: causal attention means earlier positions never change, so each layer keeps its
+        inputs so far (``cache_<i>``) as keys and values, and a step costs O(length), not the
+        O(length²) of re-running the prefix. Returns the next token's logits (N, V) and the
+        cross-attention (N, S) of its query."""
+        pos = state["prefix"].shape[1]
+        d = self.config.d_model
+        x = self.tgt_embed(prev).unsqueeze(1) * self.scale
+        x = self.dropout(x + sinusoidal_encoding(pos + 1, d, device=x.device, dtype=x.dtype)[pos])
+        new_state = {**state, "prefix": torch.cat([state["prefix"], prev.unsqueeze(1)], dim=1)}
+        weights = None
+        last = len(self.decoder_layers) - 1
+        for i, layer in enumerate(self.decoder_layers):
+            cache = torch.cat([state[f"cache_{i}"], x], dim=1)
+            new_state[f"cache_{i}"] = cache
+            x, w = self._decoder_layer(layer, x, state["memory"], None, state["src_pad"], i == last, context=cache)
+            if i == last:
+                weights = w
+        logits = self.head(self.decoder_norm(x))[:, 0]
+        return logits, new_state, weights[:, 0]
 
     def attention_weights(self, src: Tensor, tgt_in: Tensor) -> Tensor:
         """(B, T, S): the last decoder layer's cross-attention, averaged over heads; rows sum to 1

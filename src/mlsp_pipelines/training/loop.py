@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,8 @@ from torch import Tensor, nn
 from mlsp_pipelines import determinism
 from mlsp_pipelines.datasets.checkpoint import CheckpointStore
 from mlsp_pipelines.params import TrainParams
-from mlsp_pipelines.progress import progress
+from mlsp_pipelines.progress import progress, progress_enabled
+from mlsp_pipelines.training import observers
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,12 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 # metrics (``train_loss``, ``val_loss``, [``train_acc``, ``val_acc``], ``lr``, ``epoch_seconds``);
 # trackers use it to log live, step = epoch.
 EpochCallback = Callable[[int, dict[str, float]], None]
+# ``(n_samples, epoch, shuffle)`` → the batches of an epoch as index tensors (e.g. length-bucketed
+# batches); replaces the loop's shuffle-and-chunk when given to :func:`fit`.
+BatchSampler = Callable[[int, int, bool], list[Tensor]]
+# Applied to each batch (a tuple of tensors, target last) before the model sees it, e.g. to trim
+# padding columns that no sequence of the batch uses.
+Collate = Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]]
 
 
 @dataclass(frozen=True)
@@ -196,9 +204,20 @@ class FitResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _batches(tensors: Sequence[Tensor], batch_size: int, order: Tensor | None) -> list[tuple[Tensor, ...]]:
-    idx = order if order is not None else torch.arange(len(tensors[0]))
-    return [tuple(t[idx[i : i + batch_size]] for t in tensors) for i in range(0, len(idx), batch_size)]
+def _batches(tensors: Sequence[Tensor], batch_size: int, order: Tensor | None,
+             index_batches: list[Tensor] | None = None, collate: Collate | None = None) -> list[tuple[Tensor, ...]]:
+    if index_batches is None:
+        idx = order if order is not None else torch.arange(len(tensors[0]))
+        index_batches = [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
+    out = [tuple(t[b] for t in tensors) for b in index_batches if len(b)]
+    return [collate(b) for b in out] if collate is not None else out
+
+
+def _sampled(sampler: BatchSampler | None, n: int, epoch: int, shuffle: bool, world: World) -> list[Tensor] | None:
+    """The sampler's batches of this epoch, this rank's share of each (every world-th row)."""
+    if sampler is None:
+        return None
+    return [b[world.rank :: world.size] for b in sampler(n, epoch, shuffle)]
 
 
 def _run_epoch(
@@ -217,16 +236,22 @@ def _run_epoch(
     world: World = World(),
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     augment: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
+    index_batches: list[Tensor] | None = None,
+    collate: Collate | None = None,
+    log_every: int | None = None,
 ) -> dict[str, float]:
     """One pass over ``data``; trains when an optimiser is given. Returns mean loss (and
-    accuracy) over all ranks' samples."""
+    accuracy) over all ranks' samples. With the bar off, ``log_every`` logs a line every N batches."""
     train = optimizer is not None
     model.train(train)
     total_loss, total_n, correct, counted = 0.0, 0, 0.0, 0
-    batches = _batches(data, batch_size, order)
+    batches = _batches(data, batch_size, order, index_batches, collate)
     bar = progress(total=len(batches), desc=bar_desc, unit="batch", enabled=show_progress)
+    bar_on = progress_enabled(show_progress) and sys.stderr.isatty()
+    log_every = log_every if (log_every and not bar_on and world.is_main) else None
+    t_start = time.perf_counter()
     with torch.set_grad_enabled(train):
-        for batch in batches:
+        for k, batch in enumerate(batches, 1):
             batch = tuple(t.to(device, non_blocking=True) for t in batch)
             *inputs, target = batch
             if augment is not None and train and len(inputs) == 1:
@@ -246,10 +271,14 @@ def _run_epoch(
             total_loss += float(loss.detach()) * n
             total_n += n
             if classify:
-                c, k = _accuracy(out.detach(), target)
+                c, m = _accuracy(out.detach(), target)
                 correct += c
-                counted += k
+                counted += m
             bar.update()
+            if log_every and (k % log_every == 0 or k == len(batches)):
+                rate = k / max(time.perf_counter() - t_start, 1e-9)
+                logger.info("%s batch %d/%d  loss %.4f  %.1f batches/s  ETA %.0f s", bar_desc or "epoch", k,
+                            len(batches), total_loss / max(total_n, 1), rate, (len(batches) - k) / rate)
     bar.close()
     total_loss, total_n, correct, counted = _reduce_sums([total_loss, total_n, correct, counted], world)
     metrics = {"loss": total_loss / max(total_n, 1)}
@@ -271,6 +300,8 @@ def fit(
     desc: str = "train",
     callbacks: Sequence[EpochCallback] = (),
     augment: Any = None,
+    batch_sampler: BatchSampler | None = None,
+    collate: Collate | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train`` (tuple of tensors, target last), early-stopping on ``val``.
 
@@ -278,7 +309,9 @@ def fit(
     a checkpoint whose ``config_hash`` matches is resumed, one that does not is ignored.
     Without validation data (``val`` None or empty) training follows its fixed schedule: no
     early stopping, the last epoch's weights are kept. ``augment`` (a :class:`BatchAugmenter`)
-    transforms training batches only; its generator state is checkpointed.
+    transforms training batches only; its generator state is checkpointed. ``batch_sampler``
+    (e.g. length-bucketed batches, seeded by epoch) replaces the shuffle-and-chunk of the rows
+    and ``collate`` is applied to every batch (e.g. to trim padding).
     """
     if task not in ("classification", "regression"):
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
@@ -307,7 +340,9 @@ def fit(
     if not world.is_main:
         checkpoint = None  # rank 0 writes checkpoints; the others only compute
     optimizer = make_optimizer(model, params)
-    scheduler = make_scheduler(optimizer, params, math.ceil(len(train[0]) / batch_size))
+    steps = (len(batch_sampler(len(train[0]), 1, True)) if batch_sampler is not None
+             else math.ceil(len(train[0]) / batch_size))
+    scheduler = make_scheduler(optimizer, params, steps)
     if augment is not None and not getattr(augment, "active", True):
         augment = None
 
@@ -335,6 +370,12 @@ def fit(
             augment.load_state(state["aug_rng_state"])
         logger.info("%s: resuming after epoch %d from %s", desc, start_epoch, checkpoint.path)
 
+    # ambient observers (e.g. the MLflow hook) see the data trained on, every epoch and the result
+    watchers = observers.active() if world.is_main else ()
+    for obs in watchers:
+        obs.fit_started(desc=desc, train=train, val=val, params=params)
+    callbacks = (*callbacks, *(obs.epoch_ended for obs in watchers))
+
     # a run that died after its early-stopping checkpoint but before clean-up has nothing left to do
     stopped_early = params.patience is not None and bad_epochs >= params.patience
     epoch = start_epoch
@@ -345,12 +386,13 @@ def fit(
             net, train, loss_fn=loss_fn, classify=classify, batch_size=batch_size, device=device,
             optimizer=optimizer, grad_clip=params.grad_clip, order=order, world=world,
             bar_desc=f"{desc} {epoch}/{params.epochs}", show_progress=params.progress and world.is_main,
-            scheduler=scheduler, augment=augment,
+            scheduler=scheduler, augment=augment, collate=collate, log_every=params.log_every,
+            index_batches=_sampled(batch_sampler, len(train[0]), epoch, True, world),
         )
         va = (
             _run_epoch(net, val, loss_fn=eval_loss_fn, classify=classify, batch_size=batch_size, device=device,
                        order=_shard_order(len(val[0]), params.seed, epoch, world, shuffle=False) if world.size > 1 else None,
-                       world=world)
+                       world=world, collate=collate, index_batches=_sampled(batch_sampler, len(val[0]), epoch, False, world))
             if has_val
             else tr
         )
@@ -401,7 +443,7 @@ def fit(
     model.load_state_dict(best_state)
     if checkpoint is not None:
         checkpoint.clear()
-    return FitResult(
+    result = FitResult(
         state_dict={k: v.detach().cpu() for k, v in best_state.items()},
         history=history,
         best_epoch=best_epoch,
@@ -410,6 +452,9 @@ def fit(
         stopped_early=stopped_early,
         resumed_from=start_epoch,
     )
+    for obs in watchers:
+        obs.fit_ended(result)
+    return result
 
 
 @torch.inference_mode()
