@@ -501,12 +501,17 @@ class MlflowHook:
         index = self.catalog.load(spec["index"]).set_index("filename")
         import tempfile
 
+        try:  # index paths are relative to the dataset root, the task's raw audio folder
+            root = Path(self.catalog.load(spec["index"].rsplit(".", 1)[0] + ".raw_audio"))
+        except Exception:  # noqa: BLE001 - no raw folder in the catalog: paths as stored
+            root = Path(".")
+
         with tempfile.TemporaryDirectory() as tmp:
             for k, row in enumerate(wrong.itertuples(index=False), 1):
                 if row.filename not in index.index:
                     continue
                 clip = index.loc[row.filename]
-                with sf.SoundFile(str(clip["path"])) as f:
+                with sf.SoundFile(str(root / str(clip["path"]))) as f:
                     sr = f.samplerate
                     if "offset_s" in clip and clip["offset_s"] == clip["offset_s"]:
                         f.seek(int(round(float(clip["offset_s"]) * sr)))
