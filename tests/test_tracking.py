@@ -221,7 +221,8 @@ def test_served_model_in_a_fresh_process_equals_the_pipeline(tracked: Tracked, t
     data = _model_input(tracked.project)
     ids = [str(i) for i in data["ids_test"][:3]]
     index = pd.read_csv(tracked.project / "data/02_intermediate/asc/index.csv").set_index("filename")
-    paths = [str(index.loc[i, "path"]) for i in ids]
+    raw = tracked.project / "data/01_raw/asc"  # index paths are relative to the dataset root
+    paths = [str(raw / str(index.loc[i, "path"])) for i in ids]
     script = tmp_path / "serve.py"
     script.write_text(SERVE)
     proc = subprocess.run([sys.executable, str(script), tracked.uri, model_uri, *paths], capture_output=True,
