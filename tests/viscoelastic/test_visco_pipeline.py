@@ -71,7 +71,8 @@ def test_tiny_end_to_end_run(project_copy: Path, kedro_run) -> None:  # type: ig
     for rel in ("02_intermediate/viscoelastic/trajectories.npz", "05_model_input/viscoelastic/dataset.npz",
                 "05_model_input/viscoelastic/norm_stats.json", "08_reporting/viscoelastic/loops_overview.png",
                 "08_reporting/viscoelastic/gradient_norms.png", "08_reporting/viscoelastic/gradient_norms.csv",
-                "08_reporting/viscoelastic/leaderboard.png", "08_reporting/viscoelastic/leaderboard.md"):
+                "08_reporting/viscoelastic/leaderboard.png", "08_reporting/viscoelastic/leaderboard.md",
+                "08_reporting/viscoelastic/trained_gradients.png", "08_reporting/viscoelastic/hysteresis_extrapolation.png"):
         assert (data / rel).is_file(), rel
     for arch in ARCHS:
         assert (data / "06_models" / "viscoelastic" / f"{arch}.pt").is_file()
@@ -90,6 +91,20 @@ def test_tiny_end_to_end_run(project_copy: Path, kedro_run) -> None:  # type: ig
     assert set(summary["gradient_diagnostics"]) == {"init", "trained"}
     grads = pd.read_csv(report / "gradient_norms.csv")
     assert (grads["grad_norm"] > 0).all()
+    # The trained recurrent model's gradient through time sits beside its error (gru is the only one here).
+    trained = pd.read_csv(report / "trained_gradient_norms.csv")
+    assert set(trained["model"]) == {"gru"} and len(trained) == 40
+    assert (trained["grad_norm"] > 0).all() and (trained["rel_err"] >= 0).all()
+    gru_row = board.set_index("model").loc["gru"]
+    assert math.isfinite(gru_row["grad_log10_ratio"]) and math.isnan(board.set_index("model").loc["mlp", "grad_log10_ratio"])
+    assert summary["models"]["gru"]["grad_log10_ratio"] == pytest.approx(gru_row["grad_log10_ratio"])
+    # Hysteresis at unseen rates: per-cycle energies of the cyclic extrapolation trajectories.
+    hyst = json.loads((report / "hysteresis_extrapolation.json").read_text())
+    assert hyst["best_model"] == "gru"
+    cycles = [c for t in hyst["models"]["gru"]["trajectories"].values() for c in t["cycles"]]
+    assert cycles and hyst["models"]["gru"]["n_cycles"] == len(cycles)
+    assert all(c["energy_true"] > 0 for c in cycles)
+    assert all(t["rate"] > 0.4 for t in hyst["models"]["gru"]["trajectories"].values())
 
     from mlflow.tracking import MlflowClient
 
