@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+MLFLOW_PORT ?= 5000
 export KEDRO_DISABLE_TELEMETRY := 1
 
 .PHONY: install run test repro bench mlflow-ui clean reproduce
@@ -32,11 +33,13 @@ bench: install          ## measurements against baselines (minutes)
 	$(BIN)/python benchmarks/simulation.py
 	$(BIN)/python benchmarks/word2vec.py
 
-mlflow-ui: install      ## browse and compare runs at http://127.0.0.1:5000
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000 --workers 1
+mlflow-ui: install      ## browse and compare runs: prints each experiment's runs-view URL, then serves the UI
+	$(BIN)/python -m mlsp_pipelines.tracking urls --host 127.0.0.1 --port $(MLFLOW_PORT)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db \
+		--host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
 
 clean:                  ## remove generated data, runs and caches (keeps .venv)
-	rm -rf data/0*/* data/08_reporting/* mlflow.db mlartifacts .pytest_cache
+	rm -rf data/0*/* data/08_reporting/* data/.locks mlflow.db mlflow.db.lock mlartifacts .pytest_cache
 	git checkout -- data 2>/dev/null || true
 
 reproduce: install      ## rebuild a past run from its lineage record: make reproduce RUN=<mlflow run id>

@@ -4,13 +4,17 @@ From WAV files on disk to normalised log-mel arrays, on N synthetic clips (defau
 at 44.1 kHz and featurised at 22.05 kHz like ESC-50, so decoding includes resampling):
 
 * baseline: one process, ``librosa.load`` + ``librosa.feature.melspectrogram`` +
-  ``power_to_db`` per clip, then normalisation;
+  ``power_to_db`` per clip, then normalisation, with its BLAS/OpenMP pools at one thread
+  (``threadpoolctl`` and the ``*_NUM_THREADS`` variables): a single-process loop is one core's
+  work, and with two pool threads a busy 2-core machine slowed it 5× (inflating the ratio);
 * project: ``index_audio`` → ``compute_logmel`` → ``fit_normalisation``/``make_model_input``
   (the node functions of the ``asc`` pipeline, with their worker pool).
 
-Each measurement runs in its own fresh process (so peak memory is its own: the process's max
-RSS plus that of its workers), alternating, best of ``--repeats``; the ratio is taken from this
-one invocation. Run: ``python benchmarks/features.py [--clips 500]``.
+Each measurement runs in its own fresh process, alternating, best of ``--repeats``; the ratio is
+taken from this one invocation, and the load average is printed with it. Peak memory is the
+method's own: the child's ``VmHWM`` from ``/proc/self/status`` (``ru_maxrss`` would start at
+the parent's high-water mark after fork + exec) and, apart, the largest of its feature workers.
+Run: ``python benchmarks/features.py [--clips 500]``.
 """
 
 from __future__ import annotations
@@ -28,10 +32,20 @@ from pathlib import Path
 import numpy as np
 
 
-def _peak_mb() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return (own + kids) / 1024.0
+#: The pools a single-process baseline is held to one thread of.
+ONE_THREAD_ENV = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                   "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")}
+
+
+def _peak_mb() -> dict[str, float]:
+    """This process's own peak resident memory (``VmHWM``) and its largest worker's (``ru_maxrss``
+    of the children it waited for; 0 without workers)."""
+    own = 0.0
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                own = int(line.split()[1]) / 1024.0
+    return {"peak_mb": own, "workers_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0}
 
 
 def make_corpus(folder: Path, n_clips: int, sr: int, duration_s: float) -> None:
@@ -63,7 +77,7 @@ def run_baseline(folder: Path, params: dict) -> dict:
         feats.append(librosa.power_to_db(S, ref=1.0, top_db=params["top_db"]).T)
     X = np.stack(feats)
     X = (X - X.mean(axis=(0, 1))) / X.std(axis=(0, 1))
-    return {"seconds": time.perf_counter() - t0, "clips": len(X), "peak_mb": _peak_mb()}
+    return {"seconds": time.perf_counter() - t0, "clips": len(X), **_peak_mb()}
 
 
 def run_project(folder: Path, params: dict, workers: int) -> dict:
@@ -79,7 +93,7 @@ def run_project(folder: Path, params: dict, workers: int) -> dict:
     feats, _ = nodes.compute_logmel(index, quality, fp, "fail")
     splits = nodes.split_dataset(feats, SplitParams())
     data = nodes.make_model_input(feats, splits, nodes.fit_normalisation(feats, splits))
-    return {"seconds": time.perf_counter() - t0, "clips": len(data["X_all"]), "peak_mb": _peak_mb()}
+    return {"seconds": time.perf_counter() - t0, "clips": len(data["X_all"]), **_peak_mb()}
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -88,9 +102,11 @@ def _child(args: argparse.Namespace) -> None:
     folder = Path(args.folder)
     if args.method == "baseline":
         import librosa
+        from threadpoolctl import threadpool_limits
 
-        librosa.feature.melspectrogram(y=np.zeros(4096, dtype=np.float32), sr=params["sr"])  # numba warm-up
-        out = run_baseline(folder, params)
+        with threadpool_limits(limits=1):
+            librosa.feature.melspectrogram(y=np.zeros(4096, dtype=np.float32), sr=params["sr"])  # numba warm-up
+            out = run_baseline(folder, params)
     else:
         out = run_project(folder, params, workers=int(args.method.split("-")[1]))
     print(json.dumps(out))
@@ -121,17 +137,20 @@ def main() -> None:
         for _ in range(args.repeats):
             for m in methods:
                 cmd = [sys.executable, __file__, "--method", m, "--folder", str(folder), "--params", json.dumps(params)]
-                res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+                env = {**os.environ, **(ONE_THREAD_ENV if m == "baseline" else {})}
+                res = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
                 results.setdefault(m, []).append(json.loads(res.stdout.strip().splitlines()[-1]))
     best = {m: min(r, key=lambda x: x["seconds"]) for m, r in results.items()}
     base = best["baseline"]["seconds"]
-    print(f"\n{'method':<28}{'clips/s':>10}{'seconds':>10}{'peak MB':>10}{'speed-up':>10}")
-    names = {"baseline": "librosa loop (1 process)", "project-1": "project nodes, 1 worker", "project-0": "project nodes, all cores"}
+    print(f"\n{'method':<34}{'clips/s':>10}{'seconds':>10}{'peak MB':>10}{'worker MB':>11}{'speed-up':>10}")
+    names = {"baseline": "librosa loop (1 process, 1 thread)", "project-1": "project nodes, 1 worker",
+             "project-0": "project nodes, all cores"}
     for m in methods:
         b = best[m]
-        print(f"{names[m]:<28}{b['clips'] / b['seconds']:>10.1f}{b['seconds']:>10.2f}{b['peak_mb']:>10.0f}{base / b['seconds']:>9.2f}x")
+        print(f"{names[m]:<34}{b['clips'] / b['seconds']:>10.1f}{b['seconds']:>10.2f}{b['peak_mb']:>10.0f}"
+              f"{b['workers_peak_mb']:>11.0f}{base / b['seconds']:>9.2f}x")
     print(f"\ncores: {len(os.sched_getaffinity(0))}; {args.clips} clips of {args.clip_s} s at {args.source_sr} Hz "
-          f"→ log-mel at {args.sr} Hz; best of {args.repeats}")
+          f"→ log-mel at {args.sr} Hz; best of {args.repeats}; load average {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -109,13 +109,16 @@ def run_session(
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
+    from mlsp_pipelines.runner import NamespaceSequentialRunner
+
     threads = torch.get_num_threads()
     torch.set_num_threads(DEFAULT_TORCH_THREADS)  # as `kedro run` in a fresh process would
     try:
         bootstrap_project(path)
         with KedroSession.create(project_path=path, env=env, runtime_params=runtime_params) as session:
             session_id = session.session_id
-            result = session.run(pipeline_names=pipelines or ["asc"])
+            # the runner `kedro run` uses in this project (cli.py): one model trained and evaluated at a time
+            result = session.run(pipeline_names=pipelines or ["asc"], runner=NamespaceSequentialRunner())
     finally:
         torch.set_num_threads(threads)
     return result, session_id

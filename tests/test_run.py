@@ -51,8 +51,8 @@ class Run:
 
     def runs(self) -> list[Any]:
         client = self.client()
-        exp = client.get_experiment_by_name("asc")
-        assert exp is not None, "no MLflow experiment 'asc'"
+        exp = client.get_experiment_by_name("asc-test")  # one experiment per pipeline and environment
+        assert exp is not None, "no MLflow experiment 'asc-test'"
         return client.search_runs([exp.experiment_id], f"tags.kedro_session_id = '{self.session_id}'")
 
     def parent(self) -> Any:
@@ -102,7 +102,7 @@ def cli_run(tmp_path_factory: pytest.TempPathFactory, store: Path,
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=sqlite_uri(store))
-    exp = client.get_experiment_by_name("asc")
+    exp = client.get_experiment_by_name("asc-test")
     runs = [r for r in client.search_runs([exp.experiment_id], "tags.command LIKE '%--pipeline=asc%'")
             if "mlflow.parentRunId" not in r.data.tags]
     assert len(runs) == 1
@@ -138,7 +138,11 @@ def test_metrics_and_leaderboard(session_run: Run) -> None:
     board = pd.read_csv(session_run.reports / "leaderboard.csv")
     assert sorted(board["model"]) == sorted(ARCHS)
     assert board["accuracy"].is_monotonic_decreasing
-    assert {"accuracy", "macro_f1", "params", "latency_ms_per_clip"} <= set(board.columns)
+    assert {"accuracy", "macro_f1", "params", "param_bytes", "macs_per_s"} <= set(board.columns)
+    assert not {"train_seconds", "latency_ms_per_clip"} & set(board.columns)  # timings never hash into reports
+    timings = pd.read_csv(session_run.reports / "timings.csv")
+    assert sorted(timings["model"]) == sorted(ARCHS) and (timings["train_seconds"] > 0).all()
+    assert (timings["latency_ms_per_clip"] > 0).all()
     md = (session_run.reports / "leaderboard.md").read_text()
     assert md.startswith("| model |") and all(f"| {a} |" in md for a in ARCHS)
     assert (session_run.reports / "leaderboard.png").read_bytes().startswith(PNG_MAGIC)
@@ -182,8 +186,8 @@ def test_mlflow_parent_run(session_run: Run) -> None:
     for arch in ARCHS:
         assert parent.data.metrics[f"models.{arch}.accuracy"] == pytest.approx(metrics["models"][arch]["accuracy"])
     client = session_run.client()
-    artefacts = {a.path for d in ("plots", "tables") for a in client.list_artifacts(parent.info.run_id, d)}
-    assert {"plots/leaderboard_plot.png", "tables/leaderboard.csv"} <= artefacts
+    artefacts = {a.path for d in (None, "tables") for a in client.list_artifacts(parent.info.run_id, d)}
+    assert {"leaderboard.png", "tables/leaderboard.csv", "lineage.json"} <= artefacts
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -193,22 +197,23 @@ def test_mlflow_child_run_per_architecture(session_run: Run, arch: str) -> None:
     run = children[arch]
     assert run.info.status == "FINISHED"
     assert run.data.tags["pipeline"] == "asc" and run.data.tags["architecture"] == arch
-    assert run.data.params[f"{arch}.arch"] == arch
+    assert run.data.params["model.name"] == arch and run.data.params["model.arch"] == arch
     assert run.data.params["train.epochs"] == str(EPOCHS)
 
     client = session_run.client()
     history = pd.read_csv(session_run.project / "data" / "07_model_output" / "asc" / arch / "history.csv")
     for key in ("train_loss", "val_loss"):
-        points = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
+        points = sorted(client.get_metric_history(run.info.run_id, f"epoch/{key}"), key=lambda m: m.step)
         assert [m.step for m in points] == list(range(1, EPOCHS + 1))
         assert [m.value for m in points] == pytest.approx(history[key].tolist(), rel=1e-9)
     metrics = json.loads((session_run.reports / "metrics.json").read_text())["models"][arch]
     assert run.data.metrics["accuracy"] == pytest.approx(metrics["accuracy"])
     assert run.data.metrics["macro_f1"] == pytest.approx(metrics["macro_f1"])
 
-    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert {"plots/confusion_matrix_plot.png", "plots/learning_curves.png", "plots/insight_plot.png"} <= plots
-    assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == [f"model/{arch}.pt"]
+    root = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"confusion_matrix.png", "learning_curves.png"} <= root  # at the root: the compare page shows them
+    assert "plots/insight_plot.png" in {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert len(run.outputs.model_outputs) == 1  # the trained model as an MLflow logged model
 
 
 # -- CLI spelling and determinism -------------------------------------------------------------------
@@ -263,3 +268,42 @@ def test_failing_run_marks_mlflow_run_failed(project_copy: Path, tmp_path: Path,
     runs = failed.runs()
     assert [r.info.status for r in runs] == ["FAILED"]
     assert runs[0].data.tags["pipeline"] == "asc"
+
+
+# -- cross-validation through a session ------------------------------------------------------------
+def test_cross_validation_runs_one_node_per_fold_and_no_fixed_split_model(
+        project_copy: Path, kedro_run) -> None:  # type: ignore[no-untyped-def]
+    from mlsp_pipelines.pipeline_registry import register_pipelines
+
+    runtime = {"asc": {"split": {"cv": True, "cv_folds": [1, 2, 3]}, "architectures": ["attn_lstm"],
+                       "train": {"epochs": 1}}}
+    kedro_run(project_copy, ["asc"], runtime_params=runtime)
+    pipe = register_pipelines()["asc"]
+    fold_nodes = sorted(n.name for n in pipe.nodes if "cross_validate_fold" in n.name)
+    assert fold_nodes == [f"asc.attn_lstm.cross_validate_fold_{k}" for k in (1, 2, 3)]
+    assert not any(n.name.endswith("train_model") for n in pipe.nodes)  # cv replaces the fixed split
+    reports = project_copy / "data" / "08_reporting" / "asc"
+    board = pd.read_csv(reports / "leaderboard.csv")
+    assert board["model"].tolist() == ["attn_lstm"]
+    assert {"cv_accuracy_mean", "cv_accuracy_std", "cv_accuracy_ci95", "macs_per_s"} <= set(board.columns)
+    folds = pd.read_csv(reports / "models" / "attn_lstm" / "cv_folds.csv")
+    assert folds["fold"].tolist() == [1, 2, 3]
+    assert (folds["n_test"] == N_CLIPS // 5).all()  # each fold tests its own clips
+    # all other folds train (less 10 % for validation): 4 of 5 folds of 40 clips
+    assert (folds["n_train"] + folds["n_val"] == N_CLIPS - N_CLIPS // 5).all()
+    assert not (project_copy / "data" / "06_models" / "asc" / "attn_lstm.pt").exists()
+    assert sorted(p.name for p in (project_copy / "data" / "06_models" / "asc").glob("attn_lstm.fold_*.pt")) == [
+        "attn_lstm.fold_1.pt", "attn_lstm.fold_2.pt", "attn_lstm.fold_3.pt"]
+    # MLflow: one run per fold, nested under the model's run, with its epochs, data, metrics and model
+    client = Run(project_copy, "", sqlite_uri(project_copy / "mlflow.db")).client()
+    exp = client.get_experiment_by_name("asc-test")
+    (model_run,) = client.search_runs([exp.experiment_id], "tags.architecture = 'attn_lstm' and tags.`mlsp.kind` = 'model'")
+    assert model_run.info.status == "FINISHED" and "cv_accuracy_mean" in model_run.data.metrics
+    fold_runs = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{model_run.info.run_id}'")
+    assert sorted(r.info.run_name for r in fold_runs) == [f"attn_lstm cross_validate_fold_{k}" for k in (1, 2, 3)]
+    for r, row in zip(sorted(fold_runs, key=lambda r: r.info.run_name), folds.itertuples()):
+        assert r.info.status == "FINISHED" and r.data.metrics["accuracy"] == pytest.approx(row.accuracy)
+        assert len(client.get_metric_history(r.info.run_id, "epoch/train_loss")) == 1  # epochs: 1
+        assert r.outputs.model_outputs and r.data.params["model.arch"] == "attn_lstm"
+        assert {d.dataset.name for d in r.inputs.dataset_inputs} >= {f"asc.train (cross_validate_fold_{row.fold})"}
+        assert model_run.info.start_time <= r.info.start_time and r.info.end_time <= model_run.info.end_time

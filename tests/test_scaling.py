@@ -13,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -77,7 +78,7 @@ def test_pipeline_logs_to_a_tracking_server(tmp_path: Path, mlflow_server, monke
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     run_session(project, ["asc"], runtime_params={"asc": {"architectures": ["cnn"]}})
 
-    exp = json.loads(urllib.request.urlopen(f"{url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=asc",
+    exp = json.loads(urllib.request.urlopen(f"{url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=asc-test",
                                             timeout=30).read())["experiment"]
     runs = _post(url, "/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]]})["runs"]
     tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs]
@@ -85,8 +86,24 @@ def test_pipeline_logs_to_a_tracking_server(tmp_path: Path, mlflow_server, monke
     assert {r["info"]["status"] for r in runs} == {"FINISHED"}
     assert any("accuracy" == m["key"] for m in child["data"]["metrics"])
     # artefacts went to the server's store, not to a local folder of the project
-    assert any(p.name == "cnn.pt" for p in artifacts.rglob("*.pt"))
+    assert any(p.name == "MLmodel" for p in artifacts.rglob("MLmodel"))  # the logged model
     assert not (project / "mlartifacts").exists() and not (project / "mlflow.db").exists()
+
+    # through MlflowClient on the server: aligned keys, dataset inputs, root plots, a loadable model
+    import mlflow
+    import numpy as np
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(url)
+    run = client.get_run(child["info"]["run_id"])
+    assert run.data.params["model.arch"] == "cnn" and "train.lr" in run.data.params
+    assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"asc.train", "asc.val", "asc.test"}
+    assert {"confusion_matrix.png", "learning_curves.png"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    mlflow.set_tracking_uri(url)
+    model = mlflow.pyfunc.load_model(f"models:/{run.outputs.model_outputs[0].model_id}")
+    clip = 0.1 * np.sin(2 * np.pi * 440 * np.arange(22050) / 22050)
+    probs = model.predict(pd.DataFrame({"audio": [clip], "sample_rate": [22050]}))
+    assert probs.shape == (1, 8) and probs.to_numpy().sum() == pytest.approx(1.0)
 
 
 def test_unreachable_tracking_server_fails_fast_naming_the_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -164,7 +181,7 @@ def test_reproduce_rebuilds_a_run_and_metrics_match(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     _, session_id = run_session(project, ["asc"], runtime_params={"asc": {"architectures": ["cnn"]}})
     client = MlflowClient(uri)
-    exp = client.get_experiment_by_name("asc")
+    exp = client.get_experiment_by_name("asc-test")
     runs = client.search_runs([exp.experiment_id], filter_string=f"tags.kedro_session_id = '{session_id}'")
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     record = json.loads(Path(client.download_artifacts(parent.info.run_id, "lineage.json", str(tmp_path))).read_text())

@@ -124,3 +124,106 @@ def test_test_fold_none_or_missing_folds_fall_back_to_stratified() -> None:
     partial = features(labels, [1, 2, 3, 4, -1] * 4)  # some clips without a fold
     df2 = split_dataset(partial, SplitParams(test_fold=1, seed=1))
     pd.testing.assert_series_equal(df2["split"], df["split"])
+
+
+# -- cross-validation (ESC-50 protocol) and data sanity ---------------------------------------------
+def _cv_features(n_per: int = 10, folds: int = 5, classes: int = 3, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    labels = [f"c{c}" for c in range(classes) for _ in range(n_per)]
+    fold = [1 + (i % folds) for c in range(classes) for i in range(n_per)]
+    feats = features(labels, fold)
+    feats["X"] = rng.normal(size=(len(labels), 6, 4)).astype(np.float32) + np.asarray(fold, np.float32)[:, None, None]
+    feats["hop_s"] = np.float64(0.01)
+    return feats
+
+
+@pytest.mark.parametrize("val_fraction", [0.0, 0.2])
+def test_cv_fold_tests_once_trains_on_all_other_folds_and_normalises_on_its_own_training_data(val_fraction: float) -> None:
+    from mlsp_pipelines.features.logmel import fit_normaliser
+    from mlsp_pipelines.modular.audio.nodes import make_fold_input
+
+    feats = _cv_features()
+    split = SplitParams(cv=True, cv_val_fraction=val_fraction)
+    seen_test: list[str] = []
+    for k in split.fold_ids():
+        data = make_fold_input(feats, split, k)
+        test = set(data["ids_test"])
+        assert test == set(feats["filename"][feats["fold"] == k])
+        rest = set(data["ids_train"]) | set(data["ids_val"])
+        assert rest == set(feats["filename"][feats["fold"] != k])  # every other fold trains (or validates)
+        assert not (test & rest)
+        assert (len(data["ids_val"]) > 0) == (val_fraction > 0)
+        train_mask = np.isin(feats["filename"], data["ids_train"])
+        expected = fit_normaliser(feats["X"][train_mask])
+        np.testing.assert_allclose(data["norm"]["mean"], expected["mean"])  # this fold's statistics only
+        seen_test += list(test)
+    assert sorted(seen_test) == sorted(feats["filename"])  # each clip tested exactly once
+
+
+def test_cv_without_folds_makes_seeded_stratified_group_folds() -> None:
+    from mlsp_pipelines.modular.audio.nodes import cv_fold_assignment
+
+    labels = [f"c{c}" for c in range(2) for _ in range(20)]
+    groups = [f"g{i // 2}" for i in range(40)]
+    feats = features(labels, None, groups)
+    split = SplitParams(cv=True, cv_folds=4, seed=3)
+    a, b = cv_fold_assignment(feats, split), cv_fold_assignment(feats, split)
+    assert np.array_equal(a, b) and sorted(set(a.tolist())) == [1, 2, 3, 4]
+    for g in set(groups):  # a group never straddles folds
+        assert len(set(a[np.asarray(groups) == g].tolist())) == 1
+    for k in range(1, 5):  # every fold holds both classes
+        assert len(set(np.asarray(labels)[a == k])) == 2
+
+
+def test_missing_cv_fold_is_named() -> None:
+    from mlsp_pipelines.modular.audio.nodes import make_fold_input
+
+    with pytest.raises(ValueError, match="fold 7.*folds \\[1, 2, 3, 4, 5\\]"):
+        make_fold_input(_cv_features(), SplitParams(cv=True, cv_folds=[7]), 7)
+
+
+def test_sanity_warns_with_classes_and_counts_and_fails_when_strict(caplog: pytest.LogCaptureFixture) -> None:
+    from mlsp_pipelines.modular.audio.nodes import check_sanity
+
+    classes = ["cough", "crackle", "wheeze"]
+    labels = {"train": np.array([0, 0, 1]), "val": np.array([2, 2]), "test": np.array([0, 2])}
+    problems = check_sanity(labels, classes, strict=False)
+    assert len(problems) == 3
+    text = caplog.text
+    assert "absent from training but present in val: {'wheeze': 2}" in text
+    assert "present in test: {'wheeze': 1}" in text
+    assert "single class ('wheeze', 2 clips)" in text
+    with pytest.raises(ValueError, match="wheeze.*split.strict=true"):
+        check_sanity(labels, classes, strict=True)
+    assert check_sanity({"train": np.array([0, 1]), "val": np.array([0, 1]), "test": np.array([1])},
+                        classes, strict=True) == []
+
+
+def test_summary_gives_mean_std_and_t_confidence_interval() -> None:
+    from scipy import stats
+
+    from mlsp_pipelines.modular.classifier.nodes import summarise_folds
+
+    accs = [0.8, 0.9, 0.85, 0.7, 0.95]
+    summary, table = summarise_folds(*({"model": "m", "arch": "cnn", "fold": k + 1, "accuracy": a, "macro_f1": a}
+                                       for k, a in reversed(list(enumerate(accs)))))
+    assert summary["cv_accuracy_mean"] == pytest.approx(np.mean(accs))
+    assert summary["cv_accuracy_std"] == pytest.approx(np.std(accs, ddof=1))
+    assert summary["cv_accuracy_ci95"] == pytest.approx(stats.t.ppf(0.975, 4) * np.std(accs, ddof=1) / np.sqrt(5))
+    assert table["fold"].tolist() == [1, 2, 3, 4, 5] and summary["cv_accuracy_per_fold"] == accs
+
+
+def test_auto_features_follow_the_data() -> None:
+    from mlsp_pipelines.features.logmel import resolve_features
+    from mlsp_pipelines.params import FeatureParams
+
+    auto = FeatureParams(sr="auto", clip_s="auto", n_fft="auto", hop_length="auto", n_mels="auto", fmax=None)
+    digits = resolve_features(auto, [8000] * 100, list(np.linspace(0.3, 0.9, 100)))
+    assert (digits.sr, digits.n_fft, digits.hop_length, digits.n_mels) == (8000, 256, 64, 40)
+    assert digits.clip_s == pytest.approx(0.9)
+    scenes = resolve_features(auto, [44100] * 10, [5.0] * 10)
+    assert (scenes.sr, scenes.n_fft, scenes.hop_length, scenes.n_mels, scenes.clip_s) == (22050, 1024, 512, 64, 5.0)
+    fixed = FeatureParams(sr=16000, fmax=8000.0)
+    assert resolve_features(fixed, [8000], [1.0]) == fixed
+    with pytest.raises(ValueError, match="n_mels=-1 must be greater than 0"):
+        FeatureParams(n_mels=-1)

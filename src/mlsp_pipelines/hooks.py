@@ -1,39 +1,71 @@
-"""Project hooks: graph parameters for the pipeline registry, and MLflow tracking of runs."""
+"""Project hooks: graph parameters for the pipeline registry, and MLflow tracking of runs.
+
+Tracking is declared, never inferred from names:
+
+- a node tagged ``model_run`` belongs to the MLflow run of its namespace (``asc.cnn``), nested
+  under the run of the ``kedro run``. That run opens when the namespace's first such node starts
+  (its training) and closes when its last one ends (its evaluation), so with the project's runner
+  (``runner.py``) its duration is the model's own work;
+- the training loop reports to an observer the hook installs for such a node
+  (``training/observers.py``): epoch metrics live (``epoch/<name>``, step = epoch), the data it
+  trains and validates on as dataset inputs, and the kept (best-epoch) weights' metrics as the
+  run's headline ``train_loss``/``val_loss``/``val_acc`` with ``best_epoch``. The node that
+  outputs the model (a dataset declared ``kind: model``) trains the model of the run; any other
+  training in a ``model_run`` node (a cross-validation fold, ...) gets a run of its own, nested
+  under the model's run;
+- what a dataset sends to MLflow is its catalog ``metadata: {mlflow: {kind: ...}}``
+  (``tracking.KINDS``).
+"""
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
+import re
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
 from mlsp_pipelines import config, lineage
+from mlsp_pipelines.runlock import PipelineLock
 from mlsp_pipelines.tracking import (
+    OpenRun,
     RunTracker,
     artifact_root_for,
     check_reachable,
+    close_dead_runs,
     command_line,
+    experiment_name,
     flatten,
     git_state,
     resolve_tracking_uri,
 )
+from mlsp_pipelines.training import observers
 
 logger = logging.getLogger(__name__)
 
 SLICE_SUFFIXES = ("_data", "_features", "_train")
+MODEL_RUN_TAG = "model_run"
+DEFAULT_PIPELINE = "asc"
 
 
-def experiment_name(pipeline_names: list[str] | None) -> str:
-    """``asc_train`` (a DVC stage slice) logs to the ``asc`` experiment, like ``asc`` itself."""
-    name = (pipeline_names or ["__default__"])[0]
-    if name == "__default__":
-        return "asc"
-    for suffix in SLICE_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+def pipeline_family(pipeline_names: list[str] | None) -> str:
+    """``asc_train`` (a DVC stage slice) belongs to ``asc``, like ``asc`` itself."""
+    names = []
+    for name in pipeline_names or ["__default__"]:
+        if name == "__default__":
+            name = DEFAULT_PIPELINE
+        for suffix in SLICE_SUFFIXES:
+            if name.endswith(suffix):
+                name = name[: -len(suffix)]
+                break
+        if name not in names:
+            names.append(name)
+    return "+".join(names)
 
 
 def _interrupt_on_sigterm() -> None:
@@ -67,18 +99,77 @@ class GraphParamsHook:
         pipelines.set_requested(requested)
 
 
+@dataclass
+class _NodeState:
+    """What the hook knows about a node while it runs."""
+
+    node: Any
+    model_key: str | None  # namespace of the model run the node belongs to
+    trains_model: bool  # it outputs a dataset declared kind: model
+    params: dict[str, Any] = field(default_factory=dict)  # its parameters, architecture-independent keys
+    declared_splits: dict[str, tuple[str, str, tuple[Any, Any], str | None]] = field(default_factory=dict)
+    fits: int = 0
+    fit_runs: list[str] = field(default_factory=list)  # keys of nested runs its trainings opened
+    token: Any = None
+
+
+class _NodeObserver(observers.FitObserver):
+    """Forwards the training loop's events of one node to MLflow."""
+
+    def __init__(self, hook: MlflowHook, state: _NodeState) -> None:
+        self.hook, self.state = hook, state
+        self.run: OpenRun | None = None
+
+    def fit_started(self, *, desc: str, train: Any, val: Any, params: Any) -> None:
+        self.run = self.hook._fit_run(self.state, desc, params)
+        self.hook._log_fit_inputs(self.state, self.run, train, val)
+
+    def epoch_ended(self, epoch: int, metrics: dict[str, float]) -> None:
+        if self.run is not None:
+            self.hook.tracker.log_metrics(self.run, {f"epoch/{k}": v for k, v in metrics.items()}, step=epoch)
+
+    def fit_ended(self, result: Any) -> None:
+        if self.run is None:
+            return
+        best = int(result.best_epoch)
+        headline: dict[str, float] = {"best_epoch": best, "epochs_run": int(result.epochs_run),
+                                      "train_seconds": float(result.train_seconds),
+                                      "stopped_early": int(bool(result.stopped_early))}
+        if best >= 1:  # the kept weights are the best epoch's: so are the headline numbers
+            headline.update({k: v[best - 1] for k, v in result.history.items() if len(v) >= best})
+        self.hook.tracker.log_metrics(self.run, headline)
+
+
 class MlflowHook:
-    """One parent run per ``kedro run`` and one nested run per trained model namespace."""
+    """One parent run per ``kedro run``, one run per trained model, nested runs per extra training."""
 
     def __init__(self) -> None:
         self.tracker: RunTracker | None = None
         self.root = Path.cwd()
+        self.env = "local"
         self.mlflow_conf: dict[str, Any] = {}
         self.params: dict[str, Any] = {}
+        self.catalog: Any = None
+        self.lock: PipelineLock | None = None
+        self._reset()
 
+    def _reset(self) -> None:
+        self.family = DEFAULT_PIPELINE
+        self._remaining: dict[str, int] = {}
+        self._nodes: dict[str, _NodeState] = {}
+        self._declared_cache: dict[str, dict[str, Any] | None] = {}
+        self._digests: dict[int, tuple[Any, str]] = {}
+        self._used_paths: set[str] = set()
+        self._locked: dict[str, str] = {}
+        self._record: dict[str, Any] = {}
+        self._child_tags: dict[str, str] = {}
+        self._stamp = ""
+
+    # -- set-up ------------------------------------------------------------------------------------
     @hook_impl
     def after_context_created(self, context: Any) -> None:
         self.root = Path(context.project_path)
+        self.env = getattr(context, "env", None) or "local"
         try:
             self.mlflow_conf = dict(context.config_loader["mlflow"])
         except Exception:  # noqa: BLE001 - no mlflow.yml: defaults
@@ -87,74 +178,407 @@ class MlflowHook:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        if not self.mlflow_conf.get("enabled", True) or int(os.environ.get("RANK", "0")) != 0:
-            return  # under torchrun only rank 0 talks to MLflow
+        if int(os.environ.get("RANK", "0")) != 0:
+            return  # under torchrun only rank 0 locks the folder and talks to MLflow
+        self._reset()
+        self.catalog = catalog
+        names = run_params.get("pipeline_names") or ["__default__"]
+        self.family = pipeline_family(names)
+        self.env = run_params.get("env") or self.env
+        self.lock = PipelineLock(self.root, self.family)
+        self.lock.acquire(command=command_line(), kedro_session_id=str(run_params.get("run_id")))
+        try:
+            if self.mlflow_conf.get("enabled", True):
+                self._start(run_params, pipeline, names)
+        except BaseException:
+            if self.tracker is not None:  # the run never started: no RUNNING leftovers
+                self.tracker.end("FAILED")
+                self.tracker = None
+            self._release()
+            raise
+
+    def _start(self, run_params: dict[str, Any], pipeline: Any, names: list[str]) -> None:
+        import mlflow
+
         uri = resolve_tracking_uri(self.mlflow_conf.get("tracking_uri"), self.root)
         check_reachable(uri)
-        names = run_params.get("pipeline_names")
-        experiment = experiment_name(names)
-        self.tracker = RunTracker(uri, experiment, artifact_root_for(uri, self.root))
+        experiment = experiment_name(self.family, self.env)
+        interval = self.mlflow_conf.get("system_metrics_interval_s", 1.0)
+        self.tracker = RunTracker(uri, experiment, artifact_root_for(uri, self.root), system_metrics_interval=interval)
+        mlflow.set_tracking_uri(uri)  # log_model goes through the global API
+        mlflow.set_experiment(experiment_id=self.tracker.experiment_id)
+        close_dead_runs(self.tracker.client)
         git = git_state(self.root)
         if git["git_dirty"] == "true":
             logger.warning("the git work tree has uncommitted changes: this run is not reproducible from %s",
                            git["git_commit"][:12])
-        tags = {
-            "pipeline": experiment,
-            "kedro_pipelines": ",".join(names or ["__default__"]),
-            "kedro_env": str(run_params.get("env")),
-            "kedro_session_id": str(run_params.get("run_id")),
-            "command": command_line(),
-            **git,
+        command = command_line()
+        section = self.params.get(self.family, {})
+        self._record = lineage.collect(section, git, command)
+        self._record.update(pipelines=names, env=self.env, runtime_params=run_params.get("runtime_params") or {})
+        self._locked = lineage.dvc_locked(self.root)
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = "unknown"
+        self._stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        self._child_tags = {
+            "pipeline": self.family, "kedro_env": self.env, "kedro_session_id": str(run_params.get("run_id")),
+            "mlflow.user": user, "mlflow.source.name": command, "mlflow.source.type": "LOCAL", **git,
         }
-        section = self.params.get(experiment, {})
-        record = lineage.collect(self.root, experiment, section, git, tags["command"])
-        record.update(pipelines=names or ["__default__"], env=run_params.get("env"),
-                      runtime_params=run_params.get("runtime_params") or {})
+        if git["git_commit"] != "unknown":
+            self._child_tags.update({"mlflow.source.git.commit": git["git_commit"],
+                                     "mlflow.source.git.branch": git["git_branch"]})
         if os.environ.get("MLSP_REPRODUCES"):
-            tags["reproduces"] = os.environ["MLSP_REPRODUCES"]
-        tags.update({
-            "python_version": record["python"],
-            "params_digest": record["params_digest"],
-            **{f"pkg.{k}": v for k, v in record["packages"].items()},
-            **{f"data.{k}": v for k, v in record["data_versions"].items()},
-        })
+            self._child_tags["reproduces"] = os.environ["MLSP_REPRODUCES"]
+        models = sorted({n.namespace for n in pipeline.nodes if MODEL_RUN_TAG in n.tags and n.namespace})
+        tags = {
+            **self._child_tags,
+            "kedro_pipelines": ",".join(names), "command": command,
+            "python_version": self._record["python"], "params_digest": self._record["params_digest"],
+            **{f"pkg.{k}": v for k, v in self._record["packages"].items()},
+            "mlflow.note.content": (
+                f"`{command}` (environment `{self.env}`) at commit `{git['git_commit'][:12]}`.\n\n"
+                f"Models: {', '.join(m.split('.')[-1] for m in models) or 'none'} — each is a nested run. "
+                "To compare them, expand this run, tick the model runs and press **Compare**."
+            ),
+        }
         _interrupt_on_sigterm()
-        run_id = self.tracker.start(f"{experiment}-{run_params.get('run_id')}", tags)
-        self.tracker.log_params(run_id, flatten(section))
-        self.tracker.client.log_dict(run_id, record, "lineage.json")
-        logger.info("MLflow run %s in experiment '%s' at %s", run_id, experiment, uri)
-        self._tags = tags
+        run_name = f"{self.family} {self.env} {self._stamp}"
+        run_id = self.tracker.start(run_name, tags)
+        self.tracker.log_params(self.tracker.parent, flatten(section))
+        self.tracker.client.log_dict(run_id, self._record, "lineage.json")
+        self.lock.update(mlflow_run_id=run_id, mlflow_run_name=run_name)
+        for n in pipeline.nodes:
+            if MODEL_RUN_TAG in n.tags and n.namespace:
+                self._remaining[n.namespace] = self._remaining.get(n.namespace, 0) + 1
+        logger.info("MLflow run '%s' (%s) in experiment '%s' at %s", run_name, run_id, experiment, uri)
+
+    # -- declarations ----------------------------------------------------------------------------------
+    def _declared(self, name: str) -> dict[str, Any] | None:
+        """``metadata.mlflow`` of catalog entry ``name`` (None: not sent to MLflow)."""
+        if name not in self._declared_cache:
+            spec = None
+            if self.catalog is not None and not name.startswith("params:"):
+                try:
+                    ds = self.catalog.get(name)
+                except Exception:  # noqa: BLE001 - not a catalog entry
+                    ds = None
+                meta = getattr(ds, "metadata", None) or {}
+                spec = meta.get("mlflow") if isinstance(meta, dict) else None
+            self._declared_cache[name] = dict(spec) if spec else None
+        return self._declared_cache[name]
+
+    def _digest(self, *arrays: Any) -> str:
+        key = tuple(id(a) for a in arrays)
+        hit = self._digests.get(hash(key))
+        if hit is not None and all(x is y for x, y in zip(hit[0], arrays)):
+            return hit[1]
+        digest = lineage.data_digest(*arrays)
+        self._digests[hash(key)] = (arrays, digest)  # holds the arrays: ids stay unique meanwhile
+        return digest
+
+    # -- nodes -------------------------------------------------------------------------------------------
+    @hook_impl
+    def before_node_run(self, node: Any, catalog: Any, inputs: dict[str, Any]) -> None:
+        if self.tracker is None or MODEL_RUN_TAG not in node.tags or not node.namespace:
+            return
+        # the node that outputs the run's model trains it; a model declared `nested` (a cross-validation
+        # fold's) is trained in a run of its own under the model's run
+        trains = any((spec := self._declared(o) or {}).get("kind") == "model" and not spec.get("nested")
+                     for o in node.outputs)
+        state = _NodeState(node, node.namespace, trains, params=self._node_params(node, inputs))
+        for name, value in inputs.items():
+            spec = self._declared(name)
+            if spec and spec.get("kind") == "inputs":
+                state.declared_splits.update(self._splits(name, value, spec))
+        run = self._model_run(node.namespace)
+        self.tracker.log_params(run, state.params)
+        state.token = observers.install(_NodeObserver(self, state))
+        self._nodes[node.name] = state
 
     @hook_impl
     def after_node_run(self, node: Any, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
+        state = self._nodes.pop(node.name, None)
+        if state is not None and state.token is not None:
+            observers.uninstall(state.token)
         if self.tracker is None:
             return
-        ns = node.namespace or ""
-        if "model_run" in node.tags and ns.count(".") >= 1:
-            task, arch = ns.split(".", 1)
-            run_id = self.tracker.child(ns, {**self._tags, "pipeline": task, "architecture": arch})
-            params = {}
-            for name, value in inputs.items():
-                if name.startswith("params:"):
-                    params.update(flatten(value, name.split(".")[-1]))
-            if params:
-                try:
-                    self.tracker.log_params(run_id, params)
-                except Exception:  # noqa: BLE001 - same params logged by a sibling node of this namespace
-                    logger.debug("parameters of %s already logged", ns)
+        if state is not None:
+            run = self.tracker.runs[state.fit_runs[0]] if len(state.fit_runs) == 1 else self.tracker.runs[state.model_key]
+            self._log_declared_splits(state, run)
         else:
-            run_id = self.tracker.parent_id
+            run = self.tracker.parent
         for name, value in outputs.items():
-            self.tracker.log_output(run_id, name, value)
+            spec = self._declared(name)
+            if not spec:
+                continue
+            if spec.get("kind") == "model":
+                self._log_model(run, name, value, spec)
+            else:
+                self.tracker.log_declared(run, name, value, spec)
+            if spec.get("misclassified_audio"):
+                self._log_misclassified(run, value, spec["misclassified_audio"])
+        if state is not None:
+            for key in state.fit_runs:
+                self.tracker.close(key, "FINISHED")
+            self._node_done(state.model_key, "FINISHED")
+
+    @hook_impl
+    def on_node_error(self, error: Exception, node: Any) -> None:
+        state = self._nodes.pop(node.name, None)
+        if state is None:
+            return
+        if state.token is not None:
+            observers.uninstall(state.token)
+        if self.tracker is not None:
+            for key in state.fit_runs:
+                self.tracker.close(key, "FAILED")
+            self.tracker.close(state.model_key, "FAILED")
+
+    def _node_done(self, key: str | None, status: str) -> None:
+        if key is None:
+            return
+        self._remaining[key] = self._remaining.get(key, 1) - 1
+        if self._remaining[key] <= 0:
+            self.tracker.close(key, status)
+
+    @hook_impl
+    def after_dataset_loaded(self, dataset_name: str, data: Any, node: Any) -> None:
+        """Remember which DVC-tracked paths the run read (hashed for the lineage at the end)."""
+        if self.tracker is None or not self._locked or dataset_name.startswith("params:") or self.catalog is None:
+            return
+        try:
+            ds = self.catalog.get(dataset_name)
+        except Exception:  # noqa: BLE001
+            return
+        path = getattr(ds, "_filepath", None) or getattr(ds, "filepath", None)
+        if path is None:
+            return
+        tracked = lineage.tracked_path_of(self.root, str(path), self._locked)
+        if tracked:
+            self._used_paths.add(tracked)
+
+    # -- model runs ------------------------------------------------------------------------------------
+    def _model_run(self, key: str) -> OpenRun:
+        model = key.split(".")[-1]
+        return self.tracker.open(key, f"{model} {self._stamp}",
+                                 {**self._child_tags, "architecture": model, "mlsp.kind": "model"})
+
+    def _node_params(self, node: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The node's ``params:`` inputs under architecture-independent keys: the model spec as
+        ``model.*`` (kwargs with the registry's defaults filled in), the training settings as
+        ``train.*`` (with the model's overrides applied), any other section by its name."""
+        from mlsp_pipelines.params import ModelSpec, TrainParams
+
+        def is_spec(v: Any) -> bool:  # ModelSpec, or a task's own spec with the same shape
+            return isinstance(v, ModelSpec) or (hasattr(v, "arch") and hasattr(v, "kwargs") and hasattr(v, "model_dump"))
+
+        specs = {k: v for k, v in inputs.items() if k.startswith("params:")}
+        model = next((v for v in specs.values() if isinstance(v, ModelSpec)), None)
+        out: dict[str, Any] = {}
+        for name, value in specs.items():
+            if is_spec(value):
+                out.update(_model_params(value, node.namespace.split(".")[-1]))
+            elif isinstance(value, TrainParams):
+                out.update(flatten(model.train_params(value) if model else value, "train"))
+            else:
+                key = name[len("params:"):]
+                if key.startswith(f"{self.family}."):
+                    key = key[len(self.family) + 1:]
+                out.update(flatten(value, key) if hasattr(value, "model_dump") or isinstance(value, dict)
+                           else {key: value})
+        return out
+
+    def _fit_run(self, state: _NodeState, desc: str, params: Any) -> OpenRun:
+        """Where a training of this node logs: the model's run for the node that outputs the
+        model (its first training), else a run of its own nested under the model's run."""
+        state.fits += 1
+        model_run = self._model_run(state.model_key)
+        if state.trains_model and state.fits == 1:
+            model_run.live_epochs = True
+            return model_run
+        short = state.node.name.split(".")[-1]
+        key = f"{state.node.name}#{state.fits}"
+        name = f"{state.model_key.split('.')[-1]} {short}" + (f" {state.fits}" if state.fits > 1 else "")
+        run = self.tracker.open(key, name, {**self._child_tags, "architecture": state.model_key.split(".")[-1],
+                                            "mlsp.kind": "training", "kedro_node": state.node.name, "fit": desc},
+                                parent=model_run.run_id)
+        run.live_epochs = True
+        state.fit_runs.append(key)
+        model_params = {k: v for k, v in state.params.items() if not k.startswith("train.")}
+        self.tracker.log_params(run, {**model_params, **flatten(params, "train")})
+        return run
+
+    # -- inputs ---------------------------------------------------------------------------------------
+    def _splits(self, name: str, value: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+        """``{context: (dataset name, digest, (X, y), source)}`` of a declared model input."""
+        prefix = spec.get("name", name.rsplit(".", 1)[0])
+        source = spec.get("source")
+        source = str((self.root / source).resolve()) if source else None
+        out = {}
+        for context, keys in (spec.get("splits") or {}).items():
+            # [features, targets] keys, or one key holding a tuple (inputs..., target)
+            arrays = tuple(value[k] for k in keys) if isinstance(keys, (list, tuple)) else tuple(value[keys])
+            if len(arrays[0]):
+                out[context] = (f"{prefix}.{context}", self._digest(*arrays), arrays, source)
+        return out
+
+    def _log_fit_inputs(self, state: _NodeState, run: OpenRun, train: Any, val: Any) -> None:
+        """The tensors a training actually used, named after the declared split they equal."""
+        by_digest = {d[1]: d for d in state.declared_splits.values()}
+        for context, tensors in (("train", train), ("val", val)):
+            if tensors is None or not len(tensors[0]):
+                continue
+            digest = self._digest(*tensors)
+            if digest in by_digest:
+                ds_name, _, _, source = by_digest[digest]
+            else:  # data the node made itself (a fold, a sampled set): named after the node
+                ds_name, source = f"{self.family}.{context}", None
+                if not state.trains_model:
+                    ds_name += f" ({state.node.name.split('.')[-1]})"
+            self._dataset_used(ds_name, digest)
+            self.tracker.log_input(run, name=ds_name, context=context, arrays=tuple(tensors), digest=digest,
+                                   source=source or str(self.root / "data"))
+
+    def _log_declared_splits(self, state: _NodeState, run: OpenRun) -> None:
+        """Declared splits of a model input the node read, unless its training used other data
+        (then only what the training used is known, e.g. a cross-validation fold)."""
+        if not state.declared_splits:
+            return
+        used = {c: d for c, d in run.datasets.items()}
+        declared = {d[1] for d in state.declared_splits.values()}
+        if any(d[1] not in declared for d in used.values()):
+            return
+        for context, (ds_name, digest, arrays, source) in state.declared_splits.items():
+            self._dataset_used(ds_name, digest)
+            self.tracker.log_input(run, name=ds_name, context=context, arrays=arrays, digest=digest,
+                                   source=source or str(self.root / "data"))
+
+    def _dataset_used(self, name: str, digest: str) -> None:
+        self._record.setdefault("datasets", {})[name] = digest
+
+    # -- models and examples ---------------------------------------------------------------------------
+    def _log_model(self, run: OpenRun, name: str, bundle: dict[str, Any], spec: dict[str, Any]) -> None:
+        """The bundle as an MLflow logged model of ``run`` (registered when declared/configured)."""
+        from mlsp_pipelines import serving
+
+        if not self.mlflow_conf.get("log_models", True):
+            return
+        register = bool(spec.get("register", self.mlflow_conf.get("register_models", False)))
+        model = name.rsplit(".", 1)[0][len(self.family) + 1:] if name.startswith(f"{self.family}.") else name
+        registered = f"{self.tracker.experiment}.{model}" if register else None  # e.g. asc.cnn, asc.cnn.fold_1
+        flavor = spec.get("flavor", "pytorch")
+        logged_name = model.replace(".", "-")  # the Models tab's name (no dots allowed): cnn, cnn-fold_1
+        t0 = time.perf_counter()
+        if flavor == "audio_classifier":
+            # the settings the features were computed with ('auto' values resolved), else the configuration
+            key = spec.get("feature_params")
+            features = bundle.get("features") or (config.section(self.params, key) if key else None)
+            if not features:
+                raise ValueError(f"catalog entry {name}: the bundle holds no 'features' and metadata.mlflow."
+                                 f"feature_params={key!r} names no parameters; the served model needs the feature settings")
+            info = serving.log_audio_classifier(run.run_id, bundle, dict(features), name=logged_name,
+                                                registered_model_name=registered)
+        elif flavor == "pytorch":
+            info = serving.log_module(run.run_id, bundle, name=logged_name, registered_model_name=registered)
+        else:
+            raise ValueError(f"catalog entry {name}: metadata.mlflow.flavor={flavor!r}; use audio_classifier or pytorch")
+        run.model_id = info.model_id
+        self.tracker.client.set_tag(run.run_id, "model_uri", info.model_uri)
+        if registered:
+            self.tracker.client.set_tag(run.run_id, "registered_model", f"{registered}/{info.registered_model_version}")
+        logger.info("%s: MLflow model %s (%s) in %.1f s", name, info.model_uri, flavor, time.perf_counter() - t0)
+
+    def _log_misclassified(self, run: OpenRun, predictions: Any, spec: dict[str, Any]) -> None:
+        """The most confident mistakes on the test clips as WAV files (``misclassified/``)."""
+        import soundfile as sf
+
+        wrong = predictions[predictions["actual"] != predictions["predicted"]]
+        if wrong.empty or self.catalog is None:
+            return
+        wrong = wrong.sort_values("confidence", ascending=False, kind="stable").head(int(spec.get("n", 3)))
+        index = self.catalog.load(spec["index"]).set_index("filename")
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for k, row in enumerate(wrong.itertuples(index=False), 1):
+                if row.filename not in index.index:
+                    continue
+                clip = index.loc[row.filename]
+                with sf.SoundFile(str(clip["path"])) as f:
+                    sr = f.samplerate
+                    if "offset_s" in clip and clip["offset_s"] == clip["offset_s"]:
+                        f.seek(int(round(float(clip["offset_s"]) * sr)))
+                    frames = int(round(float(clip["duration_s"]) * sr)) if "duration_s" in clip and clip["duration_s"] == clip["duration_s"] else -1
+                    audio = f.read(frames=frames, dtype="float32")
+                name = f"{k}_{row.actual}_as_{row.predicted}_{row.confidence:.2f}_{Path(str(row.filename)).stem}"
+                out = Path(tmp) / (re.sub(r"[^\w.-]+", "_", name) + ".wav")  # labels may hold any character
+                sf.write(out, audio, sr, subtype="PCM_16")
+                self.tracker.client.log_artifact(run.run_id, str(out), "misclassified")
+
+    # -- the end -----------------------------------------------------------------------------------------
+    def _finish_lineage(self) -> None:
+        """Hash the DVC-tracked data the run read, compare with dvc.lock, and record it."""
+        tracker = self.tracker
+        if tracker is None or tracker.parent is None:
+            return
+        versions = lineage.data_versions(self.root, self._used_paths, self._locked)
+        self._record["data_versions"] = versions
+        differs = [p for p, v in versions.items() if not v["matches_dvc_lock"]]
+        tags = {f"data.{p}": str(v["md5"]) for p, v in versions.items()}
+        if versions:
+            tags["data_matches_dvc_lock"] = str(not differs).lower()
+        for key, value in tags.items():
+            tracker.client.set_tag(tracker.parent.run_id, key, value)
+        if differs:
+            logger.warning("data used by this run differs from dvc.lock (run `dvc repro` / `dvc commit` to record it): %s",
+                           "; ".join(f"{p}: used {versions[p]['md5']}, dvc.lock {versions[p]['dvc_lock']}" for p in differs))
+        tracker.client.log_dict(tracker.parent.run_id, self._record, "lineage.json")
+
+    def _end(self, status: str) -> None:
+        try:
+            if self.tracker is not None:
+                try:
+                    self._finish_lineage()
+                finally:
+                    self.tracker.end(status)
+        finally:
+            self.tracker = None
+            self._digests.clear()
+            self._release()
+
+    def _release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     @hook_impl
     def after_pipeline_run(self) -> None:
-        if self.tracker is not None:
-            self.tracker.end("FINISHED")
-            self.tracker = None
+        self._end("FINISHED")
 
     @hook_impl
     def on_pipeline_error(self, error: Exception) -> None:
-        if self.tracker is not None:
-            self.tracker.end("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
-            self.tracker = None
+        for state in list(self._nodes.values()):
+            if state.token is not None:
+                observers.uninstall(state.token)
+        self._nodes.clear()
+        self._end("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+
+
+def _model_params(spec: Any, name: str) -> dict[str, Any]:
+    """``model.name``, ``model.arch`` and ``model.kwargs.*`` with every default of the
+    architecture's config filled in, so the same key means the same thing in every run."""
+    import dataclasses
+
+    from mlsp_pipelines.models import model_config
+
+    kwargs = dict(spec.kwargs)
+    try:
+        cfg = model_config(spec.arch, **kwargs)
+        kwargs = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    except Exception:  # noqa: BLE001 - kwargs completed by the node from the data: log them as given
+        pass
+    out = {"model.name": name, "model.arch": spec.arch}
+    out.update({f"model.kwargs.{k}": list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()})
+    return out

@@ -48,14 +48,21 @@ class AudioDataParams(_Section):
     on_bad_file: Literal["fail", "skip"] = "fail"
 
 
-class FeatureParams(_Section):
-    """Log-mel front end; every field is a DVC parameter of the features stage."""
+Auto = Literal["auto"]
 
-    sr: int = Field(16000, ge=1000)
-    clip_s: float = Field(4.0, gt=0)
-    n_fft: int = Field(1024, gt=0)
-    hop_length: int = Field(512, gt=0)
-    n_mels: int = Field(64, gt=0)
+
+class FeatureParams(_Section):
+    """Log-mel front end; every field is a DVC parameter of the features stage.
+
+    ``auto`` values are resolved from the data before extraction (and logged):
+    :func:`mlsp_pipelines.features.logmel.resolve_features` says how.
+    """
+
+    sr: int | Auto = Field(16000)
+    clip_s: float | Auto = Field(4.0)
+    n_fft: int | Auto = Field(1024)
+    hop_length: int | Auto = Field(512)
+    n_mels: int | Auto = Field(64)
     fmin: float = Field(0.0, ge=0)
     fmax: float | None = None
     top_db: float | None = 80.0
@@ -63,20 +70,35 @@ class FeatureParams(_Section):
     workers: int = Field(0, ge=0)  # 0 = one per CPU core
     chunk_size: int = Field(16, gt=0)
 
+    @property
+    def is_resolved(self) -> bool:
+        return "auto" not in (self.sr, self.clip_s, self.n_fft, self.hop_length, self.n_mels)
+
     @model_validator(mode="after")
     def _check(self) -> "FeatureParams":
-        nyquist = self.sr / 2
-        if self.fmax is not None and not (self.fmin < self.fmax <= nyquist):
-            raise ValueError(f"fmax={self.fmax} must be in (fmin={self.fmin}, sr/2={nyquist}]")
-        if self.fmin >= nyquist:
-            raise ValueError(f"fmin={self.fmin} must be below sr/2={nyquist}")
-        if self.hop_length > self.n_fft:
+        for key, low in (("sr", 999), ("n_fft", 0), ("hop_length", 0), ("n_mels", 0), ("clip_s", 0)):
+            value = getattr(self, key)
+            if value != "auto" and not value > low:
+                raise ValueError(f"{key}={value} must be greater than {low} (or 'auto')")
+        if self.sr != "auto":
+            nyquist = self.sr / 2
+            if self.fmax is not None and not (self.fmin < self.fmax <= nyquist):
+                raise ValueError(f"fmax={self.fmax} must be in (fmin={self.fmin}, sr/2={nyquist}]")
+            if self.fmin >= nyquist:
+                raise ValueError(f"fmin={self.fmin} must be below sr/2={nyquist}")
+        if "auto" not in (self.n_fft, self.hop_length) and self.hop_length > self.n_fft:
             raise ValueError(f"hop_length={self.hop_length} must not exceed n_fft={self.n_fft}")
         return self
 
 
 class SplitParams(_Section):
-    """Fold-based split when the data has folds, otherwise stratified and seeded."""
+    """Fold-based split when the data has folds, otherwise stratified and seeded.
+
+    Cross-validation (``cv: true``) follows the ESC-50 protocol: every fold is the test fold once
+    and training uses all the other folds; ``cv_val_fraction`` of them (stratified, seeded, whole
+    groups) validates for early stopping, or 0 for none (a fixed schedule). Data without a fold
+    column gets ``cv_folds`` seeded stratified folds. No fixed-split model is trained when cv is on.
+    """
 
     test_fold: int | None = 1
     val_fold: int | None = 2
@@ -84,6 +106,13 @@ class SplitParams(_Section):
     val_fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 0
     cv: bool = False  # k-fold over the dataset's folds
+    cv_folds: int | list[int] = 5  # the folds to test on (an int k: folds 1..k); shapes the graph
+    cv_val_fraction: float = Field(0.1, ge=0, lt=1)
+    strict: bool = False  # data sanity problems (class missing from training, one-class validation) are errors
+
+    def fold_ids(self) -> list[int]:
+        """The test folds of a cross-validation, in order."""
+        return list(range(1, self.cv_folds + 1)) if isinstance(self.cv_folds, int) else list(self.cv_folds)
 
 
 class FractionSplitParams(_Section):
@@ -103,6 +132,24 @@ class FractionSplitParams(_Section):
         return self
 
 
+class AugmentParams(_Section):
+    """Training-batch augmentation of spectrogram classifiers (see ``training/augment.py``).
+    Mask widths and the shift are fractions of the axis, so one recipe fits 0.5 s digits and
+    10 s scenes alike."""
+
+    freq_masks: int = Field(0, ge=0)  # SpecAugment frequency masks per clip
+    freq_mask_frac: float = Field(0.15, ge=0, le=1)  # widest frequency mask, fraction of the bands
+    time_masks: int = Field(0, ge=0)
+    time_mask_frac: float = Field(0.1, ge=0, le=1)  # widest time mask, fraction of the frames
+    time_shift: float = Field(0.0, ge=0, le=1)  # random circular roll by up to this fraction of the clip
+    gain_db: float = Field(0.0, ge=0)  # random gain in [-gain_db, +gain_db] dB
+    mixup_alpha: float = Field(0.0, ge=0)  # mixup Beta(alpha, alpha); 0 = off
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.freq_masks or self.time_masks or self.time_shift or self.gain_db or self.mixup_alpha)
+
+
 class TrainParams(_Section):
     """The shared training loop's settings (same for every architecture unless overridden)."""
 
@@ -119,6 +166,11 @@ class TrainParams(_Section):
     resume: bool = True  # resume from the last checkpoint of an interrupted run
     distributed: Literal["auto", "off"] = "auto"  # auto: DistributedDataParallel when run under torchrun
     progress: bool = True  # per-epoch progress bar (also off with MLSP_PROGRESS=0)
+    log_every: int | None = Field(None, ge=1)  # with the bar off: a log line every N batches
+    schedule: Literal["constant", "onecycle", "cosine"] = "constant"  # learning rate, stepped per batch
+    warmup: float = Field(0.1, ge=0, lt=1)  # fraction of all steps spent warming up (onecycle, cosine)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    augment: AugmentParams = Field(default_factory=AugmentParams)
 
 
 class ModelSpec(_Section):
@@ -137,14 +189,25 @@ class ModelSpec(_Section):
         return self
 
     def train_params(self, base: TrainParams) -> TrainParams:
-        """``base`` with this model's overrides applied."""
-        return TrainParams(**{**base.model_dump(), **self.train})
+        """``base`` with this model's overrides applied (nested sections such as ``augment`` are
+        merged key by key, so a model can switch off mixup alone)."""
+        merged = base.model_dump()
+        for key, value in self.train.items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+        return TrainParams(**merged)
 
 
 class ReportParams(_Section):
-    """What the evaluation plots show."""
+    """What the evaluation plots show, and the optional complexity budget (DCASE low-complexity
+    style: MACs per second of audio, parameter bytes)."""
 
     n_examples: int = Field(4, ge=1)
     normal_class: str | None = None  # set: report sensitivity/specificity/ICBHI score against it
     latency_batch: int = Field(1, ge=1)
     latency_repeats: int = Field(20, ge=1)
+    max_macs: float | None = Field(None, gt=0)  # per second of audio
+    max_param_bytes: float | None = Field(None, gt=0)
+    budget_action: Literal["flag", "fail"] = "flag"  # flag: warn and mark; fail: stop before training

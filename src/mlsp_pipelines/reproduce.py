@@ -34,7 +34,12 @@ from mlsp_pipelines.tracking import resolve_tracking_uri
 
 logger = logging.getLogger("mlsp_pipelines.reproduce")
 
-TIMING_METRICS = {"train_seconds", "latency_ms_per_clip", "words_per_second", "seconds"}
+TIMING_METRICS = {"train_seconds", "latency_ms_per_clip", "words_per_second", "seconds", "epoch/epoch_seconds"}
+
+
+def is_timing(key: str) -> bool:
+    """Timings and machine load (``system/*``) differ between runs by nature; quality metrics must not."""
+    return key in TIMING_METRICS or key.startswith("system/") or key.endswith("_seconds")
 
 
 def _flatten_runtime(d: dict[str, Any], prefix: str = "") -> list[str]:
@@ -49,10 +54,10 @@ def _model_metrics(client: Any, parent_id: str, experiment_id: str) -> dict[str,
     runs = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
     return {
         r.data.tags.get("architecture", r.info.run_name): {
-            k: v for k, v in r.data.metrics.items() if k not in TIMING_METRICS
+            k: v for k, v in r.data.metrics.items() if not is_timing(k)
         }
         for r in runs
-        if "architecture" in r.data.tags
+        if r.data.tags.get("mlsp.kind", "model") == "model" and "architecture" in r.data.tags
     }
 
 

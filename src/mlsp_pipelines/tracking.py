@@ -1,38 +1,57 @@
-"""MLflow bookkeeping for Kedro runs: one parent run per ``kedro run``, one nested run per
-trained model (per namespace ``<task>.<arch>``), all through ``MlflowClient`` with explicit run
-ids so nested runs never depend on a global "active run".
+"""MLflow bookkeeping for Kedro runs, through ``MlflowClient`` with explicit run ids (nested runs
+never depend on a global "active run").
 
-What gets logged is decided by the type of a node's outputs, so nodes stay free of tracking
-code: numbers in ``metrics``/``data_quality`` dicts → metrics; a ``history`` table →
-per-epoch metrics (``step`` = epoch); matplotlib figures → PNG artefacts; leaderboards,
-predictions and confusion tables → CSV/Markdown artefacts; a model bundle (dict with
-``state_dict``) → ``model/<arch>.pt``; ``params:`` inputs → parameters.
+- **Store**: a local sqlite store by default (``mlflow.db`` + ``mlartifacts/`` in the project),
+  ``MLFLOW_TRACKING_URI`` for a server. Creating a fresh sqlite schema is serialised with a file
+  lock beside the database (two first runs at once would otherwise race in MLflow's migrations).
+  Runs left RUNNING by a process of this project that no longer exists (checked by pid, process
+  start time and host, recorded as tags) are closed as KILLED when the next run starts.
+- **What is logged is declared** in the catalog: ``metadata: {mlflow: {kind: ...}}`` on a
+  dataset (see :data:`KINDS`); nothing is inferred from dataset names or types.
+- **Parameters** that exceed MLflow's value limit are logged as an artefact and the parameter
+  says where (never truncated silently).
 """
 
 from __future__ import annotations
 
-import atexit
+import json
 import logging
 import os
+import re
+import socket
 import subprocess
 import sys
-import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 logger = logging.getLogger(__name__)
 
-PARAM_VALUE_MAX = 6000
-# Node outputs (by the last part of their dataset name) that go to MLflow besides figures and models.
-METRIC_OUTPUTS = ("metrics", "cv_metrics", "data_quality")
-TABLE_OUTPUTS = ("leaderboard", "leaderboard_md", "predictions", "confusion_matrix", "sweep_trials")
+PARAM_VALUE_MAX = 6000  # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH
+TAG_VALUE_MAX = 8000  # mlflow.utils.validation.MAX_TAG_VAL_LENGTH
+PARAM_KEY_MAX = 250
+_BAD_KEY_CHARS = re.compile(r"[^\w.\- /]")  # what MLflow accepts in metric keys
+#: Kinds of catalog declarations (``metadata.mlflow.kind``) and what each logs.
+KINDS = {
+    "metrics": "numbers of a (nested) dict → metrics; the dict → reports/<name>.json",
+    "history": "per-epoch table → metrics epoch/<column> with step = epoch (unless logged live)",
+    "figure": "matplotlib figure → PNG at `artifact` (default plots/<name>.png)",
+    "table": "DataFrame → CSV, text → Markdown at `artifact` (default tables/<name>.csv|md)",
+    "model": "model bundle → an MLflow logged model (`flavor`: audio_classifier | pytorch)",
+    "inputs": "model input dict → mlflow.log_input per split (`splits`: {context: [features, targets]})",
+    "trials": "hyper-parameter trials table → one nested run per trial",
+    "sweep_best": "best trial → parameters best.*, metrics best_*, tag best_trial",
+}
 
 
 class TrackingUnavailableError(RuntimeError):
     """The configured tracking server cannot be reached (no silent fallback to a local store)."""
 
 
+# -- configuration ------------------------------------------------------------------------------
 def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     """Nested dicts / pydantic models → ``{"a.b.c": value}`` (lists kept as values)."""
     if hasattr(d, "model_dump"):
@@ -50,7 +69,7 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def git_state(root: Path) -> dict[str, str]:
-    """Commit hash and whether the work tree has uncommitted changes (``unknown`` outside git)."""
+    """Commit, branch and whether the work tree has uncommitted changes (``unknown`` outside git)."""
     def _git(*args: str) -> str | None:
         try:
             res = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
@@ -60,9 +79,16 @@ def git_state(root: Path) -> dict[str, str]:
 
     commit = _git("rev-parse", "HEAD")
     if commit is None:
-        return {"git_commit": "unknown", "git_dirty": "unknown"}
+        return {"git_commit": "unknown", "git_dirty": "unknown", "git_branch": "unknown"}
     status = _git("status", "--porcelain", "--untracked-files=no")
-    return {"git_commit": commit, "git_dirty": str(bool(status)).lower()}
+    return {"git_commit": commit, "git_dirty": str(bool(status)).lower(),
+            "git_branch": _git("rev-parse", "--abbrev-ref", "HEAD") or "unknown"}
+
+
+def experiment_name(pipeline: str, env: str | None) -> str:
+    """One experiment per pipeline and environment: ``asc`` for the default environment
+    (``local``), ``asc-test`` for ``--env=test``, ``asc-esc50`` for ``--env=esc50``."""
+    return pipeline if env in (None, "", "local", "base") else f"{pipeline}-{env}"
 
 
 def resolve_tracking_uri(configured: str | None, root: Path) -> str:
@@ -73,13 +99,14 @@ def resolve_tracking_uri(configured: str | None, root: Path) -> str:
     return uri
 
 
+def sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
 def artifact_root_for(uri: str, root: Path) -> str | None:
     """Where artefacts go for a local store (next to the database); servers decide themselves."""
-    if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").resolve().as_uri()
-    if uri.startswith("file:") or "://" not in uri:
-        return None
-    return None
+    db = sqlite_path(uri)
+    return (db.parent / "mlartifacts").resolve().as_uri() if db is not None else None
 
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
@@ -101,49 +128,210 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         ) from exc
 
 
+def command_line() -> str:
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+# -- the store ---------------------------------------------------------------------------------------
+def open_store(uri: str) -> Any:
+    """An ``MlflowClient`` for ``uri`` whose store exists. For sqlite the schema is created (or
+    migrated) under a file lock beside the database: MLflow's table creation is not safe to run
+    from two processes at once (``CircularDependencyError`` / "table already exists")."""
+    from mlflow.tracking import MlflowClient
+
+    db = sqlite_path(uri)
+    if db is None:
+        return MlflowClient(tracking_uri=uri)
+    from filelock import FileLock
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(db) + ".lock", timeout=300):
+        client = MlflowClient(tracking_uri=uri)  # builds the store: creates/migrates the schema
+        client.search_experiments(max_results=1)
+    return client
+
+
+def get_or_create_experiment(client: Any, name: str, artifact_root: str | None, uri: str) -> str:
+    """The id of experiment ``name``, created (race-free) when missing."""
+    from mlflow.exceptions import MlflowException
+
+    def _create() -> str:
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            if exp.lifecycle_stage == "deleted":
+                client.restore_experiment(exp.experiment_id)
+            return exp.experiment_id
+        kwargs = {"artifact_location": f"{artifact_root}/{name}"} if artifact_root else {}
+        try:
+            return client.create_experiment(name, **kwargs)
+        except MlflowException as exc:  # created meanwhile by another process (server stores)
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            logger.debug("experiment %s created concurrently: %s", name, exc)
+            return exp.experiment_id
+
+    db = sqlite_path(uri)
+    if db is None:
+        return _create()
+    from filelock import FileLock
+
+    with FileLock(str(db) + ".lock", timeout=300):
+        return _create()
+
+
+def process_tags() -> dict[str, str]:
+    """Who holds a run: pid, the process's start time and the host (for :func:`close_dead_runs`)."""
+    import psutil
+
+    return {"mlsp.pid": str(os.getpid()), "mlsp.pid_start": f"{psutil.Process().create_time():.3f}",
+            "mlsp.host": socket.gethostname()}
+
+
+def process_alive(pid: int, start: float | None) -> bool:
+    """True when process ``pid`` runs and (when known) started at ``start`` (no pid reuse)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return start is None or abs(proc.create_time() - start) < 1.0
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def close_dead_runs(client: Any) -> list[str]:
+    """Close as KILLED every RUNNING run whose process (on this host) no longer exists.
+
+    End time: the run's last logged metric (else its start). Runs of other hosts are left alone
+    (their processes cannot be checked from here)."""
+    host = socket.gethostname()
+    ids = [e.experiment_id for e in client.search_experiments()]
+    closed: list[str] = []
+    if not ids:
+        return closed
+    runs = client.search_runs(ids, filter_string=f"attributes.status = 'RUNNING' and tags.`mlsp.host` = '{host}'",
+                              max_results=1000)
+    for run in runs:
+        tags = run.data.tags
+        try:
+            pid = int(tags["mlsp.pid"])
+            start = float(tags["mlsp.pid_start"]) if "mlsp.pid_start" in tags else None
+        except (KeyError, ValueError):
+            continue
+        if process_alive(pid, start):
+            continue
+        # the latest metric of each key carries its timestamp (system metrics: about when it died)
+        last = max((m.timestamp for m in getattr(run.data, "_metric_objs", [])), default=run.info.start_time)
+        client.set_terminated(run.info.run_id, status="KILLED", end_time=last)
+        client.set_tag(run.info.run_id, "mlsp.closed_by", f"pid {os.getpid()}: process {pid} was gone")
+        closed.append(run.info.run_id)
+    if closed:
+        logger.warning("closed %d MLflow run(s) left RUNNING by a process that no longer exists: %s",
+                       len(closed), ", ".join(closed))
+    return closed
+
+
+# -- runs ---------------------------------------------------------------------------------------------
+@dataclass
+class OpenRun:
+    """A run this process opened and has not closed yet."""
+
+    run_id: str
+    name: str
+    monitor: Any = None
+    model_id: str | None = None
+    datasets: dict[str, tuple[str, str]] = field(default_factory=dict)  # context → (name, digest)
+    params: dict[str, str] = field(default_factory=dict)
+    live_epochs: bool = False
+
+
 class RunTracker:
-    """Parent and nested MLflow runs of one Kedro session."""
+    """The parent run of one ``kedro run`` and the runs nested under it."""
 
-    def __init__(self, uri: str, experiment: str, artifact_root: str | None) -> None:
-        from mlflow.tracking import MlflowClient
-
+    def __init__(self, uri: str, experiment: str, artifact_root: str | None, *,
+                 system_metrics_interval: float | None = 1.0) -> None:
         self.uri = uri
-        self.client = MlflowClient(tracking_uri=uri)
-        exp = self.client.get_experiment_by_name(experiment)
-        if exp is None:
-            kwargs = {"artifact_location": f"{artifact_root}/{experiment}"} if artifact_root else {}
-            self.experiment_id = self.client.create_experiment(experiment, **kwargs)
-        else:
-            self.experiment_id = exp.experiment_id
-        self.parent_id: str | None = None
-        self.children: dict[str, str] = {}
+        self.client = open_store(uri)
+        self.experiment = experiment
+        self.experiment_id = get_or_create_experiment(self.client, experiment, artifact_root, uri)
+        self.system_metrics_interval = system_metrics_interval
+        self.parent: OpenRun | None = None
+        self.runs: dict[str, OpenRun] = {}
+        self._lock = threading.RLock()
         self._ended = False
+        import atexit
+
         atexit.register(self._atexit)
 
-    # -- lifecycle -------------------------------------------------------------------------
+    # -- lifecycle -------------------------------------------------------------------------------
     def start(self, name: str, tags: dict[str, str]) -> str:
+        tags, long_tags = _fit_tags({**tags, **process_tags()})
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
-        self.parent_id = run.info.run_id
-        return self.parent_id
+        self.parent = OpenRun(run.info.run_id, name, self._monitor(run.info.run_id))
+        self._log_long_tags(run.info.run_id, long_tags)
+        return self.parent.run_id
 
-    def child(self, key: str, tags: dict[str, str]) -> str:
-        """The nested run for namespace ``key`` (created on first use)."""
-        if key not in self.children:
-            run = self.client.create_run(
-                self.experiment_id, run_name=key.split(".")[-1],
-                tags={**tags, "mlflow.parentRunId": self.parent_id or ""},
-            )
-            self.children[key] = run.info.run_id
-        return self.children[key]
+    @property
+    def parent_id(self) -> str | None:
+        return self.parent.run_id if self.parent else None
+
+    def open(self, key: str, name: str, tags: dict[str, str], parent: str | None = None, *,
+             monitor: bool = True) -> OpenRun:
+        """The nested run for ``key`` (created, with its system-metrics monitor, on first use)."""
+        with self._lock:
+            if key not in self.runs:
+                tags, long_tags = _fit_tags({**tags, **process_tags(),
+                                             "mlflow.parentRunId": parent or self.parent_id or ""})
+                run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+                self.runs[key] = OpenRun(run.info.run_id, name, self._monitor(run.info.run_id) if monitor else None)
+                self._log_long_tags(run.info.run_id, long_tags)
+            return self.runs[key]
+
+    def _log_long_tags(self, run_id: str, long_tags: dict[str, str]) -> None:
+        for key, value in long_tags.items():
+            self.client.log_text(run_id, value, f"tags/{key}.txt")
+            logger.warning("tag %s (%d characters) exceeds MLflow's %d-character limit: logged as artifact "
+                           "tags/%s.txt", key, len(value), TAG_VALUE_MAX, key)
+
+    def close(self, key: str, status: str = "FINISHED") -> None:
+        with self._lock:
+            run = self.runs.pop(key, None)
+        if run is not None:
+            self._finish(run, status)
 
     def end(self, status: str) -> None:
+        """Close every open run, children first."""
         if self._ended:
             return
         self._ended = True
-        for run_id in self.children.values():
-            self.client.set_terminated(run_id, status=status)
-        if self.parent_id:
-            self.client.set_terminated(self.parent_id, status=status)
+        for key in list(self.runs):
+            self.close(key, status)
+        if self.parent is not None:
+            self._finish(self.parent, status)
+
+    def _finish(self, run: OpenRun, status: str) -> None:
+        if run.monitor is not None:
+            try:
+                run.monitor.finish()
+            except Exception:  # noqa: BLE001 - a monitor that cannot flush must not keep a run open
+                logger.debug("system metrics monitor of %s did not finish cleanly", run.run_id, exc_info=True)
+        self.client.set_terminated(run.run_id, status=status)
+
+    def _monitor(self, run_id: str) -> Any:
+        if not self.system_metrics_interval:
+            return None
+        try:
+            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+            mon = SystemMetricsMonitor(run_id, sampling_interval=self.system_metrics_interval,
+                                       samples_before_logging=1, tracking_uri=self.uri)
+            mon.start()
+            return mon
+        except Exception as exc:  # noqa: BLE001 - system metrics are optional (psutil missing, ...)
+            logger.warning("no system metrics for run %s: %s", run_id, exc)
+            return None
 
     def _atexit(self) -> None:
         """A run still open at interpreter exit was interrupted (Ctrl-C, SIGTERM): mark it KILLED."""
@@ -153,84 +341,220 @@ class RunTracker:
             except Exception:  # noqa: BLE001 - best effort at exit
                 pass
 
-    # -- logging ---------------------------------------------------------------------------
-    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+    # -- logging -------------------------------------------------------------------------------------
+    def log_params(self, run: OpenRun, params: dict[str, Any]) -> None:
+        """Parameters as strings; a value over MLflow's limit goes to ``params/<key>.txt`` and the
+        parameter names that file; a key logged before with another value is skipped with a warning."""
         from mlflow.entities import Param
 
-        items = [Param(k[:250], str(v)[:PARAM_VALUE_MAX]) for k, v in sorted(params.items())]
+        items, long_values = [], {}
+        for key, value in sorted(params.items()):
+            text = value if isinstance(value, str) else json.dumps(value, default=str) if isinstance(value, (list, tuple, dict)) else str(value)
+            if len(key) > PARAM_KEY_MAX:
+                raise ValueError(f"parameter key longer than {PARAM_KEY_MAX} characters: {key[:80]}...")
+            if len(text) > PARAM_VALUE_MAX:
+                long_values[key] = text
+                text = f"(too long for a parameter: {len(text)} characters; full value in artifact params/{key}.txt)"
+            if key in run.params:
+                if run.params[key] != text:
+                    logger.warning("parameter %s of run %s already logged as %r; not changed to %r",
+                                   key, run.name, run.params[key], text)
+                continue
+            run.params[key] = text
+            items.append(Param(key, text))
+        for key, text in long_values.items():
+            self.client.log_text(run.run_id, text, f"params/{key}.txt")
+            logger.warning("parameter %s (%d characters) exceeds MLflow's %d-character limit: logged as artifact "
+                           "params/%s.txt", key, len(text), PARAM_VALUE_MAX, key)
         for i in range(0, len(items), 100):
-            self.client.log_batch(run_id, params=items[i : i + 100])
+            self.client.log_batch(run.run_id, params=items[i : i + 100])
 
-    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
-        import time
-
-        from mlflow.entities import Metric
-
-        ts = int(time.time() * 1000)
-        items = [Metric(k, float(v), ts, step) for k, v in metrics.items()]
-        for i in range(0, len(items), 500):
-            self.client.log_batch(run_id, metrics=items[i : i + 500])
-
-    def log_history(self, run_id: str, history: dict[str, list[float]]) -> None:
-        import time
+    def log_metrics(self, run: OpenRun, metrics: dict[str, float], step: int = 0, *,
+                    dataset: tuple[str, str] | None = None) -> None:
+        """Numbers (bools and non-finite values skipped); linked to the run's logged model and a dataset when given."""
+        import math
 
         from mlflow.entities import Metric
 
         ts = int(time.time() * 1000)
-        items = [Metric(k, float(v), ts, step) for k, vals in history.items() for step, v in enumerate(vals, 1)]
+        items = [
+            Metric(metric_key(k), float(v), ts, step, model_id=run.model_id,
+                   dataset_name=dataset[0] if dataset else None, dataset_digest=dataset[1] if dataset else None)
+            for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+        ]
         for i in range(0, len(items), 500):
-            self.client.log_batch(run_id, metrics=items[i : i + 500])
+            self.client.log_batch(run.run_id, metrics=items[i : i + 500])
 
-    def log_trials(self, parent_id: str, trials: Any) -> None:
-        """One nested run per hyper-parameter trial (``param.*`` → params, ``metric.*`` → metrics)."""
-        parent = self.client.get_run(parent_id)
-        tags = {k: v for k, v in parent.data.tags.items() if not k.startswith("mlflow.")}
-        for row in trials.to_dict("records"):
-            run = self.client.create_run(
-                self.experiment_id, run_name=f"trial-{row['trial']}",
-                tags={**tags, "mlflow.parentRunId": parent_id, "sweep_trial": str(row["trial"])},
-            )
-            self.log_params(run.info.run_id, {k[6:]: v for k, v in row.items() if k.startswith("param.")})
-            self.log_metrics(run.info.run_id, {k[7:]: v for k, v in row.items() if k.startswith("metric.")})
-            self.children[f"trial-{row['trial']}"] = run.info.run_id
+    def log_input(self, run: OpenRun, *, name: str, context: str, arrays: tuple[Any, ...], digest: str,
+                  source: str | None) -> None:
+        """``mlflow.log_input`` of (inputs..., targets) under ``context`` with our content digest."""
+        from mlflow.data.numpy_dataset import from_numpy
+        from mlflow.entities import DatasetInput, InputTag
 
-    def log_output(self, run_id: str, name: str, value: Any) -> None:
-        """Log one node output by its type and short name (see module docstring); others are skipped."""
-        import json
+        if run.datasets.get(context) == (name, digest):
+            return
+        import warnings
 
-        import pandas as pd
-        from matplotlib.figure import Figure
+        arrs = [a.detach().cpu().numpy() if hasattr(a, "detach") else a for a in arrays]
+        X = arrs[0] if len(arrs) == 2 else {f"input_{i}": a for i, a in enumerate(arrs[:-1])}
+        y = arrs[-1]
+        with warnings.catch_warnings():  # MLflow registers local paths twice ("" and "file") and says so
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+            ds = from_numpy(X, targets=y, source=Path(source).resolve().as_uri() if source else name, name=name,
+                            digest=digest)
+        self.client.log_inputs(run.run_id, [DatasetInput(ds._to_mlflow_entity(), [InputTag("mlflow.data.context", context)])])
+        run.datasets[context] = (name, digest)
 
+    def log_declared(self, run: OpenRun, name: str, value: Any, spec: dict[str, Any]) -> None:
+        """Log one dataset's value as its catalog declaration says (:data:`KINDS`)."""
         short = name.split(".")[-1]
-        if isinstance(value, Figure):
-            self.client.log_figure(run_id, value, f"plots/{short}.png")
-        elif isinstance(value, pd.DataFrame) and short == "history":
-            self.log_history(run_id, value.drop(columns="epoch", errors="ignore").to_dict("list"))
-        elif isinstance(value, pd.DataFrame) and short == "sweep_trials":
-            self.log_trials(run_id, value)
-        elif isinstance(value, dict) and short == "sweep_best":
-            self.log_params(run_id, {f"best.{k}": v for k, v in value["params"].items()})
-            self.log_metrics(run_id, {"best_value": value["value"], **{f"best_{k}": v for k, v in value["metrics"].items()}})
-            self.client.set_tag(run_id, "best_trial", str(value["trial"]))
-            self.client.log_dict(run_id, value, "reports/sweep_best.json")
-        elif isinstance(value, pd.DataFrame) and short in TABLE_OUTPUTS:
-            self.client.log_text(run_id, value.to_csv(index=False), f"tables/{short}.csv")
-        elif isinstance(value, str) and short in TABLE_OUTPUTS:
-            self.client.log_text(run_id, value, f"tables/{short}.md")
-        elif isinstance(value, dict) and "state_dict" in value:
-            import torch
+        kind = spec.get("kind")
+        if kind == "metrics":
+            self.log_metrics(run, flatten_numbers(value), dataset=run.datasets.get("test"))
+            self.client.log_text(run.run_id, json.dumps(value, indent=2, default=str), spec.get("artifact", f"reports/{short}.json"))
+        elif kind == "history":
+            if not run.live_epochs:
+                self.log_history(run, value)
+        elif kind == "figure":
+            self.client.log_figure(run.run_id, value, spec.get("artifact", f"plots/{short}.png"))
+        elif kind == "table":
+            import pandas as pd
 
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / f"{value.get('arch', short)}.pt"
-                torch.save(value, path)
-                self.client.log_artifact(run_id, str(path), "model")
-        elif isinstance(value, dict) and short in METRIC_OUTPUTS:
-            flat = flatten(value)
-            numbers = {k: v for k, v in flat.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-            if numbers:
-                self.log_metrics(run_id, numbers)
-            self.client.log_text(run_id, json.dumps(value, indent=2, default=str), f"reports/{short}.json")
+            if isinstance(value, pd.DataFrame):
+                self.client.log_text(run.run_id, value.to_csv(index=False), spec.get("artifact", f"tables/{short}.csv"))
+            else:
+                self.client.log_text(run.run_id, str(value), spec.get("artifact", f"tables/{short}.md"))
+        elif kind == "trials":
+            self.log_trials(run, value)
+        elif kind == "sweep_best":
+            self.log_params(run, {f"best.{k}": v for k, v in value["params"].items()})
+            self.log_metrics(run, {"best_value": value["value"], **{f"best_{k}": v for k, v in value["metrics"].items()}})
+            self.client.set_tag(run.run_id, "best_trial", str(value["trial"]))
+            self.client.log_dict(run.run_id, value, spec.get("artifact", f"reports/{short}.json"))
+        elif kind in ("model", "inputs"):
+            pass  # handled by the hook (needs configuration and context)
+        else:
+            raise ValueError(f"catalog entry {name}: metadata.mlflow.kind={kind!r} is not one of {sorted(KINDS)}")
+
+    def log_history(self, run: OpenRun, history: Any) -> None:
+        """A per-epoch table as ``epoch/<column>`` metrics, step = epoch."""
+        from mlflow.entities import Metric
+
+        frame = history.copy()
+        epochs = frame.pop("epoch").tolist() if "epoch" in frame else list(range(1, len(frame) + 1))
+        ts = int(time.time() * 1000)
+        items = [Metric(f"epoch/{col}", float(v), ts, int(step)) for col in frame.columns
+                 for step, v in zip(epochs, frame[col].tolist())]
+        for i in range(0, len(items), 500):
+            self.client.log_batch(run.run_id, metrics=items[i : i + 500])
+
+    def log_trials(self, parent: OpenRun, trials: Any) -> None:
+        """One nested run per hyper-parameter trial (``param.*`` → params, ``metric.*`` → metrics)."""
+        tags = {k: v for k, v in self.client.get_run(parent.run_id).data.tags.items()
+                if not k.startswith(("mlflow.", "mlsp."))}
+        for row in trials.to_dict("records"):
+            key = f"trial-{row['trial']}"
+            run = self.open(key, key, {**tags, "sweep_trial": str(row["trial"])}, parent=parent.run_id, monitor=False)
+            self.log_params(run, {k[6:]: v for k, v in row.items() if k.startswith("param.")})
+            self.log_metrics(run, {k[7:]: v for k, v in row.items() if k.startswith("metric.")})
+            self.close(key)
 
 
-def command_line() -> str:
-    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+def _fit_tags(tags: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Tags within MLflow's value limit; a longer value (a long command line) becomes a pointer to
+    ``tags/<key>.txt``, returned separately to be logged there."""
+    out, long_tags = {}, {}
+    for key, value in tags.items():
+        value = str(value)
+        if len(value) > TAG_VALUE_MAX:
+            long_tags[key] = value
+            value = f"(too long for a tag: {len(value)} characters; full value in artifact tags/{key}.txt)"
+        out[key] = value
+    return out, long_tags
+
+
+_RENAMED: set[str] = set()
+
+
+def metric_key(key: str) -> str:
+    """``key`` with characters MLflow rejects in metric names (e.g. from class labels such as
+    ``dog(bark)``) replaced by ``_``; each renaming is reported once."""
+    safe = _BAD_KEY_CHARS.sub("_", key)
+    if safe != key and key not in _RENAMED:
+        _RENAMED.add(key)
+        logger.warning("metric %r logged as %r (MLflow allows letters, digits, _ - . / and space)", key, safe)
+    return safe
+
+
+def flatten_numbers(value: Any) -> dict[str, float]:
+    """The numeric leaves of a nested dict, dotted keys (strings, lists and bools left out)."""
+    return {k: v for k, v in flatten(value).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+# -- command line: the runs-view URLs ------------------------------------------------------------------
+def ui_urls(uri: str, base_url: str) -> list[tuple[str, str, str | None]]:
+    """``(experiment, URL of its runs view, URL comparing the models of its latest run)`` for
+    every experiment with runs. MLflow 3's UI opens in GenAI mode unless the URL asks for
+    ``workflowType=machine_learning``."""
+    from urllib.parse import quote
+
+    client = open_store(uri)
+    base = base_url.rstrip("/")
+    out = []
+    for exp in sorted(client.search_experiments(), key=lambda e: e.name):
+        latest = client.search_runs([exp.experiment_id], "tags.`mlsp.kind` = 'model'", max_results=1,
+                                    order_by=["attributes.start_time DESC"])
+        if exp.name == "Default" and not client.search_runs([exp.experiment_id], max_results=1):
+            continue
+        compare = None
+        if latest:
+            parent = latest[0].data.tags.get("mlflow.parentRunId", "")
+            models = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent}' "
+                                        "and tags.`mlsp.kind` = 'model'")
+            ids = json.dumps([r.info.run_id for r in sorted(models, key=lambda r: r.info.start_time)])
+            compare = f"{base}/#/compare-runs?runs={quote(ids)}&experiments={quote(json.dumps([exp.experiment_id]))}"
+        out.append((exp.name, f"{base}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning", compare))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mlsp_pipelines.tracking urls [--port 5000]``: print where to look."""
+    import argparse
+
+    from mlsp_pipelines.config import project_root
+
+    ap = argparse.ArgumentParser(description="Print the MLflow UI links of this project's experiments.")
+    ap.add_argument("command", choices=["urls"])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=5000)
+    args = ap.parse_args(argv)
+    root = project_root()
+    uri = resolve_tracking_uri(_configured_uri(root), root)
+    base = f"http://{args.host}:{args.port}"
+    urls = ui_urls(uri, base)
+    print(f"MLflow UI for {uri}")
+    if not urls:
+        print(f"  no runs yet: `make run` (or kedro run --pipeline=asc), then open {base}/#/experiments"
+              "?workflowType=machine_learning")
+    for name, url, compare in urls:
+        print(f"  {name:<24} runs:    {url}")
+        if compare:
+            print(f"  {'':<24} compare: {compare}  (the models of the latest run)")
+    print("Compare models: in the runs view expand a run (+), tick its model runs, press 'Compare'; on the compare "
+          "page pick confusion_matrix.png or learning_curves.png under Artifacts to see them side by side.")
+    return 0
+
+
+def _configured_uri(root: Path) -> str | None:
+    import yaml
+
+    path = root / "conf" / "base" / "mlflow.yml"
+    try:
+        return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("tracking_uri")
+    except OSError:
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -183,7 +183,7 @@ def test_cnn_min_pooling_is_used_in_blocks() -> None:
     block = model.blocks[0]
     x = batch()
     with torch.no_grad():
-        pre_pool = block.act(block.norm(block.conv(x.unsqueeze(1))))
+        pre_pool = block.more(block.act(block.norm(block.conv(x.unsqueeze(1)))))
         torch.testing.assert_close(block(x.unsqueeze(1)), manual_min_pool(pre_pool), rtol=0, atol=0)
         max_model = tiny("cnn", pooling="max", batch_norm=False).eval()
         max_model.load_state_dict(model.state_dict())
@@ -351,7 +351,7 @@ def test_register_model_function_and_conflicts() -> None:
         register_model("mlp_alias_for_test", MLP, MLPConfig)
         assert "mlp_alias_for_test" in list_models()
         model = build_model("mlp_alias_for_test", in_features=FEAT, out_features=OUT, hidden_sizes=[])
-        assert count_parameters(model) == FEAT * OUT + OUT
+        assert count_parameters(model) == 2 * FEAT * OUT + OUT  # per-band mean and std in
         register_model("mlp_alias_for_test", MLP, MLPConfig)  # idempotent
         with pytest.raises(ValueError, match="already registered"):
             register_model("mlp", torch.nn.Linear, MLPConfig)
@@ -366,3 +366,59 @@ def test_count_parameters_excludes_frozen() -> None:
     total = count_parameters(model)
     model.net[0].weight.requires_grad_(False)
     assert count_parameters(model) == total - model.net[0].weight.numel()
+
+
+def test_default_cnn_is_vgg_style_and_single_conv_stays_selectable() -> None:
+    vgg = build_model("cnn", in_features=FEAT, out_features=OUT)
+    convs = [m for m in vgg.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 2 * len(vgg.config.channels)  # two conv layers per block
+    assert [c.out_channels for c in convs[::2]] == list(vgg.config.channels)
+    small = build_model("cnn", in_features=FEAT, out_features=OUT, channels=[4, 8], convs_per_block=1, pooling="min")
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in small.modules()) == 2
+
+
+@pytest.mark.parametrize("arch", ["attn_lstm", "transformer"])
+def test_conv_frontend_shortens_sequence_but_attention_covers_every_frame(arch: str) -> None:
+    torch.manual_seed(0)
+    plain = build_model(arch, in_features=FEAT, out_features=OUT).eval()
+    fronted = build_model(arch, in_features=FEAT, out_features=OUT, frontend=[4, 8]).eval()
+    x = torch.randn(3, 20, FEAT)
+    with torch.no_grad():
+        logits, attn = fronted.forward_with_attention(x)
+    assert logits.shape == (3, OUT) and attn.shape == (3, 20)
+    torch.testing.assert_close(attn.sum(-1), torch.ones(3))
+    assert sum(p.numel() for p in fronted.parameters()) != sum(p.numel() for p in plain.parameters())
+
+
+def test_mlp_meanstd_pooling_sees_variance_that_mean_pooling_cannot() -> None:
+    torch.manual_seed(0)
+    x = torch.zeros(2, 10, FEAT)
+    x[1, ::2], x[1, 1::2] = 1.0, -1.0  # same per-band mean (0), different spread
+    mean_only = build_model("mlp", in_features=FEAT, out_features=OUT, pooling="mean").eval()
+    both = build_model("mlp", in_features=FEAT, out_features=OUT, pooling="meanstd").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(mean_only(x)[0], mean_only(x)[1])
+        assert not torch.allclose(both(x)[0], both(x)[1])
+
+
+def test_complexity_counts_recurrent_macs_and_budget_fails_with_the_model_named() -> None:
+    from mlsp_pipelines.evaluation.complexity import check_budget, model_complexity
+
+    net = build_model("gru", in_features=FEAT, out_features=OUT, hidden_size=8, bidirectional=False)
+    cx = model_complexity(net, torch.randn(1, 50, FEAT), clip_seconds=2.0)
+    gru = 50 * 3 * 8 * (FEAT + 8)  # steps x gates x H x (input + H)
+    assert cx["macs_per_clip"] >= gru and cx["macs_per_s"] == round(cx["macs_per_clip"] / 2.0)
+    assert cx["param_bytes"] == 4 * cx["params"]
+    assert check_budget("g", cx, max_macs=None, max_param_bytes=None, action="fail")
+    assert not check_budget("g", cx, max_macs=10, max_param_bytes=None, action="flag")
+    with pytest.raises(ValueError, match="model 'g'.*max_param_bytes"):
+        check_budget("g", cx, max_macs=None, max_param_bytes=10, action="fail")
+
+
+def test_mlp_bag_of_frames_ignores_frame_order() -> None:
+    torch.manual_seed(0)
+    net = build_model("mlp", in_features=FEAT, out_features=OUT, pooling="frames").eval()
+    x = torch.randn(2, 10, FEAT)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), net(x[:, torch.randperm(10)]))  # memoryless: order-free
+        assert not torch.allclose(net(x), net(x.mean(1, keepdim=True).expand_as(x)))  # but not just the mean

@@ -7,6 +7,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -15,6 +16,9 @@ from pydantic import ValidationError
 
 from mlsp_pipelines.features.vocab import (
     BOS_IDX,
+    bucket_batches,
+    sequence_lengths,
+    trim_batch,
     EOS_IDX,
     IGNORE_INDEX,
     PAD_IDX,
@@ -27,6 +31,7 @@ from mlsp_pipelines.features.vocab import (
 )
 from mlsp_pipelines.ingestion.parallel import (
     MalformedCorpusError,
+    ParallelSplitsDataset,
     ParallelTSVDataset,
     parse_parallel_lines,
     read_parallel_tsv,
@@ -37,6 +42,7 @@ from mlsp_pipelines.pipelines.seq2seq.metrics import (
     corpus_bleu,
     corpus_bleu_details,
     exact_match,
+    sacrebleu_scores,
     token_accuracy,
 )
 from mlsp_pipelines.pipelines.seq2seq.params import (
@@ -132,7 +138,8 @@ def test_tsv_loader_reads_the_shared_sample(multi30k: Path) -> None:
     assert all(s and t and "\t" not in s + t for s, t in train + test)
     assert any("ä" in t or "ü" in t or "ö" in t or "ß" in t for _, t in train)  # UTF-8 German
     df = ParallelTSVDataset(filepath=str(multi30k / "test.tsv"), max_pairs=10).load()
-    assert list(df.columns) == ["source", "target"] and len(df) == 10
+    assert list(df.columns) == ["source", "target", "line", "extra"] and len(df) == 10
+    assert df["line"].tolist() == list(range(1, 11)) and (df["extra"] == "").all()
 
 
 def test_tsv_extra_columns_bom_crlf_and_blank_lines(tmp_path: Path) -> None:
@@ -218,13 +225,13 @@ def test_split_is_seeded_disjoint_and_deduplicated() -> None:
     again, _ = nodes.prepare_corpus(raw, Seq2SeqDataParams(), VocabParams(), split)
     other, _ = nodes.prepare_corpus(raw, Seq2SeqDataParams(), VocabParams(), split.model_copy(update={"seed": 6}))
     assert pairs == again and pairs["test"] != other["test"]
-    assert quality["duplicates_dropped"] >= 20
+    assert quality["all_duplicates_dropped"] >= 20
     n = quality["pairs_used"]
     assert (quality["n_test"], quality["n_val"]) == (round(0.2 * n), round(0.1 * n))
     seen = [set(zip(pairs[s]["source"], pairs[s]["target"])) for s in ("train", "val", "test")]
     assert sum(map(len, seen)) == n and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
     short, q = nodes.prepare_corpus(raw, Seq2SeqDataParams(max_source_len=10), VocabParams(), split)
-    assert q["too_long_dropped"] > 0 and all(len(s) <= 10 for s in short["train"]["source"])
+    assert q["all_too_long_dropped"] > 0 and all(len(s) <= 10 for s in short["train"]["source"])
     with pytest.raises(ValueError, match="too few"):
         nodes.prepare_corpus(raw.iloc[:2], Seq2SeqDataParams(), VocabParams(), split)
     with pytest.raises(ValidationError, match="val_fraction"):
@@ -268,3 +275,143 @@ def test_exact_match_and_token_accuracy() -> None:
     # second: 9 of max(9, 10) = 10 positions agree
     assert token_accuracy(hyps, refs) == pytest.approx(19 / 20)
     assert token_accuracy([list("1998-03-03xx")], [list("1998-03-03")]) == pytest.approx(10 / 12)
+
+
+
+# -- split files, extra columns, subwords, batching, sacreBLEU ------------------------------------
+def _write_splits(folder: Path) -> None:
+    folder.mkdir()
+    (folder / "train.en").write_text("A dog runs.\nA cat sleeps.\nTwo men talk loudly.\nA dog runs.\n", encoding="utf-8")
+    (folder / "train.de").write_text("Ein Hund rennt.\nEine Katze schläft.\nZwei Männer reden.\nEin Hund rennt.\n",
+                                     encoding="utf-8")
+    (folder / "val.tsv").write_text("A man.\tEin Mann.\n", encoding="utf-8")
+    (folder / "test_2016_flickr.en").write_text("A dog runs.\nA very very long sentence here.\n", encoding="utf-8")
+    (folder / "test_2016_flickr.de").write_text("Ein Hund rennt.\nEin sehr sehr langer Satz hier.\n", encoding="utf-8")
+
+
+def test_official_splits_are_kept_and_the_test_split_is_never_filtered(tmp_path: Path) -> None:
+    _write_splits(tmp_path / "c")
+    raw = ParallelSplitsDataset(path=str(tmp_path / "c")).load()
+    assert raw.groupby("split").size().to_dict() == {"test": 2, "train": 4, "val": 1}
+    assert set(raw["file"]) == {"train.en + train.de", "val.tsv", "test_2016_flickr.en + test_2016_flickr.de"}
+    data = Seq2SeqDataParams(max_source_len=4)
+    pairs, quality = nodes.prepare_corpus(raw, data, VocabParams(level="word"), Seq2SeqSplitParams())
+    assert pairs["test"]["source"] == ["A dog runs.", "A very very long sentence here."]  # as given
+    assert pairs["val"]["target"] == ["Ein Mann."] and quality["val_source"] == "file"
+    # train: one duplicate dropped, "Two men talk loudly." (5 word tokens) too long
+    assert pairs["train"]["source"] == ["A dog runs.", "A cat sleeps."]
+    assert (quality["train_duplicates_dropped"], quality["train_too_long_dropped"]) == (1, 1)
+    (tmp_path / "c" / "val.tsv").unlink()
+    raw = ParallelSplitsDataset(path=str(tmp_path / "c")).load()
+    pairs, quality = nodes.prepare_corpus(raw, Seq2SeqDataParams(), VocabParams(), Seq2SeqSplitParams(val_fraction=0.3))
+    assert "held out of train" in quality["val_source"] and len(pairs["val"]["source"]) == 1
+    assert len(pairs["train"]["source"]) == 2 and not set(pairs["val"]["source"]) & set(pairs["train"]["source"])
+
+
+def test_split_folder_errors_name_what_is_missing(tmp_path: Path) -> None:
+    _write_splits(tmp_path / "c")
+    (tmp_path / "c" / "train.de").write_text("Ein Hund rennt.\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="not line-aligned"):
+        ParallelSplitsDataset(path=str(tmp_path / "c")).load()
+    (tmp_path / "c" / "train.en").unlink()
+    with pytest.raises(DatasetError, match="no train split"):
+        ParallelSplitsDataset(path=str(tmp_path / "c")).load()
+    with pytest.raises(DatasetError, match="corpus_dir"):
+        ParallelSplitsDataset(path=str(tmp_path / "nowhere")).load()
+
+
+def test_the_shared_sample_as_split_files(multi30k: Path) -> None:
+    raw = ParallelSplitsDataset(path=str(multi30k)).load()
+    assert raw.groupby("split").size().to_dict() == {"test": 100, "train": 300}
+    pairs, quality = nodes.prepare_corpus(raw, Seq2SeqDataParams(), VocabParams(level="word"), Seq2SeqSplitParams())
+    assert len(pairs["test"]["source"]) == 100 and quality["extra_column_lines"] == 0
+    assert quality["n_train"] + quality["n_val"] == 300 - quality["train_duplicates_dropped"]
+
+
+def test_lines_with_an_extra_tab_are_reported_or_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.tsv"
+    path.write_text("Go.\tGeh.\nHe said \"a\tb\".\tEr sagte.\tx\n" + "".join(f"s{i}\tt{i}\n" for i in range(20)),
+                    encoding="utf-8")
+    raw = ParallelTSVDataset(filepath=str(path)).load()
+    assert raw.loc[1, ["source", "target", "line"]].tolist() == ['He said "a', 'b".', 2]
+    _, quality = nodes.prepare_corpus(raw, Seq2SeqDataParams(), VocabParams(), Seq2SeqSplitParams())
+    assert quality["extra_column_lines"] == 1 and quality["extra_column_examples"][0]["where"] == "corpus:2"
+    with pytest.raises(ValueError, match="more than two tab-separated columns"):
+        nodes.prepare_corpus(raw, Seq2SeqDataParams(on_extra_columns="fail"), VocabParams(), Seq2SeqSplitParams())
+
+
+def test_subword_vocabulary_round_trips(multi30k: Path) -> None:
+    texts = [t for _, t in read_parallel_tsv(multi30k / "train.tsv")]
+    v = Vocab.build(texts, level="subword", subword_vocab_size=300)
+    assert v.level == "subword" and 50 < len(v) <= 304
+    pieces = v.tokenize(texts[0])
+    assert len(pieces) > len(texts[0].split()) and any(p.startswith("\u2581") for p in pieces)
+    assert all(v.decode(v.encode(t)) == t for t in texts[:50])  # lossless on the training text
+    back = Vocab.from_dict(v.to_dict())
+    assert back.tokens == v.tokens and back.tokenize(texts[1]) == v.tokenize(texts[1])
+    assert Vocab.build(texts, level="subword", subword_vocab_size=300).tokens == v.tokens  # deterministic
+    unigram = Vocab.build(texts, level="subword", subword_vocab_size=300, subword_model_type="unigram")
+    assert unigram.tokens != v.tokens
+
+
+def test_bucketed_batches_cover_every_row_once_and_group_lengths() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 40, size=1000)
+    batches = bucket_batches(lengths, 32, seed=1, epoch=1, pool=10)
+    rows = torch.cat(batches).numpy()
+    assert sorted(rows.tolist()) == list(range(1000))
+    spread = np.mean([np.ptp(lengths[b.numpy()]) for b in batches])
+    assert spread < 0.25 * np.ptp(lengths)  # similar lengths within a batch
+    again = bucket_batches(lengths, 32, seed=1, epoch=1, pool=10)
+    assert all(torch.equal(a, b) for a, b in zip(batches, again))
+    assert not all(torch.equal(a, b) for a, b in zip(batches, bucket_batches(lengths, 32, seed=1, epoch=2, pool=10)))
+    ordered = torch.cat(bucket_batches(lengths, 32, seed=1, epoch=1, shuffle=False)).numpy()
+    assert np.all(np.diff(lengths[ordered]) >= 0)
+
+
+def test_trim_batch_drops_only_unused_padding() -> None:
+    src_v, tgt_v = Vocab.build(["abcdef", "a"]), Vocab.build(["xyz", "y"])
+    src, tgt_in, tgt_out = encode_pairs(["abcdef", "a", "ab"], ["xyz", "y", "x"], src_v, tgt_v)
+    s, ti, to = trim_batch((src[1:], tgt_in[1:], tgt_out[1:]))
+    assert s.shape == (2, 2) and ti.shape == to.shape == (2, 2)
+    assert sequence_lengths(src, tgt_out).tolist() == [6, 2, 2]
+
+
+def test_sacrebleu_scores_carry_their_signature() -> None:
+    import sacrebleu
+
+    hyps = ["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen im Schnee."]
+    refs = ["Ein Mann fährt ein Fahrrad.", "Zwei Hunde spielen im Schnee."]
+    out = sacrebleu_scores(hyps, refs)
+    assert out["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
+    assert out["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score)
+    assert "tok:13a" in out["bleu_signature"] and "version:2.6.0" in out["bleu_signature"]
+    assert out["chrf_signature"].startswith("nrefs:1") and 0 < out["bleu"] < 100
+    # on whitespace-tokenised text our reference formula agrees with sacreBLEU (0-1 vs 0-100)
+    toks = ["a b c d e f", "w x y z q"]
+    assert 100 * corpus_bleu([t.split() for t in toks], [r.split() for r in ["a b c d e g", "w x y z q"]]) == \
+        pytest.approx(sacrebleu.corpus_bleu(toks, [["a b c d e g", "w x y z q"]]).score, abs=1e-6)
+    assert sacrebleu_scores(refs, refs)["bleu"] == pytest.approx(100.0)
+
+
+def test_bucketed_training_logs_batches_records_threads_and_is_seeded(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from mlsp_pipelines.params import ModelSpec, TrainParams
+    from mlsp_pipelines.pipelines.seq2seq.params import Seq2SeqBatchParams
+
+    raw = nodes.generate_dates(DateSynthParams(n_pairs=200, seed=2))
+    pairs, _ = nodes.prepare_corpus(raw, Seq2SeqDataParams(), VocabParams(), Seq2SeqSplitParams())
+    model_input = nodes.make_model_input(pairs, nodes.build_vocabularies(pairs, VocabParams()))
+    spec = ModelSpec(arch="rnn_seq2seq", kwargs={"embedding_dim": 8, "hidden_size": 8, "attention_size": 8})
+    train = TrainParams(epochs=2, batch_size=32, progress=False, log_every=2, num_threads=1, patience=None)
+    with caplog.at_level(logging.INFO, logger="mlsp_pipelines.training.loop"):
+        bundle, history = nodes.train_seq2seq(model_input, spec, train, Seq2SeqBatchParams(), None, name="g")
+    lines = [r.getMessage() for r in caplog.records if " batch " in r.getMessage()]
+    n_batches = -(-len(pairs["train"]["source"]) // 32)
+    assert any(f"batch 2/{n_batches}" in m for m in lines) and all("loss" in m and "ETA" in m for m in lines)
+    assert bundle["threads"] == 1 and history["train_loss"].iloc[1] < history["train_loss"].iloc[0]
+    again, _ = nodes.train_seq2seq(model_input, spec, train, Seq2SeqBatchParams(), None, name="g")
+    assert all(torch.equal(v, again["state_dict"][k]) for k, v in bundle["state_dict"].items())
+    plain, _ = nodes.train_seq2seq(model_input, spec, train, Seq2SeqBatchParams(bucket=False), None, name="g")
+    assert not torch.equal(plain["state_dict"]["head.weight"], bundle["state_dict"]["head.weight"])

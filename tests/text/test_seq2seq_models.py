@@ -248,3 +248,19 @@ def test_same_seed_same_weights_and_frozen_config(name: str) -> None:
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     with pytest.raises(dataclasses.FrozenInstanceError):
         model_config(name).dropout = 0.5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_teacher_forcing_in_one_pass_equals_step_by_step_decoding(variant: str) -> None:
+    """The whole-sequence forward (recurrence/attention/output layer batched over steps) is the
+    same computation as feeding the target one token at a time through ``decode_step``."""
+    model = make(variant).eval()
+    src, tgt_in = batch(3)
+    with torch.no_grad():
+        logits = model(src, tgt_in)
+        state = model.encode(src)
+        steps = []
+        for t in range(tgt_in.shape[1]):
+            step, state, _ = model.decode_step(state, tgt_in[:, t])
+            steps.append(step)
+    torch.testing.assert_close(logits, torch.stack(steps, 1), rtol=1e-5, atol=1e-5)

@@ -32,7 +32,10 @@ from mlsp_pipelines.pipelines.word2vec.params import (
     EmbeddingParams,
     EvaluationParams,
     TextPreprocessParams,
+    Word2VecModelSpec,
+    Word2VecTrainParams,
 )
+from mlsp_pipelines.training import word2vec_sgd as sgd
 from mlsp_pipelines.training.loop import fit
 
 torch.set_num_threads(1)
@@ -218,46 +221,174 @@ def lee_data() -> dict:
     return data
 
 
-@pytest.mark.parametrize(("name", "arch", "lr", "batch"), [("sg", "word2vec_sg", 0.01, 2048),
-                                                            ("cbow", "word2vec_cbow", 0.01, 256)])
-def test_loss_decreases_with_the_shared_loop(lee_data: dict, name: str, arch: str, lr: float, batch: int) -> None:
-    spec = ModelSpec(arch=arch, kwargs={"negative": 3})
-    train = TrainParams(epochs=3, batch_size=batch, lr=lr, weight_decay=0, grad_clip=None, patience=None,
-                        progress=False, num_threads=1)
-    bundle, history = nodes.train_word2vec(lee_data, spec, train, EmbeddingParams(dim=16), None)
+def test_shared_loop_still_trains_the_registry_modules(lee_data: dict) -> None:
+    """The modules keep their autograd loss for the shared loop (the pipeline uses word2vec's SGD)."""
+    ids, doc = lee_data["ids"], lee_data["doc"]
+    ex = text.make_examples(ids, doc, text.Vocabulary(tuple(lee_data["words"]), lee_data["counts"]), window=3,
+                            sample=1e-3, seed=0)
+    tr = (torch.from_numpy(ex.sg_centre[:6000]), torch.from_numpy(ex.sg_context[:6000]))
+    m = build_model("word2vec_sg", in_features=len(lee_data["words"]), out_features=8, sparse=True)
+    m.set_noise_distribution(lee_data["noise"])
+    params = TrainParams(epochs=3, batch_size=1024, lr=0.01, patience=None, progress=False, grad_clip=None,
+                         optimizer="sparse_adam", num_threads=1)
+    res = fit(m, tr, None, params=params, task="regression", loss_fn=m.negative_sampling_loss)
+    assert np.all(np.diff(res.history["train_loss"]) < 0), res.history["train_loss"]
+
+
+# -- word2vec's SGD (numba kernel, torch engine) --------------------------------------------------
+M64 = (1 << 64) - 1
+
+
+class _Xorshift:
+    """The kernel's negative-sampling stream (xorshift64*), in plain Python."""
+
+    def __init__(self, seed: int) -> None:
+        self.x = seed & M64
+
+    def negative(self, accept: np.ndarray, alias: np.ndarray) -> int:
+        x = self.x
+        x ^= x >> 12
+        x = (x ^ (x << 25)) & M64
+        x ^= x >> 27
+        self.x = x
+        r = (x * 2685821657736338717) & M64
+        k = (r >> 32) % len(accept)
+        return int(k) if (r & 0xFFFFFFFF) / 4294967296.0 < accept[k] else int(alias[k])
+
+
+def _reference_epoch(kind: str, ids, doc, spans, syn0, syn1, accept, alias, negative, a0, a1, seed):
+    """word2vec's updates written out plainly (float64), one centre at a time (gensim's order)."""
+    rng = _Xorshift(seed)
+    n, loss = len(ids), 0.0
+
+    def unit(h, target, label, alpha, neu1e):
+        f = float(np.clip(h @ syn1[target], -30, 30))
+        sig = 1 / (1 + np.exp(-f))
+        g = (label - sig) * alpha
+        neu1e += g * syn1[target]
+        syn1[target] += g * h
+        return -np.log(sig) if label else -np.log(1 - sig)
+
+    for i in range(n):
+        alpha = a0 + (a1 - a0) * i / n
+        window = [j for j in range(max(i - spans[i], 0), min(i + spans[i] + 1, n)) if j != i and doc[j] == doc[i]]
+        if kind == "sg":
+            for j in window:
+                h, neu1e = syn0[ids[j]].copy(), np.zeros(syn0.shape[1])
+                loss += unit(h, ids[i], 1, alpha, neu1e)
+                for _ in range(negative):
+                    t = rng.negative(accept, alias)
+                    if t != ids[i]:
+                        loss += unit(h, t, 0, alpha, neu1e)
+                syn0[ids[j]] += neu1e
+        elif window:
+            h, neu1e = syn0[[ids[j] for j in window]].mean(0), np.zeros(syn0.shape[1])
+            loss += unit(h, ids[i], 1, alpha, neu1e)
+            for _ in range(negative):
+                t = rng.negative(accept, alias)
+                if t != ids[i]:
+                    loss += unit(h, t, 0, alpha, neu1e)
+            for j in window:
+                syn0[ids[j]] += neu1e
+    return loss
+
+
+@pytest.mark.parametrize("kind", ["sg", "cbow"])
+def test_numba_kernel_matches_a_plain_reference(kind: str) -> None:
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, 7, size=40)
+    doc = np.repeat([0, 1, 2], [15, 1, 24])
+    spans = rng.integers(1, 4, size=40)
+    accept, alias = sgd.alias_table(text.noise_distribution(np.array([40, 20, 10, 5, 5, 2, 1])))
+    syn0 = rng.normal(0, 0.3, size=(7, 5)).astype(np.float32)
+    syn1 = rng.normal(0, 0.3, size=(7, 5)).astype(np.float32)
+    ref0, ref1 = syn0.astype(np.float64), syn1.astype(np.float64)
+    ref_loss = _reference_epoch(kind, ids, doc, spans, ref0, ref1, accept, alias, 3, 0.5, 0.1, 12345)
+    kernel = sgd._compile()[kind]
+    loss, n = kernel(ids, doc, spans, syn0, syn1, accept, alias, 3, 0.5, 0.1, np.uint64(12345), True)
+    np.testing.assert_allclose(syn0, ref0, atol=2e-5)
+    np.testing.assert_allclose(syn1, ref1, atol=2e-5)
+    assert loss == pytest.approx(ref_loss, rel=1e-5)
+    assert n == (sum(1 for i in range(40) for j in range(40) if 0 < abs(i - j) <= spans[i] and doc[i] == doc[j])
+                 if kind == "sg" else 39)  # cbow: every centre but the one-word document
+
+
+def test_alias_table_samples_the_noise_distribution_exactly() -> None:
+    probs = text.noise_distribution(np.array([500, 120, 60, 20, 5, 1, 1]))
+    accept, alias = sgd.alias_table(probs)
+    np.testing.assert_allclose(sgd.alias_probabilities(accept, alias), probs, rtol=1e-12)
+    stream = _Xorshift(99)
+    draws = np.bincount([stream.negative(accept, alias) for _ in range(60_000)], minlength=7) / 60_000
+    np.testing.assert_allclose(draws, probs, atol=0.006)
+    with pytest.raises(ValueError):
+        sgd.alias_table(np.array([0.0, 0.0]))
+
+
+def test_every_epoch_draws_its_own_examples() -> None:
+    ids = np.arange(2000) % 50
+    doc = np.repeat(np.arange(20), 100)
+    keep = np.full(50, 0.7)
+    e1 = sgd.draw_epoch(ids, doc, keep, 5, True, seed=4, epoch=1)
+    again = sgd.draw_epoch(ids, doc, keep, 5, True, seed=4, epoch=1)
+    e2 = sgd.draw_epoch(ids, doc, keep, 5, True, seed=4, epoch=2)
+    assert all(np.array_equal(a, b) for a, b in zip(e1[:3], again[:3])) and e1[3] == again[3]
+    assert len(e1[0]) != len(e2[0]) or not np.array_equal(e1[0], e2[0])  # another sub-sample
+    assert e1[3] != e2[3]  # another negative stream
+    assert 0.65 < len(e1[0]) / 2000 < 0.75 and set(np.unique(e1[2])) == {1, 2, 3, 4, 5}
+
+
+def _w2v_spec(kind: str, **train: object) -> Word2VecModelSpec:
+    return Word2VecModelSpec(arch=f"word2vec_{kind}", kwargs={"negative": 3}, train=dict(train))
+
+
+@pytest.mark.parametrize("kind", ["sg", "cbow"])
+def test_sgd_training_learns_and_is_seeded(lee_data: dict, kind: str) -> None:
+    train = Word2VecTrainParams(epochs=3, progress=False)
+    bundle, history = nodes.train_word2vec(lee_data, _w2v_spec(kind), train, EmbeddingParams(dim=16), None)
     loss = history["train_loss"].to_numpy()
     assert len(loss) == 3 and np.all(np.diff(loss) < 0), loss
-    assert bundle["words_per_second"] > 0 and bundle["epochs_run"] == 3
-    again, _ = nodes.train_word2vec(lee_data, spec, train, EmbeddingParams(dim=16), None)
+    assert bundle["words_per_second"] > 0 and bundle["epochs_run"] == 3 and bundle["engine"] == "numba"
+    again, _ = nodes.train_word2vec(lee_data, _w2v_spec(kind), train, EmbeddingParams(dim=16), None)
     for k, v in bundle["state_dict"].items():  # seeded: the same weights again
         assert torch.equal(v, again["state_dict"][k]), k
+    other, _ = nodes.train_word2vec(lee_data, _w2v_spec(kind, seed=1), train, EmbeddingParams(dim=16), None)
+    assert not torch.equal(other["state_dict"]["in_embed.weight"], bundle["state_dict"]["in_embed.weight"])
 
 
-def test_fit_resumes_word2vec_exactly(tmp_path: Path, lee_data: dict) -> None:
+@pytest.mark.parametrize("engine", ["numba", "torch"])
+def test_sgd_resumes_exactly_after_an_interruption(tmp_path: Path, lee_data: dict, engine: str) -> None:
     from mlsp_pipelines.datasets.files import CheckpointStore
 
-    tr, _ = nodes._split(lee_data, "word2vec_sg")
-    tr = tuple(t[:3000] for t in tr)
-    params = TrainParams(epochs=2, batch_size=512, lr=0.01, patience=None, progress=False, grad_clip=None)
+    args = (lee_data["ids"], lee_data["doc"], lee_data["keep_prob"], lee_data["noise"])
+    settings = sgd.SGDSettings(kind="sg", dim=8, window=3, negative=2, epochs=3, engine=engine, batch_pairs=512)
+    straight = sgd.train(*args, settings)
 
-    def run(epochs: int, store: CheckpointStore | None) -> torch.Tensor:
-        torch.manual_seed(0)
-        m = build_model("word2vec_sg", in_features=len(lee_data["words"]), out_features=8)
-        m.set_noise_distribution(lee_data["noise"])
-        p = TrainParams(**{**params.model_dump(), "epochs": epochs})
-        fit(m, tr, None, params=p, task="regression", loss_fn=m.negative_sampling_loss, checkpoint=store,
-            config_hash="h")
-        return m.embeddings()
+    def interrupt(epoch: int, row: dict) -> None:
+        if epoch == 3:  # dies during epoch 3: the checkpoint holds epoch 2
+            raise KeyboardInterrupt
 
-    straight = run(2, None)
+    store = CheckpointStore(tmp_path / "w.ckpt")
+    with pytest.raises(KeyboardInterrupt):
+        sgd.train(*args, settings, checkpoint=store, config_hash="h", callbacks=(interrupt,))
+    assert torch.load(store.path, weights_only=True)["epoch"] == 2
+    resumed = sgd.train(*args, settings, checkpoint=store, config_hash="h")
+    assert resumed.resumed_from == 2 and len(resumed.history["train_loss"]) == 3 and not store.path.exists()
+    np.testing.assert_array_equal(resumed.syn0, straight.syn0)
+    np.testing.assert_array_equal(resumed.syn1, straight.syn1)
+    assert resumed.history["train_loss"] == straight.history["train_loss"]
 
-    class Keep(CheckpointStore):
-        def clear(self) -> None:  # keep the epoch-1 checkpoint to resume from
-            pass
 
-    store = Keep(tmp_path / "w.ckpt")
-    run(1, store)
-    torch.testing.assert_close(run(2, store), straight, rtol=0, atol=0)
+@pytest.mark.parametrize("kind", ["sg", "cbow"])
+def test_torch_engine_learns_like_the_kernel(lee_data: dict, kind: str) -> None:
+    emb = EmbeddingParams(dim=16)
+    losses = {}
+    for engine in ("numba", "torch"):
+        train = Word2VecTrainParams(epochs=4, progress=False, engine=engine, batch_pairs=256)
+        bundle, history = nodes.train_word2vec(lee_data, _w2v_spec(kind), train, emb, None)
+        losses[engine] = history["train_loss"].to_numpy()
+        assert bundle["engine"] == engine
+    assert losses["torch"][-1] < losses["torch"][0] - 0.03  # it learns (CBOW starts slowly here) ...
+    np.testing.assert_allclose(losses["torch"], losses["numba"], rtol=0.01)  # ... at the kernel's pace
 
 
 # -- datasets ------------------------------------------------------------------------------------
@@ -323,9 +454,9 @@ def test_export_of_a_trained_model_loads_in_gensim_and_torch(tmp_path: Path, lee
 
     from mlsp_pipelines.datasets.files import TorchDataset
 
-    spec = ModelSpec(arch="word2vec_sg", kwargs={"negative": 2})
-    train = TrainParams(epochs=1, batch_size=4096, lr=0.01, patience=None, progress=False, grad_clip=None)
-    bundle, _ = nodes.train_word2vec(lee_data, spec, train, EmbeddingParams(dim=8), None)
+    spec = Word2VecModelSpec(arch="word2vec_sg", kwargs={"negative": 2})
+    bundle, _ = nodes.train_word2vec(lee_data, spec, Word2VecTrainParams(epochs=1, progress=False),
+                                     EmbeddingParams(dim=8), None)
     emb, txt = nodes.export_embeddings(bundle)
     Word2VecTextDataset(filepath=str(tmp_path / "sg.vec.txt")).save(txt)
     TorchDataset(filepath=str(tmp_path / "sg.pt")).save(emb)
@@ -419,11 +550,13 @@ def test_report_puts_quality_and_speed_side_by_side() -> None:
     assert "word2vec_cbow_vs_anchor" not in summary  # no gensim CBOW anchor
 
 
-def test_gensim_anchor_uses_the_same_vocabulary(lee_data: dict) -> None:
-    spec = ModelSpec(arch="word2vec_sg", kwargs={"negative": 2})
-    train = TrainParams(epochs=1, progress=False)
+@pytest.mark.parametrize("kind", ["sg", "cbow"])
+def test_gensim_anchor_uses_the_same_vocabulary(lee_data: dict, kind: str) -> None:
+    spec = Word2VecModelSpec(arch=f"word2vec_{kind}", kwargs={"negative": 2})
+    train = Word2VecTrainParams(epochs=1, progress=False)
     pre = TextPreprocessParams(min_count=5, window=3)
     emb, _ = nodes.train_gensim(lee_data, spec, train, EmbeddingParams(dim=8), pre, BaselineParams())
+    assert emb["model"] == f"gensim_{kind}"
     assert sorted(emb["words"]) == sorted(str(w) for w in lee_data["words"])
     assert int(emb["counts"].sum()) == int(np.asarray(lee_data["counts"]).sum())
     assert emb["stats"]["threads"] == 1 and emb["stats"]["words_per_second"] > 0
@@ -438,3 +571,24 @@ def test_parameters_are_validated() -> None:
         TextPreprocessParams(min_cont=3)  # typo'd key
     with pytest.raises(ValueError):
         EvaluationParams(n_neighbours=0)
+    with pytest.raises(ValueError, match="min_alpha"):
+        Word2VecTrainParams(alpha=0.01, min_alpha=0.1)
+    with pytest.raises(ValueError, match="lr"):
+        Word2VecModelSpec(arch="word2vec_sg", train={"lr": 0.1})  # a loop setting, not word2vec's
+    with pytest.raises(ValueError):
+        Word2VecModelSpec(arch="cnn")
+
+
+def test_default_pipeline_has_a_gensim_anchor_per_kind() -> None:
+    import yaml
+
+    from mlsp_pipelines.pipelines.word2vec.pipeline import create_pipelines
+
+    conf = yaml.safe_load((Path(__file__).resolve().parents[2] / "conf/base/parameters_word2vec.yml").read_text())
+    names = {n.name for n in create_pipelines(conf)["word2vec"].nodes}
+    assert {"word2vec.gensim_sg.train_gensim", "word2vec.gensim_cbow.train_gensim"} <= names
+    conf["word2vec"]["baseline"]["kinds"] = ["cbow"]
+    conf["word2vec"]["models"].pop("cbow")
+    conf["word2vec"]["architectures"] = ["sg"]
+    with pytest.raises(ValueError, match="no word2vec.models entry has arch word2vec_cbow"):
+        create_pipelines(conf)

@@ -135,7 +135,10 @@ class TorchDataset(_FileDataset):
         import torch
 
         with atomic_path(self._filepath) as tmp:
-            torch.save(data, tmp)
+            # through a file object: torch.save(path) names the zip's root folder after the (random)
+            # temporary file, so identical models would get different bytes and DVC hashes
+            with open(tmp, "wb") as f:
+                torch.save(data, f)
 
 
 class CheckpointStoreDataset(_FileDataset):

@@ -30,6 +30,39 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def resolve_features(params: FeatureParams, sample_rates: list[int], durations: list[float]) -> FeatureParams:
+    """Concrete feature parameters for ``auto`` fields, from the clips' native sample rates and
+    durations (so short 8 kHz digits and 10 s 44.1 kHz scenes both work without tuning):
+
+    - ``sr``: the most common native rate, at most 22050 Hz (log-mel above 11 kHz adds little);
+    - ``n_fft``: the power of two nearest 40 ms; ``hop_length``: n_fft/4 for clips under 2 s
+      (enough frames for a short word), n_fft/2 otherwise;
+    - ``n_mels``: 40 at 8 kHz and below (a 256-point FFT has too few low bins for more), else 64;
+    - ``clip_s``: the 99th percentile of the durations, rounded up to 0.1 s (the few longer
+      clips are cropped, the rest padded).
+    """
+    values: dict[str, Any] = {}
+    if params.sr == "auto":
+        rates, counts = np.unique(np.asarray(sample_rates, dtype=np.int64), return_counts=True)
+        values["sr"] = int(min(int(rates[np.argmax(counts)]), 22050))
+    sr = values.get("sr", params.sr)
+    if params.clip_s == "auto":
+        values["clip_s"] = float(np.ceil(np.percentile(np.asarray(durations, dtype=float), 99) * 10) / 10) or 0.1
+    clip_s = values.get("clip_s", params.clip_s)
+    if params.n_fft == "auto":
+        values["n_fft"] = int(2 ** round(np.log2(0.04 * sr)))
+    n_fft = values.get("n_fft", params.n_fft)
+    if params.hop_length == "auto":
+        values["hop_length"] = n_fft // 4 if clip_s < 2 else n_fft // 2
+    if params.n_mels == "auto":
+        values["n_mels"] = 40 if sr <= 8000 else 64
+    if params.fmax is not None and params.fmax > sr / 2:
+        values["fmax"] = None  # the data's rate is lower than the configured band edge
+    if values:
+        logger.info("features resolved from the data: %s", values)
+    return params.model_copy(update=values)
+
+
 def n_frames(params: FeatureParams) -> int:
     """Frames of a ``clip_s`` clip with centred STFT frames."""
     return 1 + int(round(params.clip_s * params.sr)) // params.hop_length

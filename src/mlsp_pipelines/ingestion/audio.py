@@ -53,11 +53,20 @@ def load_audio(
         raise AudioDecodeError(path, f"cannot decode audio ({exc})") from exc
     if data.shape[0] == 0:
         raise AudioDecodeError(path, "no audio samples in file (or in the requested segment)")
-    y = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if not np.all(np.isfinite(y)):
+    if not np.all(np.isfinite(data)):
         raise AudioDecodeError(path, "audio contains NaN or infinite samples")
+    return mono_at_rate(data, native_sr, sr)
+
+
+def mono_at_rate(y: np.ndarray, native_sr: int, sr: int) -> np.ndarray:
+    """(samples,) or (samples, channels) float audio → mono float32 at ``sr`` Hz: channel mean,
+    then soxr (librosa's default resampler). Shared by the loaders and the served model, so a
+    deployed model sees exactly what training saw."""
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim == 2:
+        y = y.mean(axis=1) if y.shape[1] > 1 else y[:, 0]
     if native_sr != sr:
-        import soxr  # librosa's default resampler, imported lazily
+        import soxr  # imported lazily
 
         y = soxr.resample(y, native_sr, sr, quality="HQ").astype(np.float32, copy=False)
     return np.ascontiguousarray(y, dtype=np.float32)

@@ -97,3 +97,15 @@ def check_sequence_input(x: torch.Tensor, in_features: int, model_name: str) -> 
             f"{model_name} expects input of shape (batch, time, {in_features}), "
             f"got {tuple(x.shape)}"
         )
+
+
+def stretch_time(weights: torch.Tensor, steps: int) -> torch.Tensor:
+    """Attention over T' pooled steps (B, T') spread back over the ``steps`` input frames (B, T),
+    each pooled step's weight shared by the frames it covers; rows still sum to 1."""
+    if weights.shape[-1] == steps:
+        return weights
+    factor = max(1, steps // weights.shape[-1])
+    out = weights.repeat_interleave(factor, dim=-1)[..., :steps] / factor
+    if out.shape[-1] < steps:
+        out = F.pad(out, (0, steps - out.shape[-1]))
+    return out / out.sum(dim=-1, keepdim=True)

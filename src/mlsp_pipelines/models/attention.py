@@ -1,5 +1,10 @@
 """``attn_lstm``: LSTM with attention pooling over time.
 
+With ``frontend`` channels, a VGG-style conv stem (:func:`~mlsp_pipelines.models.cnn.conv_stem`)
+first turns the log-mel into a shorter sequence of learned local patterns: on real recordings
+an LSTM over raw mel frames has to learn spectral shapes and their order at once, and loses to
+a linear model; over conv features it only has to learn the order.
+
 Instead of trusting the last state or weighting all frames equally, the model learns which
 frames matter, and the weights can be plotted over the spectrogram:
 u_t = tanh(W h_t + b), a_t = softmax_t(u_t . u_c), l = sum_t a_t h_t.
@@ -17,10 +22,12 @@ from mlsp_pipelines.models._config import (
     check_bool,
     check_dropout,
     check_int,
+    check_int_tuple,
     make_config,
     set_field,
 )
-from mlsp_pipelines.models._layers import check_features, check_sequence_input, make_rnn
+from mlsp_pipelines.models._layers import check_features, check_sequence_input, make_rnn, stretch_time
+from mlsp_pipelines.models.cnn import conv_stem
 from mlsp_pipelines.models.registry import register_model
 
 
@@ -31,6 +38,8 @@ class AttnLSTMConfig:
     bidirectional: bool = True
     dropout: float = 0.1
     attention_size: int = 64
+    frontend: tuple[int, ...] = ()  # conv-stem channels per block; () = LSTM on the mel frames
+    frontend_convs: int = 2
 
     def __post_init__(self) -> None:
         check_int("hidden_size", self.hidden_size)
@@ -38,6 +47,8 @@ class AttnLSTMConfig:
         check_bool("bidirectional", self.bidirectional)
         set_field(self, "dropout", check_dropout("dropout", self.dropout))
         check_int("attention_size", self.attention_size)
+        set_field(self, "frontend", check_int_tuple("frontend", self.frontend, allow_empty=True))
+        check_int("frontend_convs", self.frontend_convs)
 
 
 @register_model("attn_lstm", config_cls=AttnLSTMConfig)
@@ -52,9 +63,10 @@ class AttentionLSTM(nn.Module):
         self.config: AttnLSTMConfig = make_config(AttnLSTMConfig, config, model_name="attn_lstm")
         cfg = self.config
         width = cfg.hidden_size * (2 if cfg.bidirectional else 1)
+        self.stem, freq = conv_stem(cfg.frontend, in_features=self.in_features, convs_per_block=cfg.frontend_convs)
         self.rnn = make_rnn(
             "lstm",
-            input_size=self.in_features,
+            input_size=cfg.frontend[-1] * freq if cfg.frontend else self.in_features,
             hidden_size=cfg.hidden_size,
             num_layers=cfg.num_layers,
             dropout=cfg.dropout,
@@ -68,15 +80,17 @@ class AttentionLSTM(nn.Module):
     def hidden_states(self, x: torch.Tensor) -> torch.Tensor:
         """Top LSTM layer's output sequence (B, T, H*dirs)."""
         check_sequence_input(x, self.in_features, "attn_lstm")
+        if len(self.stem):
+            x = self.stem(x.unsqueeze(1)).permute(0, 2, 1, 3).flatten(2)  # (B, T', C*F')
         return self.rnn(x)[0]
 
     def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits (B, out), attention (B, T)); each attention row is non-negative, sums to 1."""
-        seq = self.hidden_states(x)  # (B, T, D)
-        u = torch.tanh(self.attn_proj(seq))  # (B, T, A)
-        attn = torch.softmax(u @ self.context, dim=1)  # (B, T)
+        seq = self.hidden_states(x)  # (B, T', D); T' = T without a front end
+        u = torch.tanh(self.attn_proj(seq))  # (B, T', A)
+        attn = torch.softmax(u @ self.context, dim=1)  # (B, T')
         pooled = torch.bmm(attn.unsqueeze(1), seq).squeeze(1)  # (B, D)
-        return self.head(self.dropout(pooled)), attn
+        return self.head(self.dropout(pooled)), stretch_time(attn, x.shape[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_attention(x)[0]

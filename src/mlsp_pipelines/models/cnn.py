@@ -2,6 +2,12 @@
 
 Treating the spectrogram as an image gives local time-frequency patterns (onsets, harmonics)
 translation-tolerant detectors; global pooling then makes the decision position-free.
+
+The default is VGG-style (two 3x3 conv + batch-norm + ReLU layers per block, channels widening
+block by block, 2x2 pooling between blocks), the shape of the CNN baselines that win on real
+audio (DCASE, PANNs); ``convs_per_block: 1`` gives the small single-conv network of the pooling
+lesson, where ``pooling`` (max|mean|min) makes the difference visible. :func:`conv_stem` is the
+same stack reused as the front end of ``crnn``, ``attn_lstm`` and ``transformer``.
 """
 
 from __future__ import annotations
@@ -29,27 +35,40 @@ from mlsp_pipelines.models._layers import (
 )
 from mlsp_pipelines.models.registry import register_model
 
-__all__ = ["CNN", "CNNConfig", "ConvBlock", "Pool2d"]
+__all__ = ["CNN", "CNNConfig", "ConvBlock", "Pool2d", "conv_stem", "global_pool"]
 
-GLOBAL_POOLING = ("mean", "max")
+GLOBAL_POOLING = ("mean", "max", "meanmax")
+
+
+def global_pool(z: torch.Tensor, mode: str) -> torch.Tensor:
+    """(B, C, T, F) -> (B, C). ``meanmax``: mean over frequency, then max + mean over time
+    (the PANNs head: a short loud event and a steady texture both register)."""
+    if mode == "mean":
+        return z.mean(dim=(2, 3))
+    if mode == "max":
+        return z.amax(dim=(2, 3))
+    z = z.mean(dim=3)
+    return z.amax(dim=2) + z.mean(dim=2)
 
 
 @dataclass(frozen=True)
 class CNNConfig:
     """One conv block per entry of ``channels`` (its length is the depth, values the widths)."""
 
-    channels: tuple[int, ...] = (16, 32, 64)
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    convs_per_block: int = 2
     kernel_size: int = 3
     stride: int = 1
     padding: int = 1
     pooling: str = "max"
     batch_norm: bool = True
     dropout: float = 0.1
-    global_pooling: str = "mean"
+    global_pooling: str = "meanmax"
     per_step: bool = False
 
     def __post_init__(self) -> None:
         set_field(self, "channels", check_int_tuple("channels", self.channels))
+        check_int("convs_per_block", self.convs_per_block)
         check_int("kernel_size", self.kernel_size)
         check_int("stride", self.stride)
         check_int("padding", self.padding, minimum=0)
@@ -66,7 +85,8 @@ class CNNConfig:
 
 
 class ConvBlock(nn.Module):
-    """conv -> batch norm -> ReLU -> 2x2 pooling -> dropout: (B, Cin, H, W) -> (B, Cout, H', W')."""
+    """``n_convs`` x (conv -> batch norm -> ReLU) -> 2x2 pooling -> dropout:
+    (B, Cin, H, W) -> (B, Cout, H', W')."""
 
     def __init__(
         self,
@@ -80,6 +100,7 @@ class ConvBlock(nn.Module):
         batch_norm: bool,
         dropout: float,
         pool_size: tuple[int, int] = (2, 2),
+        n_convs: int = 1,
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(
@@ -87,11 +108,34 @@ class ConvBlock(nn.Module):
         )
         self.norm = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
         self.act = nn.ReLU()
+        more: list[nn.Module] = []
+        for _ in range(n_convs - 1):
+            more += [nn.Conv2d(out_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=not batch_norm),
+                     nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity(), nn.ReLU()]
+        self.more = nn.Sequential(*more)
         self.pool = Pool2d(pooling, pool_size)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.pool(self.act(self.norm(self.conv(x)))))
+        return self.drop(self.pool(self.more(self.act(self.norm(self.conv(x))))))
+
+
+def conv_stem(
+    channels: tuple[int, ...], *, in_features: int, convs_per_block: int = 2, kernel_size: int = 3,
+    pooling: str = "max", pool_size: tuple[int, int] = (2, 2), batch_norm: bool = True, dropout: float = 0.0,
+) -> tuple[nn.Sequential, int]:
+    """The VGG-style stack (B, 1, T, F) -> (B, C, T', F') and the number of frequency bins F'
+    left, for front ends that hand the result to a recurrent layer or a Transformer."""
+    freq = in_features
+    for _ in channels:
+        freq = max(1, freq // pool_size[1])
+    widths = (1, *channels)
+    stem = nn.Sequential(*(
+        ConvBlock(c_in, c_out, kernel_size=kernel_size, stride=1, padding=kernel_size // 2, pooling=pooling,
+                  batch_norm=batch_norm, dropout=dropout, pool_size=pool_size, n_convs=convs_per_block)
+        for c_in, c_out in zip(widths[:-1], widths[1:])
+    ))
+    return stem, freq
 
 
 @register_model("cnn", config_cls=CNNConfig)
@@ -118,6 +162,7 @@ class CNN(nn.Module):
                     pooling=cfg.pooling,
                     batch_norm=cfg.batch_norm,
                     dropout=cfg.dropout,
+                    n_convs=cfg.convs_per_block,
                 )
                 for c_in, c_out in zip(widths[:-1], widths[1:])
             )
@@ -134,8 +179,4 @@ class CNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_sequence_input(x, self.in_features, "cnn")
         z = self.blocks(x.unsqueeze(1))  # (B, C, T', F')
-        if self.config.global_pooling == "mean":
-            z = z.mean(dim=(2, 3))
-        else:
-            z = z.amax(dim=(2, 3))
-        return self.head(self.dropout(z))
+        return self.head(self.dropout(global_pool(z, self.config.global_pooling)))

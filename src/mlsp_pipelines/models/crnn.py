@@ -40,6 +40,7 @@ class CRNNConfig:
     """Each conv block pools by ``time_pool`` x ``freq_pool`` (``time_pool=1``: keep all frames)."""
 
     channels: tuple[int, ...] = (16, 32)
+    convs_per_block: int = 2
     kernel_size: int = 3
     pooling: str = "max"
     freq_pool: int = 2
@@ -55,6 +56,7 @@ class CRNNConfig:
 
     def __post_init__(self) -> None:
         set_field(self, "channels", check_int_tuple("channels", self.channels))
+        check_int("convs_per_block", self.convs_per_block)
         check_int("kernel_size", self.kernel_size)
         if self.kernel_size % 2 == 0:
             raise ValueError(
@@ -111,6 +113,7 @@ class CRNN(nn.Module):
                     batch_norm=cfg.batch_norm,
                     dropout=cfg.dropout,
                     pool_size=(cfg.time_pool, cfg.freq_pool),
+                    n_convs=cfg.convs_per_block,
                 )
                 for c_in, c_out in zip(widths[:-1], widths[1:])
             )

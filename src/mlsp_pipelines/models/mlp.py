@@ -1,6 +1,9 @@
 """``mlp``: the memoryless baseline.
 
-Pooled mode averages the input over time before the MLP, so it cannot use temporal order;
+Pooled mode summarises the input over time (per-band mean, and by default standard deviation:
+the statistics a logistic-regression baseline sees) before the MLP, or (``frames``) maps every
+frame on its own and pools the frame embeddings (a bag of frames); either way it cannot use
+temporal order;
 per-step mode maps every frame independently. Either way it shows how much a model gains
 from context.
 """
@@ -35,6 +38,9 @@ class MLPConfig:
     dropout: float = 0.1
     activation: str = "relu"
     per_step: bool = False
+    # pooled mode: ``mean`` / ``meanstd`` summarise the bands over time before the MLP;
+    # ``frames`` applies the hidden layers to every frame alone, then pools mean and max over time
+    pooling: str = "meanstd"
 
     def __post_init__(self) -> None:
         set_field(
@@ -43,6 +49,7 @@ class MLPConfig:
         set_field(self, "dropout", check_dropout("dropout", self.dropout))
         check_choice("activation", self.activation, tuple(ACTIVATIONS))
         check_bool("per_step", self.per_step)
+        check_choice("pooling", self.pooling, ("mean", "meanstd", "frames"))
 
 
 @register_model("mlp", config_cls=MLPConfig)
@@ -58,16 +65,25 @@ class MLP(nn.Module):
         self.in_features, self.out_features = check_features(in_features, out_features)
         self.config: MLPConfig = make_config(MLPConfig, config, model_name="mlp")
         layers: list[nn.Module] = []
-        width = self.in_features
+        width = self.in_features * (2 if self.config.pooling == "meanstd" and not self.config.per_step else 1)
         for size in self.config.hidden_sizes:
             layers += [nn.Linear(width, size), ACTIVATIONS[self.config.activation]()]
             layers.append(nn.Dropout(self.config.dropout))
             width = size
+        if self.config.pooling == "frames" and not self.config.per_step:
+            width *= 2  # mean and max of the frame embeddings
         layers.append(nn.Linear(width, self.out_features))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 2 and not self.config.per_step and x.shape[-1] == self.in_features:
+        if x.dim() == 2 and not self.config.per_step and x.shape[-1] == self.net[0].in_features:
             return self.net(x)
         check_sequence_input(x, self.in_features, "mlp")
-        return self.net(x if self.config.per_step else x.mean(dim=1))
+        if self.config.per_step:
+            return self.net(x)
+        if self.config.pooling == "mean":
+            return self.net(x.mean(dim=1))
+        if self.config.pooling == "frames":  # a bag of frames: no frame sees another
+            h = self.net[:-1](x)
+            return self.net[-1](torch.cat([h.mean(dim=1), h.amax(dim=1)], dim=-1))
+        return self.net(torch.cat([x.mean(dim=1), x.std(dim=1, unbiased=False)], dim=-1))

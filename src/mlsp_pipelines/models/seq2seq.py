@@ -347,18 +347,44 @@ class RNNSeq2Seq(Seq2SeqModel):
         return logits, new_state, attn
 
     def _teacher_forced(self, src: Tensor, tgt_in: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Logits (B, T, V) and attention (B, T, S) of the whole target at once: the same
+        arithmetic as :meth:`decode_step` step by step, but the embedding, the output layer and
+        (for Luong or no attention, whose recurrence does not depend on the attention) the
+        decoder recurrence and the attention itself run over all steps in one call each."""
         check_tokens(tgt_in, "tgt_in", self.model_name)
         if src.shape[0] != tgt_in.shape[0]:
             raise ValueError(f"{self.model_name}: src and tgt_in batch sizes differ "
                              f"({src.shape[0]} vs {tgt_in.shape[0]})")
+        cfg = self.config
         state = self.encode(src)
-        logits, weights = [], []
-        for t in range(tgt_in.shape[1]):
-            step_logits, state, attn = self.decode_step(state, tgt_in[:, t])
-            logits.append(step_logits)
-            if attn is not None:
-                weights.append(attn)
-        return torch.stack(logits, dim=1), (torch.stack(weights, dim=1) if weights else None)
+        emb = self.dropout(self.tgt_embed(tgt_in))  # (B, T, E)
+        steps = tgt_in.shape[1]
+        h0 = state["h"].transpose(0, 1).contiguous()
+        hidden: Any = (h0, state["c"].transpose(0, 1).contiguous()) if cfg.cell == "lstm" else h0
+        weights: Tensor | None = None
+        if cfg.attention == "bahdanau":
+            outs, contexts, attns = [], [], []
+            for t in range(steps):
+                top = hidden[0][-1] if cfg.cell == "lstm" else hidden[-1]
+                context, attn = self._attend(top, state)
+                out, hidden = self.decoder(torch.cat([emb[:, t], context], dim=-1).unsqueeze(1), hidden)
+                outs.append(out.squeeze(1))
+                contexts.append(context)
+                attns.append(attn)
+            out, context, weights = torch.stack(outs, 1), torch.stack(contexts, 1), torch.stack(attns, 1)
+            logits = self.head(self.dropout(torch.cat([out, context], dim=-1)))
+        elif cfg.attention == "none":
+            context = state["summary"].unsqueeze(1).expand(-1, steps, -1)
+            out, _ = self.decoder(torch.cat([emb, context], dim=-1), hidden)
+            logits = self.head(self.dropout(torch.cat([out, context], dim=-1)))
+        else:  # luong: the recurrence sees only the embeddings; attention follows each output
+            out, _ = self.decoder(emb, hidden)  # (B, T, H)
+            scores = torch.bmm(out, state["keys"].transpose(1, 2)).masked_fill(~state["valid"].unsqueeze(1),
+                                                                                 float("-inf"))
+            weights = torch.softmax(scores, dim=-1)  # (B, T, S)
+            context = torch.bmm(weights, state["memory"])
+            logits = self.head(self.dropout(torch.tanh(self.combine(torch.cat([out, context], dim=-1)))))
+        return logits, weights
 
     def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
         """Teacher forcing: src (B, S), tgt_in (B, T) → logits (B, T, out_features)."""

@@ -155,8 +155,8 @@ class TransformerSeq2Seq(Seq2SeqModel):
             x = layer.norm3(x + feed_forward(x))
         return x, weights
 
-    def _decode(self, tgt_in: Tensor, memory: Tensor, src_pad: Tensor, need_weights: bool = False
-                ) -> tuple[Tensor, Tensor | None]:
+    def _decode(self, tgt_in: Tensor, memory: Tensor, src_pad: Tensor, need_weights: bool = False,
+                last_only: bool = False) -> tuple[Tensor, Tensor | None]:
         mask = causal_mask(tgt_in.shape[1], tgt_in.device)
         h = self._embed(self.tgt_embed, tgt_in)
         weights = None
@@ -165,6 +165,8 @@ class TransformerSeq2Seq(Seq2SeqModel):
             h, w = self._decoder_layer(layer, h, memory, mask, src_pad, need_weights and i == last)
             if i == last:
                 weights = w
+        if last_only:  # decoding: only the newest position's logits (B, 1, V), not (B, T, V)
+            h, weights = h[:, -1:], None if weights is None else weights[:, -1:]
         return self.head(self.decoder_norm(h)), weights
 
     def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
@@ -178,7 +180,7 @@ class TransformerSeq2Seq(Seq2SeqModel):
         earlier positions are unchanged): logits (N, V) of the next token and the cross-attention
         (N, S) of its query."""
         prefix = torch.cat([state["prefix"], prev.unsqueeze(1)], dim=1)
-        logits, weights = self._decode(prefix, state["memory"], state["src_pad"], need_weights=True)
+        logits, weights = self._decode(prefix, state["memory"], state["src_pad"], need_weights=True, last_only=True)
         return logits[:, -1], {**state, "prefix": prefix}, weights[:, -1]
 
     def attention_weights(self, src: Tensor, tgt_in: Tensor) -> Tensor:

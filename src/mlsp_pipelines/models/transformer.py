@@ -1,5 +1,10 @@
 """``transformer``: self-attention encoder over the frame sequence.
 
+With ``frontend`` channels the tokens are conv-stem features (each covering a few frames and
+all bands) instead of raw mel frames: self-attention on a few hundred clips of real audio
+learns order well but local spectral shape poorly, and a small conv stem supplies it (as the
+conv-front-end audio Transformers and Conformers do).
+
 Every frame can attend to every other (or, with ``causal``, to earlier frames only, which
 makes frame-wise sequence-to-sequence regression possible without looking ahead).
 """
@@ -18,10 +23,12 @@ from mlsp_pipelines.models._config import (
     check_choice,
     check_dropout,
     check_int,
+    check_int_tuple,
     make_config,
     set_field,
 )
-from mlsp_pipelines.models._layers import check_features, check_sequence_input
+from mlsp_pipelines.models._layers import check_features, check_sequence_input, stretch_time
+from mlsp_pipelines.models.cnn import conv_stem
 from mlsp_pipelines.models.registry import register_model
 
 
@@ -40,6 +47,8 @@ class TransformerConfig:
     pooling: str = "cls"
     causal: bool = False
     per_step: bool = False
+    frontend: tuple[int, ...] = ()  # conv-stem channels per block; () = one token per mel frame
+    frontend_convs: int = 2
 
     def __post_init__(self) -> None:
         check_int("d_model", self.d_model)
@@ -56,6 +65,10 @@ class TransformerConfig:
         check_choice("pooling", self.pooling, ("cls", "mean"))
         check_bool("causal", self.causal)
         check_bool("per_step", self.per_step)
+        set_field(self, "frontend", check_int_tuple("frontend", self.frontend, allow_empty=True))
+        check_int("frontend_convs", self.frontend_convs)
+        if self.frontend and self.per_step:
+            raise ValueError("frontend pools time, so it cannot be combined with per_step=True")
 
 
 def sinusoidal_encoding(
@@ -95,7 +108,8 @@ class TransformerModel(nn.Module):
             TransformerConfig, config, model_name="transformer"
         )
         cfg = self.config
-        self.input_proj = nn.Linear(self.in_features, cfg.d_model)
+        self.stem, freq = conv_stem(cfg.frontend, in_features=self.in_features, convs_per_block=cfg.frontend_convs)
+        self.input_proj = nn.Linear(cfg.frontend[-1] * freq if cfg.frontend else self.in_features, cfg.d_model)
         self.input_dropout = nn.Dropout(cfg.dropout)
         self.cls_token = nn.Parameter(torch.randn(cfg.d_model) * 0.02)
         layer = nn.TransformerEncoderLayer(
@@ -153,6 +167,9 @@ class TransformerModel(nn.Module):
         in training the returned weights include attention dropout.
         """
         check_sequence_input(x, self.in_features, "transformer")
+        frames = x.shape[1]
+        if len(self.stem):
+            x = self.stem(x.unsqueeze(1)).permute(0, 2, 1, 3).flatten(2)  # (B, T', C*F')
         batch, steps, _ = x.shape
         h = self.input_proj(x) + sinusoidal_encoding(
             steps, self.config.d_model, device=x.device, dtype=x.dtype
@@ -172,8 +189,8 @@ class TransformerModel(nn.Module):
             return self.head(h), weights
         if self._uses_cls:
             attn = weights[:, -1, :steps]
-            return self.head(h[:, -1]), attn / attn.sum(dim=-1, keepdim=True)
-        return self.head(h.mean(dim=1)), weights.mean(dim=1)
+            return self.head(h[:, -1]), stretch_time(attn / attn.sum(dim=-1, keepdim=True), frames)
+        return self.head(h.mean(dim=1)), stretch_time(weights.mean(dim=1), frames)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_attention(x)[0]

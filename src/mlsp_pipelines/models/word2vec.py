@@ -8,9 +8,12 @@ word ids, not (B, T, F) features:
 * ``word2vec_cbow``: ``forward(context)`` with ``context`` (B, 2·window) ids padded with ``V``
   → the mean of the non-padding context vectors (B, D).
 
-The training target is the word to predict (a context word for skip-gram, the centre word for
-CBOW) and the loss is :meth:`Word2Vec.negative_sampling_loss`, to be passed to the shared
-training loop as ``loss_fn``::
+The ``word2vec`` pipeline trains these with word2vec's own SGD
+(:mod:`mlsp_pipelines.training.word2vec_sgd`, many times faster than autograd for this model)
+and loads the result with :meth:`Word2Vec.load_vectors`; the modules also train with the
+shared loop, where the training target is the word to predict (a context word for skip-gram,
+the centre word for CBOW) and the loss is :meth:`Word2Vec.negative_sampling_loss`, passed to
+the loop as ``loss_fn``::
 
     -log σ(h·u_target) − Σ_k log σ(−h·u_k),   u_k ~ noise distribution, k = 1..negative
 
@@ -83,6 +86,19 @@ class Word2Vec(nn.Module):
         cdf = torch.cumsum(p / p.sum(), 0)
         cdf[-1] = 1.0
         self.noise_cdf.copy_(cdf)
+
+    def load_vectors(self, syn0: np.ndarray, syn1: np.ndarray, noise: np.ndarray | None = None) -> None:
+        """Take trained input (V, D) and output (V, D) vectors (and the noise distribution)."""
+        syn0, syn1 = np.asarray(syn0, dtype=np.float32), np.asarray(syn1, dtype=np.float32)
+        if syn0.shape != (self.vocab_size, self.dim) or syn1.shape != (self.vocab_size, self.dim):
+            raise ValueError(f"vectors must be ({self.vocab_size}, {self.dim}), got {syn0.shape} and {syn1.shape}")
+        with torch.no_grad():
+            self.in_embed.weight[: self.vocab_size].copy_(torch.from_numpy(syn0))
+            if self.padding:
+                self.in_embed.weight[self.vocab_size :].zero_()
+            self.out_embed.weight.copy_(torch.from_numpy(syn1))
+        if noise is not None:
+            self.set_noise_distribution(noise)
 
     @property
     def noise_probs(self) -> torch.Tensor:

@@ -10,6 +10,7 @@ from typing import Any
 from kedro.pipeline import Pipeline, node
 
 from mlsp_pipelines.config import architectures, section
+from mlsp_pipelines.params import SplitParams
 
 from . import audio, classifier, report, sweep
 from .audio import nodes as audio_nodes
@@ -30,18 +31,21 @@ def create_task_pipelines(
     """
     archs = architectures(params, task)
     cv = bool(section(params, f"{task}.split.cv", False))
+    folds = SplitParams(**(section(params, f"{task}.split", {}) or {})).fold_ids() if cv else []
     data = Pipeline([])
     if section(params, f"{task}.data.source", "synthetic") == "synthetic":
         data = Pipeline([node(synthesise, "params:synth", "raw_audio", name=synthesise.__name__)],
                         namespace=task, tags=[f"{task}_data"])
     features = Pipeline(audio.create_pipeline(task, index_func=index_func), namespace=task)
-    train = audio.create_model_input_pipeline(task)
-    for arch in archs:
-        train += classifier.create_pipeline(task, arch, cv=cv)
     search = section(params, f"{task}.sweep", {}) or {}
+    train = audio.create_model_input_pipeline(task) if (not cv or search.get("enabled")) else Pipeline([])
+    for arch in archs:
+        train += classifier.create_pipeline(task, arch, cv=cv, folds=folds)
     if search.get("enabled"):
         train += sweep.create_pipeline(task, search.get("model", "cnn"))
     train = Pipeline(train, namespace=task)
     if archs:
-        train += report.create_pipeline(task, archs, cv=cv, sort_by=sort_by)
+        timings = [f"{task}.{a}.fold_{k}.timings" for a in archs for k in folds] if cv else [
+            f"{task}.{a}.timings" for a in archs]
+        train += report.create_pipeline(task, archs, cv=cv, sort_by=sort_by, timings=timings)
     return {task: data + features + train, f"{task}_data": data, f"{task}_features": features, f"{task}_train": train}

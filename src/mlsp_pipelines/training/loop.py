@@ -15,9 +15,11 @@ import logging
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -26,7 +28,8 @@ from torch import Tensor, nn
 
 from mlsp_pipelines.datasets.checkpoint import CheckpointStore
 from mlsp_pipelines.params import TrainParams
-from mlsp_pipelines.progress import progress
+from mlsp_pipelines.progress import progress, progress_enabled
+from mlsp_pipelines.training import observers
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,12 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 # metrics (``train_loss``, ``val_loss``, [``train_acc``, ``val_acc``], ``lr``, ``epoch_seconds``);
 # trackers use it to log live, step = epoch.
 EpochCallback = Callable[[int, dict[str, float]], None]
+# ``(n_samples, epoch, shuffle)`` → the batches of an epoch as index tensors (e.g. length-bucketed
+# batches); replaces the loop's shuffle-and-chunk when given to :func:`fit`.
+BatchSampler = Callable[[int, int, bool], list[Tensor]]
+# Applied to each batch (a tuple of tensors, target last) before the model sees it, e.g. to trim
+# padding columns that no sequence of the batch uses.
+Collate = Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]]
 
 
 @dataclass(frozen=True)
@@ -116,9 +125,13 @@ def array_digest(a: np.ndarray | Tensor) -> str:
     return h.hexdigest()[:16]
 
 
-def classification_loss(out: Tensor, target: Tensor) -> Tensor:
-    """Cross-entropy for (B, C) or per-step (B, T, C) logits; target ``-100`` is ignored (padding)."""
-    return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1), ignore_index=-100)
+def classification_loss(out: Tensor, target: Tensor, label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy for (B, C) or per-step (B, T, C) logits; target ``-100`` is ignored (padding).
+    A floating-point target (B, C) is a soft label distribution (mixup)."""
+    if target.is_floating_point():
+        return nn.functional.cross_entropy(out, target, label_smoothing=label_smoothing)
+    return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1), ignore_index=-100,
+                                       label_smoothing=label_smoothing)
 
 
 def regression_loss(out: Tensor, target: Tensor) -> Tensor:
@@ -127,6 +140,8 @@ def regression_loss(out: Tensor, target: Tensor) -> Tensor:
 
 
 def _accuracy(out: Tensor, target: Tensor) -> tuple[float, int]:
+    if target.is_floating_point():  # soft labels: the dominant class counts
+        target = target.argmax(-1)
     pred = out.argmax(-1).reshape(-1)
     tgt = target.reshape(-1)
     mask = tgt != -100
@@ -146,6 +161,30 @@ def make_optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimiz
     return torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, params: TrainParams, steps_per_epoch: int
+                   ) -> torch.optim.lr_scheduler.LambdaLR | None:
+    """Per-batch learning-rate schedule (``None`` for a constant rate).
+
+    ``onecycle``: linear warm-up from lr/25 to lr over ``warmup`` of all steps, then cosine
+    annealing to lr/1e4 (Smith's one-cycle policy, as ``OneCycleLR``); ``cosine``: linear
+    warm-up from 0, then cosine to 0. A ``LambdaLR`` of the step count, so its state in the
+    checkpoint is one integer and resume is exact.
+    """
+    if params.schedule == "constant":
+        return None
+    total = max(1, params.epochs * steps_per_epoch)
+    warm = int(params.warmup * total)
+    start, end = (1 / 25, 1e-4) if params.schedule == "onecycle" else (0.0, 0.0)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return start + (1 - start) * step / warm
+        progress_ = min(1.0, (step - warm) / max(1, total - warm))
+        return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * progress_))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 @dataclass
 class FitResult:
     """What training produced: best weights, per-epoch history and bookkeeping."""
@@ -160,9 +199,20 @@ class FitResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _batches(tensors: Sequence[Tensor], batch_size: int, order: Tensor | None) -> list[tuple[Tensor, ...]]:
-    idx = order if order is not None else torch.arange(len(tensors[0]))
-    return [tuple(t[idx[i : i + batch_size]] for t in tensors) for i in range(0, len(idx), batch_size)]
+def _batches(tensors: Sequence[Tensor], batch_size: int, order: Tensor | None,
+             index_batches: list[Tensor] | None = None, collate: Collate | None = None) -> list[tuple[Tensor, ...]]:
+    if index_batches is None:
+        idx = order if order is not None else torch.arange(len(tensors[0]))
+        index_batches = [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
+    out = [tuple(t[b] for t in tensors) for b in index_batches if len(b)]
+    return [collate(b) for b in out] if collate is not None else out
+
+
+def _sampled(sampler: BatchSampler | None, n: int, epoch: int, shuffle: bool, world: World) -> list[Tensor] | None:
+    """The sampler's batches of this epoch, this rank's share of each (every world-th row)."""
+    if sampler is None:
+        return None
+    return [b[world.rank :: world.size] for b in sampler(n, epoch, shuffle)]
 
 
 def _run_epoch(
@@ -179,18 +229,29 @@ def _run_epoch(
     bar_desc: str = "",
     show_progress: bool = False,
     world: World = World(),
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    augment: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
+    index_batches: list[Tensor] | None = None,
+    collate: Collate | None = None,
+    log_every: int | None = None,
 ) -> dict[str, float]:
     """One pass over ``data``; trains when an optimiser is given. Returns mean loss (and
-    accuracy) over all ranks' samples."""
+    accuracy) over all ranks' samples. With the bar off, ``log_every`` logs a line every N batches."""
     train = optimizer is not None
     model.train(train)
     total_loss, total_n, correct, counted = 0.0, 0, 0.0, 0
-    batches = _batches(data, batch_size, order)
+    batches = _batches(data, batch_size, order, index_batches, collate)
     bar = progress(total=len(batches), desc=bar_desc, unit="batch", enabled=show_progress)
+    bar_on = progress_enabled(show_progress) and sys.stderr.isatty()
+    log_every = log_every if (log_every and not bar_on and world.is_main) else None
+    t_start = time.perf_counter()
     with torch.set_grad_enabled(train):
-        for batch in batches:
+        for k, batch in enumerate(batches, 1):
             batch = tuple(t.to(device, non_blocking=True) for t in batch)
             *inputs, target = batch
+            if augment is not None and train and len(inputs) == 1:
+                x_aug, target = augment(inputs[0], target)
+                inputs = [x_aug]
             out = model(*inputs)
             loss = loss_fn(out, target)
             if train:
@@ -199,14 +260,20 @@ def _run_epoch(
                 if grad_clip:
                     nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
                 optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
             n = len(target)
             total_loss += float(loss.detach()) * n
             total_n += n
             if classify:
-                c, k = _accuracy(out.detach(), target)
+                c, m = _accuracy(out.detach(), target)
                 correct += c
-                counted += k
+                counted += m
             bar.update()
+            if log_every and (k % log_every == 0 or k == len(batches)):
+                rate = k / max(time.perf_counter() - t_start, 1e-9)
+                logger.info("%s batch %d/%d  loss %.4f  %.1f batches/s  ETA %.0f s", bar_desc or "epoch", k,
+                            len(batches), total_loss / max(total_n, 1), rate, (len(batches) - k) / rate)
     bar.close()
     total_loss, total_n, correct, counted = _reduce_sums([total_loss, total_n, correct, counted], world)
     metrics = {"loss": total_loss / max(total_n, 1)}
@@ -227,16 +294,28 @@ def fit(
     config_hash: str = "",
     desc: str = "train",
     callbacks: Sequence[EpochCallback] = (),
+    augment: Any = None,
+    batch_sampler: BatchSampler | None = None,
+    collate: Collate | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train`` (tuple of tensors, target last), early-stopping on ``val``.
 
     ``checkpoint`` (optional) is written after every epoch and removed when training ends;
     a checkpoint whose ``config_hash`` matches is resumed, one that does not is ignored.
+    Without validation data (``val`` None or empty) training follows its fixed schedule: no
+    early stopping, the last epoch's weights are kept. ``augment`` (a :class:`BatchAugmenter`)
+    transforms training batches only; its generator state is checkpointed. ``batch_sampler``
+    (e.g. length-bucketed batches, seeded by epoch) replaces the shuffle-and-chunk of the rows
+    and ``collate`` is applied to every batch (e.g. to trim padding).
     """
     if task not in ("classification", "regression"):
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
     classify = task == "classification"
-    loss_fn = loss_fn or (classification_loss if classify else regression_loss)
+    eval_loss_fn = loss_fn or (classification_loss if classify else regression_loss)
+    if loss_fn is None and classify and params.label_smoothing:
+        loss_fn = partial(classification_loss, label_smoothing=params.label_smoothing)
+    loss_fn = loss_fn or eval_loss_fn
+    has_val = val is not None and len(val[0]) > 0
     seed_everything(params.seed)
     if params.num_threads:
         torch.set_num_threads(params.num_threads)
@@ -256,6 +335,11 @@ def fit(
     if not world.is_main:
         checkpoint = None  # rank 0 writes checkpoints; the others only compute
     optimizer = make_optimizer(model, params)
+    steps = (len(batch_sampler(len(train[0]), 1, True)) if batch_sampler is not None
+             else math.ceil(len(train[0]) / batch_size))
+    scheduler = make_scheduler(optimizer, params, steps)
+    if augment is not None and not getattr(augment, "active", True):
+        augment = None
 
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
     if classify:
@@ -275,7 +359,17 @@ def fit(
         start_epoch, best_val, best_epoch = state["epoch"], state["best_val"], state["best_epoch"]
         bad_epochs, seconds = state["bad_epochs"], state["train_seconds"]
         torch.set_rng_state(state["rng_state"])
+        if scheduler is not None and state.get("sched_state") is not None:
+            scheduler.load_state_dict(state["sched_state"])
+        if augment is not None and state.get("aug_rng_state") is not None:
+            augment.load_state(state["aug_rng_state"])
         logger.info("%s: resuming after epoch %d from %s", desc, start_epoch, checkpoint.path)
+
+    # ambient observers (e.g. the MLflow hook) see the data trained on, every epoch and the result
+    watchers = observers.active() if world.is_main else ()
+    for obs in watchers:
+        obs.fit_started(desc=desc, train=train, val=val, params=params)
+    callbacks = (*callbacks, *(obs.epoch_ended for obs in watchers))
 
     # a run that died after its early-stopping checkpoint but before clean-up has nothing left to do
     stopped_early = params.patience is not None and bad_epochs >= params.patience
@@ -287,12 +381,14 @@ def fit(
             net, train, loss_fn=loss_fn, classify=classify, batch_size=batch_size, device=device,
             optimizer=optimizer, grad_clip=params.grad_clip, order=order, world=world,
             bar_desc=f"{desc} {epoch}/{params.epochs}", show_progress=params.progress and world.is_main,
+            scheduler=scheduler, augment=augment, collate=collate, log_every=params.log_every,
+            index_batches=_sampled(batch_sampler, len(train[0]), epoch, True, world),
         )
         va = (
-            _run_epoch(net, val, loss_fn=loss_fn, classify=classify, batch_size=batch_size, device=device,
+            _run_epoch(net, val, loss_fn=eval_loss_fn, classify=classify, batch_size=batch_size, device=device,
                        order=_shard_order(len(val[0]), params.seed, epoch, world, shuffle=False) if world.size > 1 else None,
-                       world=world)
-            if val is not None and len(val[0])
+                       world=world, collate=collate, index_batches=_sampled(batch_sampler, len(val[0]), epoch, False, world))
+            if has_val
             else tr
         )
         epoch_seconds = time.perf_counter() - t0
@@ -304,7 +400,10 @@ def fit(
             history["val_acc"].append(va["acc"])
         if not math.isfinite(tr["loss"]):
             raise FloatingPointError(f"{desc}: training loss is {tr['loss']} at epoch {epoch}; lower train.lr")
-        if va["loss"] < best_val - 1e-12:
+        if not has_val:  # fixed schedule: the latest weights are the kept ones
+            best_val, best_epoch, bad_epochs = va["loss"], epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif va["loss"] < best_val - 1e-12:
             best_val, best_epoch, bad_epochs = va["loss"], epoch, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
@@ -327,9 +426,11 @@ def fit(
                     "optim_state": optimizer.state_dict(), "best_state": best_state, "best_val": best_val,
                     "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
                     "train_seconds": seconds, "rng_state": torch.get_rng_state(), "seed": params.seed,
+                    "sched_state": scheduler.state_dict() if scheduler is not None else None,
+                    "aug_rng_state": augment.state() if augment is not None else None,
                 }
             )
-        if params.patience is not None and bad_epochs >= params.patience:
+        if has_val and params.patience is not None and bad_epochs >= params.patience:
             stopped_early = True
             logger.info("%s: early stop at epoch %d (best epoch %d)", desc, epoch, best_epoch)
             break
@@ -337,7 +438,7 @@ def fit(
     model.load_state_dict(best_state)
     if checkpoint is not None:
         checkpoint.clear()
-    return FitResult(
+    result = FitResult(
         state_dict={k: v.detach().cpu() for k, v in best_state.items()},
         history=history,
         best_epoch=best_epoch,
@@ -346,6 +447,9 @@ def fit(
         stopped_early=stopped_early,
         resumed_from=start_epoch,
     )
+    for obs in watchers:
+        obs.fit_ended(result)
+    return result
 
 
 @torch.inference_mode()

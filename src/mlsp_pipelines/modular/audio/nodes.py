@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
 import pandas as pd
 
-from mlsp_pipelines.features.logmel import apply_normaliser, extract_logmel, fit_normaliser
+from mlsp_pipelines.features.logmel import apply_normaliser, extract_logmel, fit_normaliser, resolve_features
 from mlsp_pipelines.ingestion.index import QualityReport, index_esc50, index_generic
 from mlsp_pipelines.params import AudioDataParams, FeatureParams, SplitParams
 
@@ -30,7 +31,9 @@ def index_audio(folder: str, data: AudioDataParams) -> tuple[pd.DataFrame, dict]
 def compute_logmel(
     index: pd.DataFrame, quality: dict, features: FeatureParams, on_bad_file: str
 ) -> tuple[dict[str, np.ndarray], dict]:
-    """Log-mel for every indexed clip (parallel); undecodable clips fail or are skipped and reported."""
+    """Log-mel for every indexed clip (parallel); undecodable clips fail or are skipped and reported.
+    ``auto`` feature parameters are resolved from the clips' headers first."""
+    features = _resolve(index, features)
     X, keep, errors = extract_logmel(index, features, on_bad_file=on_bad_file)
     kept = index[keep].reset_index(drop=True)
     if kept.empty:
@@ -43,28 +46,60 @@ def compute_logmel(
         "fold": kept["fold"].fillna(-1).to_numpy(dtype=np.int64),
         "group": (kept["group"] if "group" in kept else kept["filename"]).to_numpy(dtype=str),
         "hop_s": np.float64(features.hop_length / features.sr),
+        "feature_params": np.asarray(json.dumps(features.model_dump(exclude={"workers", "chunk_size"}))),
     }
+    report["features"] = features.model_dump(exclude={"workers", "chunk_size"})
     return out, report
 
 
-def _stratified(labels: np.ndarray, groups: np.ndarray, split: SplitParams) -> np.ndarray:
-    """Seeded split of whole groups (a group never straddles splits), stratified by label."""
-    rng = np.random.default_rng(split.seed)
+def _resolve(index: pd.DataFrame, features: FeatureParams) -> FeatureParams:
+    if features.is_resolved and features.fmax is None:
+        return features
+    import soundfile as sf
+
+    rates, durs = [], []
+    for i, path in enumerate(index["path"].astype(str)):
+        try:
+            info = sf.info(path)
+        except Exception:  # noqa: BLE001 - undecodable files are reported by the extraction itself
+            continue
+        rates.append(info.samplerate)
+        durs.append(float(index["duration_s"].iloc[i]) if "duration_s" in index and pd.notna(index["duration_s"].iloc[i])
+                    else info.frames / info.samplerate)
+    if not rates:
+        raise ValueError("no readable audio to resolve 'auto' feature parameters from")
+    return resolve_features(features, rates, durs)
+
+
+def _assign_groups(labels: np.ndarray, groups: np.ndarray, fractions: list[tuple[str, float]], seed: int,
+                   rest: str = "train") -> np.ndarray:
+    """Seeded split of whole groups (a group never straddles splits), stratified by label: per
+    label, each named part takes ``round(fraction * n_groups)`` groups (at least one while two
+    or more are left), the remainder is ``rest``."""
+    rng = np.random.default_rng(seed)
     out = np.empty(len(labels), dtype=object)
     frame = pd.DataFrame({"label": labels, "group": groups})
     group_label = frame.groupby("group", sort=True)["label"].agg(lambda s: s.mode().iloc[0])
     for _, gs in group_label.groupby(group_label, sort=True):
         names = gs.index.to_numpy()
         rng.shuffle(names)
-        n = len(names)
-        n_test = max(1, int(round(split.test_fraction * n))) if n >= 3 else 0
-        n_val = max(1, int(round(split.val_fraction * n))) if n - n_test >= 2 else 0
-        assign = {g: "test" for g in names[:n_test]}
-        assign.update({g: "val" for g in names[n_test : n_test + n_val]})
-        assign.update({g: "train" for g in names[n_test + n_val :]})
+        n, taken, assign = len(names), 0, {}
+        for i, (part, frac) in enumerate(fractions):
+            left = n - taken
+            need = 3 if i == 0 and len(fractions) > 1 else 2  # keep >= 1 group for every later part
+            k = max(1, int(round(frac * n))) if left >= need else 0
+            k = min(k, left - 1)
+            assign.update({g: part for g in names[taken: taken + k]})
+            taken += k
+        assign.update({g: rest for g in names[taken:]})
         mask = frame["group"].isin(names).to_numpy()
         out[mask] = frame.loc[mask, "group"].map(assign).to_numpy()
     return out.astype(str)
+
+
+def _stratified(labels: np.ndarray, groups: np.ndarray, split: SplitParams) -> np.ndarray:
+    """train/val/test by seeded stratified group fractions."""
+    return _assign_groups(labels, groups, [("test", split.test_fraction), ("val", split.val_fraction)], split.seed)
 
 
 def split_dataset(features: dict[str, np.ndarray], split: SplitParams) -> pd.DataFrame:
@@ -93,16 +128,80 @@ def fit_normalisation(features: dict[str, np.ndarray], splits: pd.DataFrame) -> 
     return fit_normaliser(features["X"][train])
 
 
-def make_model_input(features: dict[str, np.ndarray], splits: pd.DataFrame, norm: dict) -> dict:
+def check_sanity(labels: dict[str, np.ndarray], classes: list[str], *, strict: bool, where: str = "") -> list[str]:
+    """Problems that make a run's numbers meaningless, named with classes and counts: a class
+    present in validation/test but absent from training, a validation split of a single class.
+    Warnings by default; ``split.strict: true`` makes them errors."""
+    problems = []
+    counts = {s: dict(zip(*np.unique(v, return_counts=True))) for s, v in labels.items()}
+    train = counts.get("train", {})
+    for s in ("val", "test"):
+        missing = {classes[int(c)]: int(n) for c, n in counts.get(s, {}).items() if c not in train}
+        if missing:
+            problems.append(f"{where}classes absent from training but present in {s}: {missing} "
+                            f"(training counts: { {classes[int(c)]: int(n) for c, n in train.items()} })")
+    val = counts.get("val", {})
+    if len(val) == 1:
+        (c, n), = val.items()
+        problems.append(f"{where}the validation split holds a single class ('{classes[int(c)]}', {int(n)} clips): "
+                        "early stopping on it is meaningless; change split.val_fold / val_fraction / seed")
+    for p in problems:
+        if strict:
+            raise ValueError(p + " (split.strict=true)")
+        logger.warning(p)
+    return problems
+
+
+def make_model_input(features: dict[str, np.ndarray], splits: pd.DataFrame, norm: dict,
+                     split: SplitParams | None = None) -> dict:
     """Normalised tensors per split, integer labels and class names: what every model trains on."""
     classes = sorted(set(features["label"].tolist()))
     y = np.searchsorted(np.asarray(classes), features["label"]).astype(np.int64)
     X = apply_normaliser(features["X"], norm)
     out: dict = {"classes": classes, "hop_s": float(features["hop_s"]), "norm": norm}
+    if "feature_params" in features:
+        out["features"] = json.loads(str(features["feature_params"]))
     for s in ("train", "val", "test"):
         m = (splits["split"] == s).to_numpy()
         out[f"X_{s}"], out[f"y_{s}"] = X[m], y[m]
         out[f"ids_{s}"] = features["filename"][m]
     out["folds"] = features["fold"]
-    out["X_all"], out["y_all"] = X, y
+    out["clip_s"] = float(X.shape[1] * out["hop_s"])
+    check_sanity({s: out[f"y_{s}"] for s in ("train", "val", "test")}, classes,
+                 strict=bool(split and split.strict))
     return out
+
+
+def cv_fold_assignment(features: dict[str, np.ndarray], split: SplitParams) -> np.ndarray:
+    """The fold of every clip: the dataset's own folds, or ``len(split.fold_ids())`` seeded folds
+    stratified by label over whole groups when the data has none."""
+    folds = np.asarray(features["fold"])
+    if (folds >= 0).all():
+        return folds
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    ids = split.fold_ids()
+    out = np.empty(len(folds), dtype=np.int64)
+    kfold = StratifiedGroupKFold(n_splits=len(ids), shuffle=True, random_state=split.seed)
+    for k, (_, test) in enumerate(kfold.split(np.zeros(len(folds)), features["label"], features["group"])):
+        out[test] = ids[k]
+    return out
+
+
+def make_fold_input(features: dict[str, np.ndarray], split: SplitParams, fold: int) -> dict:
+    """Model input of one cross-validation fold: ``fold`` tests, all other folds train (less a
+    seeded stratified validation part, or none), normalisation fitted on this fold's training
+    clips only."""
+    folds = cv_fold_assignment(features, split)
+    present = sorted(set(folds.tolist()))
+    if fold not in present:
+        raise ValueError(f"split.cv_folds lists fold {fold}, but the data has folds {present}")
+    names = np.full(len(folds), "train", dtype=object)
+    names[folds == fold] = "test"
+    rest = folds != fold
+    if split.cv_val_fraction > 0:
+        names[rest] = _assign_groups(features["label"][rest], features["group"][rest],
+                                     [("val", split.cv_val_fraction)], split.seed + fold)
+    splits = pd.DataFrame({"filename": features["filename"], "label": features["label"], "split": names.astype(str)})
+    norm = fit_normaliser(features["X"][(splits["split"] == "train").to_numpy()])
+    return make_model_input(features, splits, norm, split)

@@ -30,6 +30,6 @@ def create_pipeline(task: str, *, index_func: Callable = nodes.index_audio) -> P
 
 def create_model_input_pipeline(task: str) -> Pipeline:
     """Features + splits + statistics → the in-memory tensors the training namespaces share."""
-    base = Pipeline([node(nodes.make_model_input, ["features", "splits", "norm_stats"], "model_input",
+    base = Pipeline([node(nodes.make_model_input, ["features", "splits", "norm_stats", "params:split"], "model_input",
                           name="make_model_input")])
     return Pipeline(base, tags=[f"{task}_train"])

@@ -11,11 +11,16 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from scipy import stats
+
 from mlsp_pipelines.datasets.files import CheckpointStore
 from mlsp_pipelines.evaluation import plots
+from mlsp_pipelines.evaluation.complexity import check_budget, model_complexity
 from mlsp_pipelines.evaluation.metrics import classification_report, confusion_frame, confusion_matrix, icbhi_scores
 from mlsp_pipelines.models import build_model, count_parameters
+from mlsp_pipelines.modular.audio.nodes import make_fold_input
 from mlsp_pipelines.params import ModelSpec, ReportParams, SplitParams, TrainParams
+from mlsp_pipelines.training.augment import BatchAugmenter
 from mlsp_pipelines.training.loop import array_digest, fingerprint, fit, predict
 
 logger = logging.getLogger(__name__)
@@ -33,17 +38,35 @@ def rebuild_model(bundle: dict[str, Any]) -> torch.nn.Module:
     return model.eval()
 
 
+def _complexity(net: torch.nn.Module, data: dict) -> dict[str, Any]:
+    example = torch.from_numpy(np.ascontiguousarray(data["X_train"][:1]))
+    return model_complexity(net, example, float(data.get("clip_s", example.shape[1] * data["hop_s"])))
+
+
 def _fit_one(data: dict, model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore | None,
-             splits: tuple[str, str] = ("train", "val"), desc: str = "") -> tuple[torch.nn.Module, Any]:
+             splits: tuple[str, str] = ("train", "val"), desc: str = "",
+             report: ReportParams | None = None) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
+    """Build (and budget-check) the network, then train it with the shared loop; augmentation
+    from ``train.augment``, its gain converted to normalised units by the training statistics."""
     tp = model.train_params(train)
     torch.manual_seed(tp.seed)  # same initial weights for the same seed, whatever ran before
     net = build_model(model.arch, in_features=data["X_train"].shape[-1], out_features=len(data["classes"]),
                       **model.kwargs)
+    cx = _complexity(net, data)
+    if report is not None:
+        cx["within_budget"] = check_budget(desc or model.arch, cx, max_macs=report.max_macs,
+                                           max_param_bytes=report.max_param_bytes, action=report.budget_action)
     config_hash = fingerprint(model.model_dump(), tp.model_dump(exclude={"progress", "resume"}),
                               [array_digest(data[f"{a}_{s}"]) for s in splits for a in ("X", "y")], data["classes"])
-    result = fit(net, _tensors(data, splits[0]), _tensors(data, splits[1]), params=tp, task="classification",
-                 checkpoint=checkpoints, config_hash=config_hash, desc=desc or model.arch)
-    return net, result
+    augment = None
+    if tp.augment.enabled:
+        std = np.asarray(data["norm"]["std"], dtype=np.float32) if "norm" in data else None
+        augment = BatchAugmenter(tp.augment, seed=tp.seed + 1, n_classes=len(data["classes"]),
+                                 gain_scale=None if std is None else 1.0 / np.maximum(std, 1e-3))
+    val = _tensors(data, splits[1]) if len(data[f"y_{splits[1]}"]) else None
+    result = fit(net, _tensors(data, splits[0]), val, params=tp, task="classification",
+                 checkpoint=checkpoints, config_hash=config_hash, desc=desc or model.arch, augment=augment)
+    return net, result, cx
 
 
 def history_frame(history: dict[str, list[float]]) -> pd.DataFrame:
@@ -53,18 +76,28 @@ def history_frame(history: dict[str, list[float]]) -> pd.DataFrame:
 
 
 def train_classifier(
-    model_input: dict, model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore
+    model_input: dict, model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore,
+    report: ReportParams | None = None, *, name: str | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Train one architecture; returns a self-contained model bundle and the per-epoch history."""
-    net, result = _fit_one(model_input, model, train, checkpoints)
-    bundle = {
+    """Train one model entry (``name``, default its architecture); returns a self-contained
+    model bundle and the per-epoch history."""
+    name = name or model.arch
+    net, result, cx = _fit_one(model_input, model, train, checkpoints, desc=name, report=report)
+    return _bundle(name, model, model_input, net, result, cx), history_frame(result.history)
+
+
+def _bundle(name: str, model: ModelSpec, model_input: dict, net: torch.nn.Module, result: Any,
+            cx: dict[str, Any]) -> dict[str, Any]:
+    """Everything needed to rebuild the trained network and to feed it raw audio."""
+    return {
+        "name": name, "complexity": cx,
         "arch": model.arch, "kwargs": dict(model.kwargs), "in_features": int(model_input["X_train"].shape[-1]),
         "out_features": len(model_input["classes"]), "state_dict": result.state_dict,
         "classes": list(model_input["classes"]), "norm": model_input["norm"], "hop_s": model_input["hop_s"],
+        "features": model_input.get("features"),
         "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "train_seconds": result.train_seconds,
         "params": count_parameters(net), "resumed_from": result.resumed_from,
     }
-    return bundle, history_frame(result.history)
 
 
 def _latency_ms(net: torch.nn.Module, x: torch.Tensor, report: ReportParams) -> float:
@@ -82,8 +115,9 @@ def _latency_ms(net: torch.nn.Module, x: torch.Tensor, report: ReportParams) -> 
 
 def evaluate_classifier(
     bundle: dict[str, Any], history: pd.DataFrame, model_input: dict, report: ReportParams
-) -> tuple[dict, pd.DataFrame, pd.DataFrame, Figure, Figure]:
-    """Test-set metrics, per-clip predictions, confusion matrix (table and figure), learning curves."""
+) -> tuple[dict, dict, pd.DataFrame, pd.DataFrame, Figure, Figure]:
+    """Test-set metrics and complexity (reproducible), timings (not), per-clip predictions,
+    confusion matrix (table and figure), learning curves."""
     net = rebuild_model(bundle)
     X, y = _tensors(model_input, "test")
     probs = torch.softmax(predict(net, (X,)), dim=-1).numpy()
@@ -93,20 +127,22 @@ def evaluate_classifier(
     if report.normal_class is not None:
         rep.update(icbhi_scores(y.numpy(), pred, classes, report.normal_class))
     cm = confusion_matrix(y.numpy(), pred, len(classes))
+    name = bundle.get("name", bundle["arch"])
     metrics = {
-        "model": bundle["arch"], **{k: v for k, v in rep.items()},
-        "params": bundle["params"], "train_seconds": round(bundle["train_seconds"], 3),
-        "latency_ms_per_clip": round(_latency_ms(net, X, report), 4),
+        "model": name, "arch": bundle["arch"], **{k: v for k, v in rep.items()},
+        **bundle.get("complexity", {"params": bundle["params"]}),
         "best_epoch": bundle["best_epoch"], "epochs_run": bundle["epochs_run"],
     }
+    timings = {"model": name, "train_seconds": round(bundle["train_seconds"], 3),
+               "latency_ms_per_clip": round(_latency_ms(net, X, report), 4)}
     predictions = pd.DataFrame({
         "filename": model_input["ids_test"], "actual": [classes[i] for i in y.numpy()],
         "predicted": [classes[i] for i in pred], "confidence": probs.max(-1).round(4),
     })
-    title = f"{bundle['arch']} — test accuracy {rep['accuracy']:.3f}, macro-F1 {rep['macro_f1']:.3f}"
-    return (metrics, predictions, confusion_frame(cm, classes), plots.confusion_figure(cm, classes, title),
+    title = f"{name} — test accuracy {rep['accuracy']:.3f}, macro-F1 {rep['macro_f1']:.3f}"
+    return (metrics, timings, predictions, confusion_frame(cm, classes), plots.confusion_figure(cm, classes, title),
             plots.learning_curves_figure(history.drop(columns="epoch").to_dict("list"),
-                                        f"{bundle['arch']} learning curves"))
+                                        f"{name} learning curves"))
 
 
 def explain_classifier(bundle: dict[str, Any], model_input: dict, report: ReportParams) -> Figure:
@@ -134,28 +170,43 @@ def explain_classifier(bundle: dict[str, Any], model_input: dict, report: Report
     return plots.examples_figure(spec, titles, hop_s=bundle["hop_s"], title=f"{bundle['arch']}: test clips")
 
 
-def cross_validate(model_input: dict, model: ModelSpec, train: TrainParams, split: SplitParams) -> dict:
-    """k-fold over the dataset's folds: each fold is the test set once, the next fold validates."""
-    folds = np.asarray(model_input["folds"])
-    uniq = sorted(set(folds.tolist()))
-    if len(uniq) < 2 or uniq[0] < 0:
-        raise ValueError("split.cv=true needs a dataset with folds (a 'fold' column)")
-    X_all, y_all = model_input["X_all"], model_input["y_all"]
-    scores: dict[str, list[float]] = {"accuracy": [], "macro_f1": []}
-    for k, test_fold in enumerate(uniq):
-        val_fold = uniq[(k + 1) % len(uniq)]
-        parts = {"test": folds == test_fold, "val": folds == val_fold}
-        parts["train"] = ~(parts["test"] | parts["val"])
-        data = {"classes": model_input["classes"]}
-        for s, m in parts.items():
-            data[f"X_{s}"], data[f"y_{s}"] = X_all[m], y_all[m]
-        net, _ = _fit_one(data, model, train, None, desc=f"{model.arch} cv fold {test_fold}")
-        pred = predict(net, (torch.from_numpy(data["X_test"]),)).argmax(-1).numpy()
-        rep = classification_report(data["y_test"], pred, list(model_input["classes"]))
-        scores["accuracy"].append(rep["accuracy"])
-        scores["macro_f1"].append(rep["macro_f1"])
-        logger.info("%s cv fold %s: accuracy %.3f", model.arch, test_fold, rep["accuracy"])
-    out: dict[str, Any] = {"model": model.arch, "folds": uniq}
-    for m, v in scores.items():
-        out[f"cv_{m}_mean"], out[f"cv_{m}_std"], out[f"cv_{m}_per_fold"] = float(np.mean(v)), float(np.std(v)), v
-    return out
+def cross_validate_fold(features: dict[str, np.ndarray], model: ModelSpec, train: TrainParams, split: SplitParams,
+                        report: ReportParams, checkpoints: CheckpointStore | None = None, *, fold: int,
+                        name: str | None = None) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """One fold of the ESC-50 protocol: ``fold`` tests, the other folds train (normalised by
+    their own statistics); returns the fold's test metrics, its timings and its model bundle."""
+    name = name or model.arch
+    data = make_fold_input(features, split, fold)
+    net, result, cx = _fit_one(data, model, train, checkpoints, desc=f"{name} fold {fold}", report=report)
+    pred = predict(net, (torch.from_numpy(np.ascontiguousarray(data["X_test"])),)).argmax(-1).numpy()
+    rep = classification_report(data["y_test"], pred, list(data["classes"]))
+    if report.normal_class is not None:
+        rep.update(icbhi_scores(data["y_test"], pred, list(data["classes"]), report.normal_class))
+    logger.info("%s fold %s: accuracy %.4f (%d test clips)", name, fold, rep["accuracy"], len(pred))
+    return ({"model": name, "arch": model.arch, "fold": int(fold), **rep, **cx, "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run, "n_train": int(len(data["y_train"])), "n_val": int(len(data["y_val"]))},
+            {"model": name, "fold": int(fold), "train_seconds": round(result.train_seconds, 3)},
+            _bundle(name, model, data, net, result, cx))
+
+
+def summarise_folds(*fold_metrics: dict[str, Any]) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Mean, standard deviation (ddof 1) and 95 % confidence half-width (Student t over the
+    folds) of every quality metric, per-fold values kept; and the per-fold table."""
+    folds = sorted(fold_metrics, key=lambda m: m["fold"])
+    first = folds[0]
+    out: dict[str, Any] = {"model": first["model"], "arch": first["arch"], "folds": [m["fold"] for m in folds]}
+    keys = [k for k in ("accuracy", "macro_f1", "balanced_accuracy", "sensitivity", "specificity", "icbhi_score")
+            if k in first]
+    k = len(folds)
+    for key in keys:
+        v = np.array([m[key] for m in folds], dtype=float)
+        std = float(v.std(ddof=1)) if k > 1 else 0.0
+        half = float(stats.t.ppf(0.975, k - 1) * std / np.sqrt(k)) if k > 1 else 0.0
+        out[f"cv_{key}_mean"], out[f"cv_{key}_std"], out[f"cv_{key}_ci95"] = float(v.mean()), std, half
+        out[f"cv_{key}_per_fold"] = v.tolist()
+    for key in ("params", "param_bytes", "macs_per_s", "within_budget"):
+        if key in first:
+            out[key] = first[key]
+    table = pd.DataFrame([{k: m[k] for k in ("fold", *keys, "n_train", "n_val", "n_test", "best_epoch") if k in m}
+                          for m in folds])
+    return out, table

@@ -11,7 +11,10 @@ from mlsp_pipelines.evaluation.plots import leaderboard_figure
 
 QUALITY_KEYS = ("accuracy", "macro_f1", "balanced_accuracy", "sensitivity", "specificity", "icbhi_score",
                 "rel_rmse", "rel_rmse_extrap", "exact_match", "token_accuracy", "bleu", "spearman")
-TIMING_KEYS = ("params", "train_seconds", "latency_ms_per_clip")
+# Deterministic cost columns (DCASE low-complexity style) stay in the leaderboard; wall-clock
+# timings never do: they differ on every run, and the leaderboard must hash identically.
+COMPLEXITY_KEYS = ("params", "param_bytes", "macs_per_s", "within_budget")
+TIMING_KEYS = ("train_seconds", "latency_ms_per_clip", "epoch_seconds")
 
 
 def _fmt(v: Any) -> str:
@@ -31,11 +34,14 @@ def build_leaderboard(*metrics: dict[str, Any], sort_by: str = "accuracy") -> tu
     rows: dict[str, dict[str, Any]] = {}
     for m in metrics:
         row = rows.setdefault(m["model"], {"model": m["model"]})
-        row.update({k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        row.update({k: v for k, v in m.items() if k not in TIMING_KEYS and (
+            k == "within_budget" or (isinstance(v, (int, float)) and not isinstance(v, bool)))})
     board = pd.DataFrame(list(rows.values()))
-    keys = [k for k in ("model", *QUALITY_KEYS, *(c for c in board.columns if c.startswith("cv_")), *TIMING_KEYS)
+    keys = [k for k in ("model", *QUALITY_KEYS, *(c for c in board.columns if c.startswith("cv_")), *COMPLEXITY_KEYS)
             if k in board.columns]
     board = board[keys]
+    if sort_by not in board and f"cv_{sort_by}_mean" in board:
+        sort_by = f"cv_{sort_by}_mean"
     if sort_by in board:
         board = board.sort_values(sort_by, ascending=sort_by.startswith("rel_"), kind="stable").reset_index(drop=True)
     plot_metrics = tuple(k for k in QUALITY_KEYS if k in board and not k.startswith("rel_"))[:3]
@@ -46,7 +52,13 @@ def build_leaderboard(*metrics: dict[str, Any], sort_by: str = "accuracy") -> tu
         fig = leaderboard_figure(board, plot_metrics or ("accuracy",))
     summary = {
         "best_model": str(board.iloc[0]["model"]),
-        "models": {r["model"]: {k: r[k] for k in keys if k != "model" and k not in TIMING_KEYS}
-                   for r in board.to_dict("records")},
+        "models": {r["model"]: {k: r[k] for k in keys if k != "model"} for r in board.to_dict("records")},
     }
     return board, to_markdown(board), fig, summary
+
+
+def collect_timings(*timings: dict[str, Any]) -> pd.DataFrame:
+    """Wall-clock times of every model (and fold) in one table, kept apart from the reproducible
+    reports (it is not a DVC output; MLflow holds the same numbers)."""
+    return pd.DataFrame(list(timings)).sort_values(["model", *(["fold"] if any("fold" in t for t in timings) else [])],
+                                                   kind="stable").reset_index(drop=True)

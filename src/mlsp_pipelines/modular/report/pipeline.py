@@ -19,18 +19,21 @@ def create_pipeline(
     sort_by: str = "accuracy",
     func: Callable[..., Any] | None = None,
     extra_inputs: tuple[str, ...] = (),
+    timings: list[str] | None = None,
 ) -> Pipeline:
-    """``{task}.{arch}.metrics`` for every arch → ``{task}.leaderboard`` (+ md, plot, metrics.json).
+    """``{task}.{arch}.metrics`` (``cv_metrics`` with ``cv``) for every arch → ``{task}.leaderboard``
+    (+ md, plot, metrics.json); ``timings`` (dataset names) → ``{task}.timings`` apart.
 
     ``func`` replaces the default table builder (same four outputs) for tasks whose report
     needs more than :func:`nodes.build_leaderboard`; ``extra_inputs`` come before the metrics.
     """
-    inputs = [*extra_inputs, *(f"{task}.{a}.metrics" for a in archs),
-              *((f"{task}.{a}.cv_metrics" for a in archs) if cv else ())]
+    inputs = [*extra_inputs, *(f"{task}.{a}.{'cv_metrics' if cv else 'metrics'}" for a in archs)]
     if func is None:
         func = update_wrapper(partial(nodes.build_leaderboard, sort_by=sort_by), nodes.build_leaderboard)
     return Pipeline(
         [node(func, inputs, [f"{task}.{o}" for o in ("leaderboard", "leaderboard_md", "leaderboard_plot", "metrics")],
-              name="build_leaderboard", namespace=task)],
+              name="build_leaderboard", namespace=task),
+         *([node(nodes.collect_timings, timings, f"{task}.timings", name="collect_timings", namespace=task)]
+           if timings else [])],
         tags=[f"{task}_train"],
     )

@@ -82,7 +82,7 @@ def run_sweep(model_input: dict, model: ModelSpec, train: TrainParams, sweep: Sw
         if sweep.epochs is not None:
             overrides["epochs"] = sweep.epochs
         spec = ModelSpec(arch=model.arch, kwargs=kwargs, train=overrides)
-        _, result = _fit_one(model_input, spec, train, None, desc=f"trial {trial.number}")
+        _, result, _ = _fit_one(model_input, spec, train, None, desc=f"trial {trial.number}")
         best = result.best_epoch - 1
         metrics = {"val_loss": result.history["val_loss"][best], "val_acc": result.history["val_acc"][best],
                    "best_epoch": result.best_epoch, "train_seconds": result.train_seconds}

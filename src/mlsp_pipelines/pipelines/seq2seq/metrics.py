@@ -1,10 +1,11 @@
-"""Sequence-level metrics on token lists: exact match, position-wise token accuracy, corpus BLEU.
+"""Sequence-level metrics: exact match and position-wise token accuracy on token lists, and the
+standard corpus BLEU and chrF of sacreBLEU on detokenised text (:func:`sacrebleu_scores`).
 
-BLEU follows Papineni et al. (2002): clipped n-gram counts summed over the whole corpus for
-n = 1..4, geometric mean of the four precisions (uniform weights), times the brevity penalty
-``exp(1 - r/c)`` when the total hypothesis length ``c`` is at most the reference length ``r``.
-No smoothing: a corpus without a single matching 4-gram scores 0. Scores are in [0, 1] (not
-the 0–100 of sacreBLEU), one reference per hypothesis.
+sacreBLEU (Post, 2018) is what published results quote: corpus BLEU with its own ``13a``
+tokenisation of the detokenised output, scores 0–100, and a signature string
+(``nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0``) that says exactly how it was
+computed. :func:`corpus_bleu_details` (Papineni et al.'s formula on our own tokens, in [0, 1],
+no smoothing) is kept as a reference: on whitespace-tokenised text it agrees with sacreBLEU.
 """
 
 from __future__ import annotations
@@ -77,3 +78,18 @@ def token_accuracy(hypotheses: Sequence[Tokens], references: Sequence[Tokens]) -
         correct += sum(a == b for a, b in zip(h, r))
         total += max(len(h), len(r))
     return correct / total if total else 0.0
+
+
+def sacrebleu_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
+    """Corpus BLEU and chrF of detokenised ``hypotheses`` against one reference each, with the
+    signatures that make the numbers comparable (``bleu``/``chrf`` on sacreBLEU's 0–100 scale)."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    bleu, chrf = BLEU(), CHRF()
+    b = bleu.corpus_score(list(hypotheses), [list(references)])
+    c = chrf.corpus_score(list(hypotheses), [list(references)])
+    return {"bleu": float(b.score), "bleu_brevity_penalty": float(b.bp),
+            "bleu_precisions": [float(p) for p in b.precisions], "bleu_signature": str(bleu.get_signature()),
+            "chrf": float(c.score), "chrf_signature": str(chrf.get_signature())}

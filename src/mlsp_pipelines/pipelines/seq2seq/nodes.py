@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -13,14 +14,31 @@ from matplotlib.figure import Figure
 
 from mlsp_pipelines.datasets.files import CheckpointStore
 from mlsp_pipelines.evaluation.plots import learning_curves_figure
-from mlsp_pipelines.features.vocab import EOS, Vocab, encode_pairs, pad_batch, tokenize
+from mlsp_pipelines.features.vocab import (
+    EOS,
+    Vocab,
+    bucket_batches,
+    encode_pairs,
+    pad_batch,
+    sequence_lengths,
+    tokenize,
+    trim_batch,
+)
 from mlsp_pipelines.models import build_model, count_parameters
+from mlsp_pipelines.modular.report.nodes import build_leaderboard, to_markdown
 from mlsp_pipelines.params import ModelSpec, TrainParams
 from mlsp_pipelines.simulation.dates import generate_date_pairs
-from mlsp_pipelines.training.loop import fingerprint, fit, predict
+from mlsp_pipelines.training.loop import fingerprint, fit
 
 from . import metrics as m
-from .params import DateSynthParams, Seq2SeqDataParams, Seq2SeqReportParams, Seq2SeqSplitParams, VocabParams
+from .params import (
+    DateSynthParams,
+    Seq2SeqBatchParams,
+    Seq2SeqDataParams,
+    Seq2SeqReportParams,
+    Seq2SeqSplitParams,
+    VocabParams,
+)
 from .plots import AttentionExample, attention_figure
 
 logger = logging.getLogger(__name__)
@@ -37,48 +55,98 @@ def generate_dates(synth: DateSynthParams) -> pd.DataFrame:
     return pd.DataFrame([t[:2] for t in triples], columns=["source", "target"])
 
 
-def prepare_corpus(
-    raw: pd.DataFrame, data: Seq2SeqDataParams, vocab: VocabParams, split: Seq2SeqSplitParams
-) -> tuple[dict[str, dict[str, list[str]]], dict[str, Any]]:
-    """Clean (optional lower-casing, duplicates and over-long pairs dropped), then a seeded
-    train/val/test split. Returns ``{split: {"source": [...], "target": [...]}}`` and a data-quality report."""
-    pairs = raw[["source", "target"]].astype(str)
+def _extra_columns(raw: pd.DataFrame, data: Seq2SeqDataParams) -> dict[str, Any]:
+    """Lines that had columns after the second (``extra``): counted, a few shown, or an error."""
+    if "extra" not in raw:
+        return {"extra_column_lines": 0}
+    bad = raw[raw["extra"].astype(str).str.len() > 0]
+    where = [f"{row.get('file', 'corpus')}:{row['line']}" for _, row in bad.head(5).iterrows()]
+    if len(bad) and data.on_extra_columns == "fail":
+        raise ValueError(f"{len(bad)} corpus line(s) have more than two tab-separated columns (first: {where}); "
+                         "a tab inside a sentence cuts it; fix the file or set seq2seq.data.on_extra_columns: report")
+    if len(bad):
+        logger.warning("%d corpus line(s) have columns after the second (ignored; a tab inside a sentence?): %s",
+                       len(bad), ", ".join(where))
+    return {"extra_column_lines": int(len(bad)), "extra_column_examples": [
+        {"where": w, "extra": str(e)[:80]} for w, e in zip(where, bad["extra"].head(5))]}
+
+
+def _clean(pairs: pd.DataFrame, data: Seq2SeqDataParams, vocab: VocabParams, *, filtered: bool
+           ) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Optional lower-casing; for training/validation pairs also de-duplication and length limits."""
+    pairs = pairs[["source", "target"]].astype(str)
     if data.lowercase:
         pairs = pairs.apply(lambda col: col.str.lower())
-    n_read = len(pairs)
-    n_dupes = 0
+    counts = {"read": len(pairs), "duplicates_dropped": 0, "too_long_dropped": 0}
+    if not filtered:
+        return pairs.reset_index(drop=True), counts
     if data.dedupe:
         before = len(pairs)
         pairs = pairs.drop_duplicates(ignore_index=True)
-        n_dupes = before - len(pairs)
-    src_len = pairs["source"].map(lambda s: len(tokenize(s, vocab.level)))
-    tgt_len = pairs["target"].map(lambda s: len(tokenize(s, vocab.level)))
+        counts["duplicates_dropped"] = before - len(pairs)
     keep = pd.Series(True, index=pairs.index)
-    if data.max_source_len is not None:
-        keep &= src_len <= data.max_source_len
-    if data.max_target_len is not None:
-        keep &= tgt_len <= data.max_target_len
-    n_too_long = int((~keep).sum())
-    pairs, src_len, tgt_len = pairs[keep], src_len[keep], tgt_len[keep]
-    order = np.random.default_rng(split.seed).permutation(len(pairs))
-    if data.max_pairs is not None:
-        order = order[: data.max_pairs]
-    n = len(order)
-    n_test = max(1, int(round(split.test_fraction * n)))
-    n_val = max(1, int(round(split.val_fraction * n)))
-    if n - n_test - n_val < 1:
-        raise ValueError(f"only {n} usable sentence pairs (of {n_read} read): too few for a train/val/test split")
-    parts = {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
-    out = {s: {"source": pairs["source"].iloc[idx].tolist(), "target": pairs["target"].iloc[idx].tolist()}
-           for s, idx in parts.items()}
-    quality = {
-        "pairs_read": n_read, "duplicates_dropped": n_dupes, "too_long_dropped": n_too_long, "pairs_used": n,
-        **{f"n_{s}": len(parts[s]) for s in SPLITS},
-        "level": vocab.level,
-        "source_len_mean": float(src_len.mean()), "source_len_max": int(src_len.max()),
-        "target_len_mean": float(tgt_len.mean()), "target_len_max": int(tgt_len.max()),
-    }
-    logger.info("seq2seq corpus: %d pairs → train %d, val %d, test %d", n, *(len(parts[s]) for s in SPLITS))
+    for side, limit in (("source", data.max_source_len), ("target", data.max_target_len)):
+        if limit is not None:
+            keep &= pairs[side].map(lambda t: len(tokenize(t, vocab.level))) <= limit
+    counts["too_long_dropped"] = int((~keep).sum())
+    return pairs[keep].reset_index(drop=True), counts
+
+
+def prepare_corpus(
+    raw: pd.DataFrame, data: Seq2SeqDataParams, vocab: VocabParams, split: Seq2SeqSplitParams
+) -> tuple[dict[str, dict[str, list[str]]], dict[str, Any]]:
+    """Clean, then split: the corpus's own splits when it has them (a ``split`` column: official
+    train/val/test files; a missing validation split is held out of train, seeded), else a
+    seeded fraction split. Returns ``{split: {"source": [...], "target": [...]}}`` and a
+    data-quality report (per-split counts, drops, lengths, lines with extra columns)."""
+    quality: dict[str, Any] = {"pairs_read": int(len(raw)), "level": vocab.level, **_extra_columns(raw, data)}
+    parts: dict[str, pd.DataFrame] = {}
+    if "split" in raw:
+        quality["split_source"] = "files"
+        for name in SPLITS:
+            given = raw[raw["split"] == name]
+            if len(given):
+                parts[name], counts = _clean(given, data, vocab, filtered=name != "test")
+                quality.update({f"{name}_{k}": v for k, v in counts.items()})
+        if "val" not in parts:
+            rng = np.random.default_rng(split.seed)
+            order = rng.permutation(len(parts["train"]))
+            n_val = max(1, int(round(split.val_fraction * len(order))))
+            parts["val"] = parts["train"].iloc[np.sort(order[:n_val])].reset_index(drop=True)
+            parts["train"] = parts["train"].iloc[np.sort(order[n_val:])].reset_index(drop=True)
+            quality["val_source"] = f"held out of train (val_fraction {split.val_fraction}, seed {split.seed})"
+            logger.warning("no validation split given: %d training pairs held out for validation", n_val)
+        else:
+            quality["val_source"] = "file"
+        if data.max_pairs is not None:
+            parts["train"] = parts["train"].iloc[: data.max_pairs]
+    else:
+        quality["split_source"] = f"fractions (val {split.val_fraction}, test {split.test_fraction}, seed {split.seed})"
+        pairs, counts = _clean(raw, data, vocab, filtered=True)
+        quality.update({f"all_{k}": v for k, v in counts.items()})
+        order = np.random.default_rng(split.seed).permutation(len(pairs))
+        if data.max_pairs is not None:
+            order = order[: data.max_pairs]
+        n = len(order)
+        n_test = max(1, int(round(split.test_fraction * n)))
+        n_val = max(1, int(round(split.val_fraction * n)))
+        if n - n_test - n_val < 1:
+            raise ValueError(f"only {n} usable sentence pairs (of {len(raw)} read): too few for a train/val/test split")
+        idx = {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
+        parts = {k: pairs.iloc[v] for k, v in idx.items()}
+    if len(parts["train"]) < 1:
+        raise ValueError("no training pairs left after cleaning (check seq2seq.data.max_source_len/max_target_len)")
+    out = {s: {"source": parts[s]["source"].tolist(), "target": parts[s]["target"].tolist()} for s in SPLITS}
+    train = parts["train"]
+    src_len = train["source"].map(lambda t: len(tokenize(t, vocab.level)))
+    tgt_len = train["target"].map(lambda t: len(tokenize(t, vocab.level)))
+    quality.update({
+        "pairs_used": int(sum(len(p) for p in parts.values())), **{f"n_{s}": len(parts[s]) for s in SPLITS},
+        "train_source_len_mean": float(src_len.mean()), "train_source_len_max": int(src_len.max()),
+        "train_target_len_mean": float(tgt_len.mean()), "train_target_len_max": int(tgt_len.max()),
+    })
+    logger.info("seq2seq corpus (%s): train %d, val %d, test %d", quality["split_source"],
+                *(len(parts[s]) for s in SPLITS))
     return out, quality
 
 
@@ -87,7 +155,8 @@ def build_vocabularies(pairs: dict[str, dict[str, list[str]]], vocab: VocabParam
     train = pairs["train"]
     out = {}
     for side in ("source", "target"):
-        v = Vocab.build(train[side], level=vocab.level, min_freq=vocab.min_freq, max_size=vocab.max_size)
+        v = Vocab.build(train[side], level=vocab.level, min_freq=vocab.min_freq, max_size=vocab.max_size,
+                        subword_vocab_size=vocab.subword_vocab_size, subword_model_type=vocab.subword_model)
         out[side] = v.to_dict()
         logger.info("%s vocabulary: %d %s tokens", side, len(v), vocab.level)
     return out
@@ -127,82 +196,138 @@ def _digest(*tensors: torch.Tensor) -> str:
 
 
 def train_seq2seq(
-    model_input: dict[str, Any], model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore,
-    *, name: str | None = None,
+    model_input: dict[str, Any], model: ModelSpec, train: TrainParams, batching: Seq2SeqBatchParams,
+    checkpoints: CheckpointStore, *, name: str | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Teacher-forced training with the shared loop (token cross-entropy, padding ignored);
     returns a self-contained model bundle (weights, architecture, vocabularies) and the history.
-    ``name`` is the model's key under ``seq2seq.models`` (two models may share an ``arch``)."""
+    ``name`` is the model's key under ``seq2seq.models`` (two models may share an ``arch``).
+
+    Batches are length-bucketed and trimmed to their longest row (``batching``), so a batch of
+    short sentences costs what short sentences cost. ``train.num_threads: null`` uses every
+    core; results are reproducible per thread count, which the bundle records (``threads``)."""
     tp = model.train_params(train)
     src_vocab, tgt_vocab = model_input["src_vocab"], model_input["tgt_vocab"]
     torch.manual_seed(tp.seed)
     net = build_model(model.arch, in_features=len(src_vocab), out_features=len(tgt_vocab), **model.kwargs)
-    config_hash = fingerprint(model.model_dump(), tp.model_dump(exclude={"progress", "resume"}),
+    if tp.num_threads:
+        torch.set_num_threads(tp.num_threads)
+    threads = torch.get_num_threads()
+    config_hash = fingerprint(model.model_dump(), tp.model_dump(exclude={"progress", "resume", "log_every"}),
+                              batching.model_dump(), threads,
                               _digest(*model_input["train"], *model_input["val"]), src_vocab.tokens, tgt_vocab.tokens)
+    sampler, collate = None, None
+    if batching.bucket:
+        lengths = {len(t[0]): sequence_lengths(t[0], t[2]) for t in (model_input["train"], model_input["val"])}
+
+        def sampler(n: int, epoch: int, shuffle: bool) -> list[torch.Tensor]:
+            return bucket_batches(lengths[n], tp.batch_size, seed=tp.seed, epoch=epoch, shuffle=shuffle,
+                                  pool=batching.pool)
+
+        collate = trim_batch
+    logger.info("%s: training on %d thread(s)%s", name or model.arch, threads,
+                ", length-bucketed batches" if batching.bucket else "")
     result = fit(net, model_input["train"], model_input["val"], params=tp, task="classification",
-                 checkpoint=checkpoints, config_hash=config_hash, desc=name or model.arch)
+                 checkpoint=checkpoints, config_hash=config_hash, desc=name or model.arch,
+                 batch_sampler=sampler, collate=collate)
     bundle = {
         "name": name or model.arch, "arch": model.arch, "kwargs": dict(model.kwargs), "in_features": len(src_vocab),
         "out_features": len(tgt_vocab), "state_dict": result.state_dict,
         "src_vocab": src_vocab.to_dict(), "tgt_vocab": tgt_vocab.to_dict(),
         "max_target_len": int(model_input["train"][2].shape[1]),
         "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "train_seconds": result.train_seconds,
-        "params": count_parameters(net), "resumed_from": result.resumed_from,
+        "params": count_parameters(net), "resumed_from": result.resumed_from, "threads": threads,
     }
     return bundle, _history_frame(result.history)
 
 
 def decode(net: torch.nn.Module, src: torch.Tensor, report: Seq2SeqReportParams, max_len: int) -> list[torch.Tensor]:
-    """Decoded id rows for every source row (greedy or beam search, batched)."""
-    rows: list[torch.Tensor] = []
+    """Decoded id rows for every source row: greedy or beam search over ``report.batch_size``
+    sentences at once (all hypotheses of a batch advance together), sources sorted by length
+    so a batch holds similar lengths, padding trimmed; memory is bounded by one batch's
+    ``batch_size × beam_size × vocabulary`` scores. Rows come back in the input order."""
+    order = np.argsort(sequence_lengths(src), kind="stable")
+    rows: list[torch.Tensor | None] = [None] * len(src)
     for i in range(0, len(src), report.batch_size):
-        out = net.generate(src[i : i + report.batch_size], max_len=max_len, beam_size=report.beam_size,
-                           length_penalty=report.length_penalty)
-        rows.extend(out)
-    return rows
+        idx = order[i : i + report.batch_size]
+        batch = src[torch.from_numpy(idx)]
+        batch = batch[:, : max(int((batch != 0).sum(1).max()), 1)]
+        out = net.generate(batch, max_len=max_len, beam_size=report.beam_size, length_penalty=report.length_penalty)
+        for j, row in zip(idx, out):
+            rows[j] = row
+    return rows  # type: ignore[return-value]
 
 
 def _max_len(bundle: dict[str, Any], report: Seq2SeqReportParams) -> int:
     return report.max_len or int(1.5 * bundle["max_target_len"]) + 5
 
 
+@torch.inference_mode()
+def teacher_forced_accuracy(net: torch.nn.Module, data: tuple[torch.Tensor, ...], batch_size: int) -> float:
+    """Next-token accuracy with the reference prefix, batch by batch (no (N, T, V) tensor is kept)."""
+    net.eval()
+    correct = total = 0
+    for b in bucket_batches(sequence_lengths(data[0], data[2]), batch_size, seed=0, epoch=0, shuffle=False):
+        src, tgt_in, tgt_out = trim_batch(tuple(t[b] for t in data))
+        mask = tgt_out != -100
+        correct += int((net(src, tgt_in).argmax(-1)[mask] == tgt_out[mask]).sum())
+        total += int(mask.sum())
+    return correct / max(total, 1)
+
+
 def evaluate_seq2seq(
     bundle: dict[str, Any], history: pd.DataFrame, model_input: dict[str, Any], report: Seq2SeqReportParams
 ) -> tuple[dict[str, Any], pd.DataFrame, Figure]:
-    """Test split: exact match, token accuracy and corpus BLEU-4 of the decoded outputs (on
-    ``vocab.level`` tokens, against the raw references, so ``<unk>`` never matches), the
-    teacher-forced token accuracy, per-sentence predictions and the learning curves."""
+    """Test split: exact match and token accuracy (on ``vocab.level`` tokens), corpus BLEU and
+    chrF by sacreBLEU on the detokenised outputs against the raw references (its signatures
+    are logged and stored), the teacher-forced token accuracy, decoding time and peak memory,
+    per-sentence predictions and the learning curves."""
     net = rebuild_model(bundle)
     tgt_vocab = Vocab.from_dict(bundle["tgt_vocab"])
-    src, tgt_in, tgt_out = model_input["test"]
     texts = model_input["texts"]["test"]
-    decoded = decode(net, src, report, _max_len(bundle, report))
-    logits = predict(net, (src, tgt_in), batch_size=report.batch_size)
+    rss0 = peak_rss_mb()
+    t0 = time.perf_counter()
+    decoded = decode(net, model_input["test"][0], report, _max_len(bundle, report))
+    decode_seconds = time.perf_counter() - t0
+    tf_acc = teacher_forced_accuracy(net, model_input["test"], report.batch_size)
     hyps = [tgt_vocab.decode_tokens(row.tolist()) for row in decoded]
     refs = [tgt_vocab.tokenize(t) for t in texts["target"]]
-    mask = tgt_out != -100
-    tf_acc = float((logits.argmax(-1)[mask] == tgt_out[mask]).float().mean())
-    bleu = m.corpus_bleu_details(hyps, refs)
+    hyp_text = [tgt_vocab.decode(row.tolist()) for row in decoded]
+    scores = m.sacrebleu_scores(hyp_text, list(texts["target"]))
     metrics = {
         "model": bundle["name"], "arch": bundle["arch"],
         "exact_match": m.exact_match(hyps, refs),
         "token_accuracy": m.token_accuracy(hyps, refs),
-        "bleu": bleu["bleu"],
-        "bleu_brevity_penalty": bleu["brevity_penalty"],
+        **scores,
         "teacher_forced_token_accuracy": tf_acc,
         "n_test": len(refs), "beam_size": report.beam_size, "level": tgt_vocab.level,
         "params": bundle["params"], "train_seconds": round(bundle["train_seconds"], 3),
+        "threads": bundle.get("threads"), "decode_seconds": round(decode_seconds, 3),
+        "decode_sentences_per_second": round(len(refs) / max(decode_seconds, 1e-9), 1),
+        "peak_rss_mb": round(max(peak_rss_mb(), rss0), 1),
         "best_epoch": bundle["best_epoch"], "epochs_run": bundle["epochs_run"],
     }
     predictions = pd.DataFrame({
-        "source": texts["source"], "reference": texts["target"],
-        "prediction": [tgt_vocab.decode(row.tolist()) for row in decoded],
+        "source": texts["source"], "reference": texts["target"], "prediction": hyp_text,
         "correct": [h == r for h, r in zip(hyps, refs)],
     })
-    logger.info("%s test: exact match %.3f, token accuracy %.3f, BLEU %.3f", bundle["name"],
-                metrics["exact_match"], metrics["token_accuracy"], metrics["bleu"])
+    logger.info("%s test: exact match %.3f, token accuracy %.3f, BLEU %.2f, chrF %.2f (%d sentences decoded in "
+                "%.1f s, beam %d)", bundle["name"], metrics["exact_match"], metrics["token_accuracy"],
+                metrics["bleu"], metrics["chrf"], len(refs), decode_seconds, report.beam_size)
+    logger.info("sacreBLEU signatures: %s | %s", metrics["bleu_signature"], metrics["chrf_signature"])
     curves = learning_curves_figure(history.drop(columns="epoch").to_dict("list"), f"{bundle['name']} learning curves")
     return metrics, predictions, curves
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (``VmHWM``) in MB (0 where /proc is absent)."""
+    try:
+        for line in open("/proc/self/status", encoding="ascii"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def plot_attention(bundle: dict[str, Any], model_input: dict[str, Any], report: Seq2SeqReportParams) -> Figure:
@@ -235,3 +360,37 @@ def plot_attention(bundle: dict[str, Any], model_input: dict[str, Any], report: 
 
 
 # -- report -------------------------------------------------------------------------------------
+def build_report(*metrics: dict[str, Any]) -> tuple[pd.DataFrame, str, Figure, dict[str, Any]]:
+    """One row per model, best BLEU first: exact match, token accuracy, sacreBLEU BLEU and chrF
+    (0–100, signatures in ``metrics.json``) and the parameter count; no timings (they stay in
+    each model's MLflow run and metrics file)."""
+    board, _, _, summary = build_leaderboard(*metrics, sort_by="bleu")
+    by_model = {m["model"]: m for m in metrics}
+    board.insert(list(board.columns).index("bleu") + 1, "chrf", [by_model[n].get("chrf") for n in board["model"]])
+    for key in ("bleu_signature", "chrf_signature"):
+        summary[key] = next((m[key] for m in metrics if key in m), None)
+    for name, row in summary["models"].items():
+        row["chrf"] = by_model[name].get("chrf")
+    return board, to_markdown(board), seq2seq_leaderboard_figure(board), summary
+
+
+def seq2seq_leaderboard_figure(board: pd.DataFrame) -> Figure:
+    """Two panels: exact match and token accuracy (0–1); sacreBLEU BLEU and chrF (0–100)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(max(9, 2.6 * len(board) + 3), 3.8))
+    x = np.arange(len(board))
+    for ax, cols, top in ((axes[0], ("exact_match", "token_accuracy"), 1.05), (axes[1], ("bleu", "chrf"), 105)):
+        width = 0.8 / len(cols)
+        for i, col in enumerate(cols):
+            vals = pd.to_numeric(board[col], errors="coerce").to_numpy(dtype=float)
+            bars = ax.bar(x + i * width - 0.4 + width / 2, np.nan_to_num(vals), width, label=col)
+            ax.bar_label(bars, fmt="%.2f" if top < 2 else "%.1f", fontsize=7)
+        ax.set_xticks(x, [f"{n}\n{p / 1e3:.0f}k params" for n, p in zip(board["model"], board["params"])], fontsize=8)
+        ax.set_ylim(0, top)
+        ax.legend(loc="upper right", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("seq2seq test set (BLEU and chrF by sacreBLEU)")
+    fig.tight_layout()
+    return fig
+

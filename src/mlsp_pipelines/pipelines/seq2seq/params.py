@@ -32,29 +32,49 @@ class DateSynthParams(_Section):
 class Seq2SeqDataParams(_Section):
     """Where the pairs come from and which are kept.
 
-    ``source``: ``synthetic`` (the date generator), ``tsv`` (the ``seq2seq.corpus`` catalog
-    entry, ``--params corpus_path=...``) or ``auto`` (``tsv`` when ``corpus_path`` is given).
-    Length limits are in tokens of ``vocab.level``; longer pairs are dropped and counted.
+    ``source``: ``synthetic`` (the date generator), ``tsv`` (one ``source<TAB>target`` file,
+    the ``seq2seq.corpus`` entry, ``--params corpus_path=...``, split by fractions), ``files``
+    (a folder of official splits, ``seq2seq.corpus_splits``, ``--params corpus_dir=...``:
+    ``train``/``val``/``test`` as ``.tsv`` or line-aligned ``.en``/``.de`` files) or ``auto``
+    (``files`` when ``corpus_dir`` is given, else ``tsv`` when ``corpus_path`` is, else synthetic).
+    Length limits are in tokens of ``vocab.level`` (in words for ``subword``, whose pieces
+    depend on the model trained afterwards); longer training/validation pairs are dropped and
+    counted; a given test split is never filtered or deduplicated (results stay comparable).
+    Lines with columns after the second (a tab inside a sentence?) are counted in the
+    data-quality report (``on_extra_columns: report``) or stop the run (``fail``).
     """
 
-    source: Literal["auto", "synthetic", "tsv"] = "auto"
+    source: Literal["auto", "synthetic", "tsv", "files"] = "auto"
     max_pairs: int | None = Field(None, ge=3)
     lowercase: bool = False
     dedupe: bool = True
     max_source_len: int | None = Field(None, ge=1)
     max_target_len: int | None = Field(None, ge=1)
+    on_extra_columns: Literal["report", "fail"] = "report"
 
 
 class VocabParams(_Section):
-    """Character- or word-level vocabularies (built on the training split only)."""
+    """Character-, word- or subword-level vocabularies (built on the training split only).
+    Subwords: a SentencePiece model (``bpe`` or ``unigram``) of ``subword_vocab_size`` pieces per side."""
 
-    level: Literal["char", "word"] = "char"
+    level: Literal["char", "word", "subword"] = "char"
     min_freq: int = Field(1, ge=1)
     max_size: int | None = Field(None, ge=5)
+    subword_vocab_size: int = Field(8000, ge=8)
+    subword_model: Literal["bpe", "unigram"] = "bpe"
+
+
+class Seq2SeqBatchParams(_Section):
+    """Length-bucketed batches: rows sorted by length within pools of ``pool`` batches (after a
+    seeded shuffle per epoch), padding trimmed per batch; ``bucket: false`` = plain shuffling."""
+
+    bucket: bool = True
+    pool: int = Field(50, ge=1)
 
 
 class Seq2SeqSplitParams(FractionSplitParams):
-    """Seeded random train/validation/test split of the (deduplicated) pairs."""
+    """Seeded random train/validation/test split of the (deduplicated) pairs of a single file;
+    with split files, ``val_fraction`` of train is held out only when no validation file exists."""
 
     val_fraction: float = Field(0.1, gt=0, lt=1)
     test_fraction: float = Field(0.1, gt=0, lt=1)

@@ -19,14 +19,15 @@ TASK = "seq2seq"
 
 
 def corpus_source(params: dict[str, Any]) -> str:
-    """``synthetic`` or ``tsv``: ``seq2seq.data.source``, where ``auto`` means ``tsv`` exactly
-    when the runtime parameter ``corpus_path`` is given."""
+    """``synthetic``, ``tsv`` or ``files``: ``seq2seq.data.source``, where ``auto`` means
+    ``files`` when the runtime parameter ``corpus_dir`` is given, else ``tsv`` when
+    ``corpus_path`` is, else ``synthetic``."""
     source = section(params, f"{TASK}.data.source", "auto")
-    corpus_path = section(params, "corpus_path")
+    corpus_path, corpus_dir = section(params, "corpus_path"), section(params, "corpus_dir")
     if source == "auto":
-        return "tsv" if corpus_path else "synthetic"
-    if source == "synthetic" and corpus_path:
-        logger.warning("corpus_path=%s is ignored: %s.data.source is 'synthetic'", corpus_path, TASK)
+        return "files" if corpus_dir else ("tsv" if corpus_path else "synthetic")
+    if source == "synthetic" and (corpus_path or corpus_dir):
+        logger.warning("corpus_path/corpus_dir is ignored: %s.data.source is 'synthetic'", TASK)
     return source
 
 
@@ -36,7 +37,7 @@ def create_model_pipeline(arch: str) -> Pipeline:
     return Pipeline(
         [
             node(update_wrapper(partial(nodes.train_seq2seq, name=arch), nodes.train_seq2seq),
-                 ["model_input", "params:model", "params:train", "checkpoints"],
+                 ["model_input", "params:model", "params:train", "params:batching", "checkpoints"],
                  ["model", "history"], name="train_model"),
             node(nodes.evaluate_seq2seq, ["model", "history", "model_input", "params:report"],
                  ["metrics", "predictions", "learning_curves"], name="evaluate_model"),
@@ -46,7 +47,7 @@ def create_model_pipeline(arch: str) -> Pipeline:
         namespace=arch,
         inputs={"model_input"},
         parameters={"params:model": f"params:models.{arch}", "params:train": "params:train",
-                    "params:report": "params:report"},
+                    "params:batching": "params:batching", "params:report": "params:report"},
         tags=[f"{TASK}_train", "model_run"],
     )
 
@@ -60,7 +61,7 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
     data_nodes = []
     if source == "synthetic":
         data_nodes.append(node(nodes.generate_dates, "params:synth", "raw_pairs", name="generate_dates"))
-    raw = "raw_pairs" if source == "synthetic" else "corpus"
+    raw = {"synthetic": "raw_pairs", "tsv": "corpus", "files": "corpus_splits"}[source]
     data_nodes += [
         node(nodes.prepare_corpus, [raw, "params:data", "params:vocab", "params:split"], ["pairs", "data_quality"],
              name="prepare_corpus"),
@@ -74,7 +75,7 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
         train += create_model_pipeline(arch)
     train = Pipeline(train, namespace=TASK)
     if archs:
-        train += report.create_pipeline(TASK, archs, sort_by="exact_match")
+        train += report.create_pipeline(TASK, archs, func=nodes.build_report)
     return {TASK: data + train, f"{TASK}_data": data, f"{TASK}_train": train}
 
 

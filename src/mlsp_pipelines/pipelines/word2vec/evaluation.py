@@ -142,18 +142,20 @@ def projection_figure(words: Sequence[str], vectors: np.ndarray, counts: np.ndar
 
 
 def comparison_figure(board: pd.DataFrame, title: str = "") -> Figure:
-    """Quality and speed side by side: WordSim353 Spearman and training words/second per model."""
-    fig, axes = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(board) + 4), 3.8))
+    """Quality and speed side by side: WordSim353 Spearman, analogy accuracy and training
+    words/second per model (gensim anchors in orange)."""
+    fig, axes = plt.subplots(1, 3, figsize=(max(11, 3.0 * len(board) + 5), 3.8))
     names = board["model"].astype(str).tolist()
     x = np.arange(len(board))
     for ax, col, label in ((axes[0], "spearman", "WordSim353 Spearman ρ"),
-                           (axes[1], "words_per_second", "training words / second")):
+                           (axes[1], "analogy_accuracy", "analogy accuracy (3CosAdd)"),
+                           (axes[2], "words_per_second", "training words / second")):
         vals = pd.to_numeric(board.get(col, pd.Series([np.nan] * len(board))), errors="coerce").to_numpy(dtype=float)
         colours = ["tab:orange" if n.startswith("gensim") else "tab:blue" for n in names]
         bars = ax.bar(x, np.nan_to_num(vals), color=colours)
-        ax.bar_label(bars, labels=["n/a" if np.isnan(v) else (f"{v:.3f}" if col == "spearman" else f"{v:,.0f}")
+        ax.bar_label(bars, labels=["n/a" if np.isnan(v) else (f"{v:,.0f}" if col == "words_per_second" else f"{v:.3f}")
                                    for v in vals], fontsize=8)
-        ax.set_xticks(x, names, fontsize=8)
+        ax.set_xticks(x, names, fontsize=8, rotation=20)
         ax.set_ylabel(label)
         ax.axhline(0, color="black", lw=0.6)
         ax.grid(axis="y", alpha=0.3)

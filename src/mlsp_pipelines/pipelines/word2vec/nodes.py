@@ -16,24 +16,30 @@ from mlsp_pipelines.datasets.files import CheckpointStore
 from mlsp_pipelines.features import text
 from mlsp_pipelines.models import build_model, count_parameters, model_config
 from mlsp_pipelines.modular.report.nodes import to_markdown
-from mlsp_pipelines.params import ModelSpec, TrainParams
-from mlsp_pipelines.training.loop import fingerprint, fit
+from mlsp_pipelines.training import word2vec_sgd as sgd
+from mlsp_pipelines.training.loop import array_digest, fingerprint
+from mlsp_pipelines.training.word2vec_sgd import SGDSettings
 
 from . import evaluation as ev
-from .params import BaselineParams, EmbeddingParams, EvaluationParams, TextPreprocessParams
+from .params import (
+    BaselineParams,
+    EmbeddingParams,
+    EvaluationParams,
+    TextPreprocessParams,
+    Word2VecModelSpec,
+    Word2VecTrainParams,
+)
 
 logger = logging.getLogger(__name__)
 
-#: Registry architectures this pipeline trains, and which examples of ``training_data`` each uses.
-ARCH_INPUTS = {"word2vec_sg": ("sg_centre", "sg_context"), "word2vec_cbow": ("cbow_context", "cbow_centre")}
-
-
 # -- data ------------------------------------------------------------------------------------------
 def preprocess_corpus(corpus: list[str], preprocess: TextPreprocessParams) -> tuple[dict, pd.DataFrame, dict]:
-    """Tokens → vocabulary (``min_count``) → sub-sampled skip-gram pairs and CBOW windows.
+    """Tokens → vocabulary (``min_count``) → the in-vocabulary token stream training draws from.
 
-    Returns the training examples (one ``.npz``), the vocabulary table (word, count, keep
-    probability, noise probability) and corpus statistics (``data_quality``).
+    The training examples themselves (sub-sampled tokens, reduced windows, negatives) are drawn
+    anew in every epoch of training; the statistics of one draw (``preprocess.seed``) go to
+    the data-quality report. Returns the training data (one ``.npz``), the vocabulary table
+    (word, count, keep probability, noise probability) and the corpus statistics.
     """
     source = getattr(corpus, "source", "corpus")
     t0 = time.perf_counter()
@@ -56,15 +62,11 @@ def preprocess_corpus(corpus: list[str], preprocess: TextPreprocessParams) -> tu
                          "documents are too short after min_count and sub-sampling")
     noise = text.noise_distribution(vocab.counts, preprocess.noise_power)
     keep = text.keep_probabilities(vocab.counts, preprocess.sample)
-    rng = np.random.default_rng(preprocess.seed + 1)
     seconds = time.perf_counter() - t0
     data = {
         "words": np.asarray(vocab.words, dtype=str), "counts": vocab.counts, "noise": noise, "keep_prob": keep,
-        "ids": ids, "doc": doc, "window": preprocess.window, "sampling_seconds": seconds, "source": source,
-        "sg_centre": ex.sg_centre, "sg_context": ex.sg_context,
-        "cbow_context": ex.cbow_context, "cbow_centre": ex.cbow_centre,
-        "sg_val": rng.random(len(ex.sg_centre)) < preprocess.val_fraction,
-        "cbow_val": rng.random(len(ex.cbow_centre)) < preprocess.val_fraction,
+        "ids": ids, "doc": doc, "window": preprocess.window, "dynamic_window": preprocess.dynamic_window,
+        "source": source,
     }
     table = pd.DataFrame({"id": np.arange(len(vocab)), "word": vocab.words, "count": vocab.counts,
                           "keep_prob": keep.round(6), "noise_prob": noise.round(8)})
@@ -75,54 +77,55 @@ def preprocess_corpus(corpus: list[str], preprocess: TextPreprocessParams) -> tu
         "kept_fraction": round(float(ex.kept.mean()), 4), "skipgram_pairs": int(len(ex.sg_centre)),
         "cbow_examples": int(len(ex.cbow_centre)), "preprocess_seconds": round(seconds, 3),
     }
-    logger.info("%s: %d documents, %d tokens, vocabulary %d (min_count %d), %d skip-gram pairs", source,
-                len(docs), n_tokens, len(vocab), preprocess.min_count, len(ex.sg_centre))
+    logger.info("%s: %d documents, %d tokens, vocabulary %d (min_count %d), ~%d skip-gram pairs per epoch",
+                source, len(docs), n_tokens, len(vocab), preprocess.min_count, len(ex.sg_centre))
     return data, table, stats
 
 
-def _split(data: dict, arch: str) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...] | None]:
-    if arch not in ARCH_INPUTS:
-        raise ValueError(f"word2vec.models: arch {arch!r} is not a word2vec model; use one of {sorted(ARCH_INPUTS)}")
-    x, y = (torch.from_numpy(np.ascontiguousarray(data[k])).long() for k in ARCH_INPUTS[arch])
-    val = torch.from_numpy(np.asarray(data["sg_val" if arch == "word2vec_sg" else "cbow_val"], dtype=bool))
-    if not val.any():
-        return (x, y), None
-    return (x[~val], y[~val]), (x[val], y[val])
+def sgd_settings(training_data: dict, model: Word2VecModelSpec, tp: Word2VecTrainParams,
+                 embedding: EmbeddingParams) -> SGDSettings:
+    """The SGD hyper-parameters of one model (shared with its gensim anchor)."""
+    return SGDSettings(kind=model.kind, dim=embedding.dim, window=int(training_data["window"]),
+                       dynamic_window=bool(training_data.get("dynamic_window", True)),
+                       negative=model_config(model.arch, **model.kwargs).negative, alpha=tp.alpha,
+                       min_alpha=tp.min_alpha, epochs=tp.epochs, seed=tp.seed, engine=tp.engine,
+                       device=tp.resolved_device(), batch_pairs=tp.batch_pairs, deterministic=tp.deterministic)
 
 
 # -- training --------------------------------------------------------------------------------------
-def train_word2vec(training_data: dict, model: ModelSpec, train: TrainParams, embedding: EmbeddingParams,
-                   checkpoints: CheckpointStore | None) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Train one word2vec architecture with the shared loop (negative-sampling loss).
+def train_word2vec(training_data: dict, model: Word2VecModelSpec, train: Word2VecTrainParams,
+                   embedding: EmbeddingParams, checkpoints: CheckpointStore | None) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Train one word2vec architecture with word2vec's SGD (compiled kernel on CPU, torch on GPU).
 
-    Returns a self-contained bundle (architecture, kwargs, weights, vocabulary, timing) and the
-    per-epoch history. ``words_per_second`` counts in-vocabulary corpus tokens per epoch times
-    epochs over the training time (including the one-off example sampling), like the anchor.
+    Returns a self-contained bundle (architecture, kwargs, the registry module's weights,
+    vocabulary, timing) and the per-epoch loss. ``words_per_second`` counts in-vocabulary
+    corpus tokens per epoch times epochs over the training seconds, as gensim does; the one-off
+    kernel compilation is ``compile_seconds``.
     """
     tp = model.train_params(train)
     words = [str(w) for w in training_data["words"]]
-    torch.manual_seed(tp.seed)
+    settings = sgd_settings(training_data, model, tp, embedding)
+    ids, doc = np.asarray(training_data["ids"]), np.asarray(training_data["doc"])
+    config_hash = fingerprint(model.model_dump(), tp.model_dump(exclude={"progress", "resume", "device"}),
+                              embedding.dim, words, array_digest(ids), array_digest(doc))
+    result = sgd.train(ids, doc, training_data["keep_prob"], training_data["noise"], settings,
+                       checkpoint=checkpoints, config_hash=config_hash, resume=tp.resume, desc=model.arch,
+                       show_progress=tp.progress)
     net = build_model(model.arch, in_features=len(words), out_features=embedding.dim, **model.kwargs)
-    net.set_noise_distribution(training_data["noise"])
-    tr, va = _split(training_data, model.arch)
-    config_hash = fingerprint(model.model_dump(), tp.model_dump(exclude={"progress", "resume"}), embedding.dim,
-                              len(words), [int(t.shape[0]) for t in tr], int(np.asarray(training_data["counts"]).sum()))
-    result = fit(net, tr, va, params=tp, task="regression", loss_fn=net.negative_sampling_loss,
-                 checkpoint=checkpoints, config_hash=config_hash, desc=model.arch)
-    tokens = int(len(training_data["ids"]))
-    seconds = result.train_seconds + float(training_data["sampling_seconds"])
+    net.load_vectors(result.syn0, result.syn1, training_data["noise"])
+    tokens = int(len(ids))
+    threads = 1 if result.engine == "numba" else torch.get_num_threads()
     bundle = {
         "arch": model.arch, "kwargs": dict(model.kwargs), "in_features": len(words), "out_features": embedding.dim,
-        "state_dict": result.state_dict, "words": words,
+        "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()}, "words": words,
         "counts": torch.from_numpy(np.asarray(training_data["counts"], dtype=np.int64)),
-        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "train_seconds": seconds,
-        "tokens_per_epoch": tokens, "words_per_second": tokens * result.epochs_run / max(seconds, 1e-9),
-        "threads": torch.get_num_threads(), "params": count_parameters(net), "resumed_from": result.resumed_from,
+        "best_epoch": result.epochs_run, "epochs_run": result.epochs_run, "train_seconds": result.train_seconds,
+        "compile_seconds": result.compile_seconds, "engine": result.engine, "device": settings.device,
+        "tokens_per_epoch": tokens, "words_per_second": tokens * result.epochs_run / max(result.train_seconds, 1e-9),
+        "threads": threads, "params": count_parameters(net), "resumed_from": result.resumed_from,
     }
     history = pd.DataFrame({"epoch": np.arange(1, len(result.history["train_loss"]) + 1),
                             "train_loss": result.history["train_loss"]})
-    if va is not None:
-        history["val_loss"] = result.history["val_loss"]
     return bundle, history
 
 
@@ -142,7 +145,7 @@ def export_embeddings(bundle: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
         "words": list(bundle["words"]), "vectors": vectors, "counts": bundle["counts"], "model": bundle["arch"],
         "dim": int(vectors.shape[1]),
         "stats": {k: bundle[k] for k in ("train_seconds", "words_per_second", "epochs_run", "threads", "params",
-                                         "tokens_per_epoch")},
+                                         "tokens_per_epoch", "compile_seconds", "engine") if k in bundle},
     }
     return emb, {"words": emb["words"], "vectors": vectors.numpy()}
 
@@ -153,10 +156,12 @@ def _stable_hash(s: str) -> int:
     return zlib.crc32(s.encode("utf-8"))
 
 
-def train_gensim(training_data: dict, model: ModelSpec, train: TrainParams, embedding: EmbeddingParams,
-                 preprocess: TextPreprocessParams, baseline: BaselineParams) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The anchor: gensim ``Word2Vec`` on the same in-vocabulary token stream and hyper-parameters
-    (dimension, window, min_count, sample, negatives, noise exponent, epochs, seed).
+def train_gensim(training_data: dict, model: Word2VecModelSpec, train: Word2VecTrainParams,
+                 embedding: EmbeddingParams, preprocess: TextPreprocessParams,
+                 baseline: BaselineParams) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The anchor: gensim ``Word2Vec`` of the same kind (skip-gram or CBOW) on the same
+    in-vocabulary token stream and hyper-parameters (dimension, window, min_count, sample,
+    negatives, noise exponent, epochs, alpha → min_alpha, seed).
 
     gensim re-counts the vocabulary (identical words and counts) and does its own sub-sampling
     and window reduction inside ``train``, which is timed alone.
@@ -168,10 +173,11 @@ def train_gensim(training_data: dict, model: ModelSpec, train: TrainParams, embe
     ids, doc = np.asarray(training_data["ids"]), np.asarray(training_data["doc"])
     cuts = np.flatnonzero(np.diff(doc)) + 1
     sentences = [s.tolist() for s in np.split(words[ids], cuts) if len(s)]
+    sg = 1 if model.kind == "sg" else 0
     w2v = Word2Vec(vector_size=embedding.dim, window=preprocess.window, min_count=preprocess.min_count,
                    sample=preprocess.sample, negative=model_config(model.arch, **model.kwargs).negative, hs=0,
-                   ns_exponent=preprocess.noise_power, sg=baseline.sg, workers=baseline.workers,
-                   alpha=baseline.alpha, min_alpha=baseline.min_alpha, seed=tp.seed, epochs=tp.epochs,
+                   ns_exponent=preprocess.noise_power, sg=sg, cbow_mean=1, workers=baseline.workers,
+                   alpha=tp.alpha, min_alpha=tp.min_alpha, seed=tp.seed, epochs=tp.epochs,
                    shrink_windows=preprocess.dynamic_window, hashfxn=_stable_hash, sorted_vocab=1,
                    max_final_vocab=preprocess.max_vocab)
     w2v.build_vocab(sentences)
@@ -180,16 +186,16 @@ def train_gensim(training_data: dict, model: ModelSpec, train: TrainParams, embe
     seconds = time.perf_counter() - t0
     kv = w2v.wv
     tokens = int(len(ids))
-    name = "gensim_sg" if baseline.sg else "gensim_cbow"
+    name = f"gensim_{model.kind}"
     emb = {
         "words": list(kv.index_to_key), "vectors": torch.from_numpy(np.array(kv.vectors, dtype=np.float32)),
         "counts": torch.tensor([kv.get_vecattr(w, "count") for w in kv.index_to_key], dtype=torch.int64),
         "model": name, "dim": embedding.dim,
         "stats": {"train_seconds": seconds, "words_per_second": tokens * tp.epochs / max(seconds, 1e-9),
-                  "epochs_run": tp.epochs, "threads": baseline.workers,
+                  "epochs_run": tp.epochs, "threads": baseline.workers, "engine": "gensim",
                   "params": int(kv.vectors.size + w2v.syn1neg.size), "tokens_per_epoch": tokens},
     }
-    logger.info("gensim Word2Vec (sg=%d, workers=%d): %d words, %.2f s, %.0f words/s", baseline.sg,
+    logger.info("gensim Word2Vec (sg=%d, workers=%d): %d words, %.2f s, %.0f words/s", sg,
                 baseline.workers, len(kv), seconds, emb["stats"]["words_per_second"])
     return emb, {"words": emb["words"], "vectors": kv.vectors}
 
@@ -226,14 +232,14 @@ def evaluate_embeddings(embeddings: dict[str, Any], wordsim: pd.DataFrame, analo
     return metrics, neighbours, fig
 
 
-def plot_learning_curve(history: pd.DataFrame, model: ModelSpec) -> Figure:
+def plot_learning_curve(history: pd.DataFrame, model: Word2VecModelSpec) -> Figure:
     return ev.learning_curve_figure(history, f"{model.arch}: negative-sampling loss")
 
 
 # -- report ----------------------------------------------------------------------------------------
 BOARD_COLUMNS = ("model", "spearman", "wordsim_pairs_used", "wordsim_pairs_oov", "analogy_accuracy",
-                 "analogy_questions_used", "words_per_second", "train_seconds", "epochs_run", "threads",
-                 "vocab_size", "dim", "params")
+                 "analogy_semantic_accuracy", "analogy_syntactic_accuracy", "analogy_questions_used",
+                 "words_per_second", "train_seconds", "epochs_run", "engine", "threads", "vocab_size", "dim", "params")
 
 
 def build_report(*metrics: dict[str, Any]) -> tuple[pd.DataFrame, str, Figure, dict[str, Any]]:

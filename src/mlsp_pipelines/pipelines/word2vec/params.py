@@ -1,15 +1,17 @@
 """Typed parameter sections of the ``word2vec`` pipeline (validated by Kedro before any node runs).
 
-The shared sections (``TrainParams`` for the training loop, ``ModelSpec`` for a registry
-architecture and its kwargs) come from :mod:`mlsp_pipelines.params`; the ones below are
-specific to word embeddings.
+word2vec trains with its own SGD (:mod:`mlsp_pipelines.training.word2vec_sgd`), not with the
+shared loop, so its ``train`` section holds word2vec's settings (``alpha`` decaying linearly to
+``min_alpha``, the engine) instead of the loop's optimiser ones; a model entry names a registry
+architecture (the module that holds the trained vectors) and may override ``train`` keys.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mlsp_pipelines.features.text import DEFAULT_TOKEN_PATTERN
 
@@ -32,8 +34,7 @@ class TextPreprocessParams(_Section):
     window: int = Field(5, ge=1)                # maximum distance centre ↔ context
     dynamic_window: bool = True                 # per-centre window b ~ U{1..window}
     noise_power: float = Field(0.75, ge=0)      # negatives ~ count ** noise_power
-    val_fraction: float = Field(0.0, ge=0, lt=0.5)  # held-out examples for the validation loss (0 = none)
-    seed: int = 0
+    seed: int = 0                               # the draw summarised in the data-quality report
 
     @field_validator("token_pattern")
     @classmethod
@@ -61,11 +62,69 @@ class EvaluationParams(_Section):
     analogy_restrict_vocab: int | None = Field(30000, ge=1)  # candidate answers: most frequent words
 
 
+class Word2VecTrainParams(_Section):
+    """word2vec's SGD: ``alpha`` decays linearly to ``min_alpha`` over all epochs; sub-sampling,
+    reduced windows and negatives are drawn anew every epoch from ``seed`` and the epoch.
+
+    ``engine``: ``numba`` (compiled CPU kernel, one pair at a time, like gensim), ``torch``
+    (``batch_pairs`` pairs per step; for a GPU) or ``auto`` (numba on CPU, torch on CUDA).
+    """
+
+    epochs: int = Field(5, ge=1)
+    alpha: float = Field(0.025, gt=0)
+    min_alpha: float = Field(0.0001, gt=0)
+    engine: Literal["auto", "numba", "torch"] = "auto"
+    device: str = "cpu"                        # cpu | cuda | auto
+    batch_pairs: int = Field(4096, ge=1)      # torch engine only
+    deterministic: bool = True                # torch engine: deterministic scatter-adds on GPU
+    seed: int = 0
+    resume: bool = True                       # resume from the last epoch's checkpoint
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> "Word2VecTrainParams":
+        if self.min_alpha > self.alpha:
+            raise ValueError(f"min_alpha={self.min_alpha} must not exceed alpha={self.alpha}")
+        if self.device not in ("cpu", "auto") and not self.device.startswith("cuda"):
+            raise ValueError(f"device must be cpu, cuda[:N] or auto, got {self.device!r}")
+        return self
+
+    def resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Word2VecModelSpec(_Section):
+    """A word2vec architecture of the registry, its kwargs (``negative``) and ``train`` overrides."""
+
+    arch: Literal["word2vec_sg", "word2vec_cbow"]
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> "Word2VecModelSpec":
+        from mlsp_pipelines.models import model_config
+
+        model_config(self.arch, **self.kwargs)
+        Word2VecTrainParams(**self.train)
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "sg" if self.arch == "word2vec_sg" else "cbow"
+
+    def train_params(self, base: Word2VecTrainParams) -> Word2VecTrainParams:
+        """``base`` with this model's overrides applied."""
+        return Word2VecTrainParams(**{**base.model_dump(), **self.train})
+
+
 class BaselineParams(_Section):
-    """The gensim ``Word2Vec`` anchor trained on the same examples and hyper-parameters."""
+    """gensim ``Word2Vec`` anchors, one per kind, on the same tokens and hyper-parameters as the
+    project model of that kind (same ``alpha``/``min_alpha``, epochs, negatives, window, seed)."""
 
     enabled: bool = True
-    sg: int = Field(1, ge=0, le=1)            # 1 = skip-gram (compared with word2vec_sg)
-    workers: int = Field(1, ge=1)             # 1 = single thread, like the project's models
-    alpha: float = Field(0.025, gt=0)         # gensim's SGD learning rate (decays to min_alpha)
-    min_alpha: float = Field(0.0001, gt=0)
+    kinds: list[Literal["sg", "cbow"]] = Field(default_factory=lambda: ["sg", "cbow"])
+    workers: int = Field(1, ge=1)             # 1 = single thread, like the project's kernel

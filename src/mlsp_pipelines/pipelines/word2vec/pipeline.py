@@ -2,8 +2,9 @@
 
 Every model listed in ``word2vec.architectures`` (an entry of ``word2vec.models``) is trained
 in namespace ``word2vec.<name>`` (its own nested MLflow run); with ``word2vec.baseline.enabled``
-the gensim anchor is trained in ``word2vec.gensim_sg`` (or ``gensim_cbow``); the leaderboard of
-all of them is the task-level report.
+a gensim anchor per kind of ``word2vec.baseline.kinds`` is trained in ``word2vec.gensim_sg`` /
+``word2vec.gensim_cbow`` with the hyper-parameters of the first model of that kind; the
+leaderboard of all of them is the task-level report.
 """
 
 from __future__ import annotations
@@ -65,10 +66,10 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
     names = architectures(params, TASK)
     models = section(params, f"{TASK}.models", {}) or {}
     baseline_on = bool(section(params, f"{TASK}.baseline.enabled", True))
-    anchor_kind = "sg" if int(section(params, f"{TASK}.baseline.sg", 1)) else "cbow"
-    anchor = f"gensim_{anchor_kind}"
-    if anchor in names:
-        raise ValueError(f"{TASK}.architectures: the name {anchor!r} is reserved for the gensim anchor")
+    kinds = list(section(params, f"{TASK}.baseline.kinds", ["sg", "cbow"]) or []) if baseline_on else []
+    for kind in kinds:
+        if f"gensim_{kind}" in names:
+            raise ValueError(f"{TASK}.architectures: the name 'gensim_{kind}' is reserved for the gensim anchor")
 
     data = Pipeline(
         [node(nodes.preprocess_corpus, ["corpus", "params:preprocess"], ["training_data", "vocab", "data_quality"],
@@ -79,15 +80,15 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
     for name in names:
         train += _model_pipeline(name)
     reported = list(names)
-    if baseline_on:
-        arch = f"word2vec_{anchor_kind}"
+    for kind in kinds:
+        arch = f"word2vec_{kind}"
         key = next((n for n in names if _arch(models[n]) == arch), None)
         key = key or next((n for n, spec in models.items() if _arch(spec) == arch), None)
         if key is None:
-            raise ValueError(f"{TASK}.baseline needs a {TASK}.models entry with arch {arch} for its "
-                             "hyper-parameters (negatives, epochs); add one or set baseline.enabled: false")
-        train += _anchor_pipeline(anchor, key)
-        reported.append(anchor)
+            raise ValueError(f"{TASK}.baseline.kinds lists {kind!r} but no {TASK}.models entry has arch {arch} "
+                             "for its hyper-parameters (negatives, epochs, alpha); add one, or drop the kind")
+        train += _anchor_pipeline(f"gensim_{kind}", key)
+        reported.append(f"gensim_{kind}")
     train = Pipeline(train, namespace=TASK)
     if reported:
         train += report.create_pipeline(TASK, reported, func=nodes.build_report)
