@@ -107,7 +107,8 @@ def simulate_trajectories(
     kinds, rates in ``protocols.extrapolation.rate_range``, above the training range).
 
     Groups ``augment<k>`` (training only): the protocols of ``protocols.augmentation``, sampled
-    on grids ``dt_scales[k]`` times coarser, rates inside the training range.
+    on grids ``dt_scales[k]`` times coarser, rates inside the training range (amplitudes from
+    ``augmentation.amplitude_range``).
 
     ``generator_trajectories``: cyclic protocols on a uniform grid (``Δt = dt_mean``) with the
     same rate/amplitude/cycle ranges (group ``main``) and extrapolation rates (``extrap``). On a
@@ -135,7 +136,8 @@ def simulate_trajectories(
     aug = protocols.augmentation
     for k, scale in enumerate(aug.dt_scales):
         coarse = generate_protocols(n=aug.n_per_scale, seed=aug.seed + k, kinds=protocols.kinds,
-                                    rate_range=protocols.rate_range, amplitude_range=protocols.amplitude_range,
+                                    rate_range=protocols.rate_range,
+                                    amplitude_range=aug.amplitude_range or protocols.amplitude_range,
                                     **{**common, "dt_mean": protocols.dt_mean * scale}, **jitter, check_sampling=False)
         parts.append((f"augment{k}", coarse, simulate(coarse, mat)))
     trajectories = _pack(parts)
@@ -518,11 +520,14 @@ def gradient_diagnostics(
     return table, fig, {"seq_len": diagnostics.seq_len, "hidden_size": diagnostics.hidden_size, **summary}
 
 
-RECURRENT_ARCHS = ("rnn", "gru", "lstm")
+#: Recurrent cells trained by backpropagation through time (their hidden state is ``model.rnn``'s).
+BPTT_ARCHS = ("rnn", "gru", "lstm")
+#: Every recurrent model: the BPTT cells and ``rate_ode`` (its state is the stress itself).
+RECURRENT_ARCHS = (*BPTT_ARCHS, "rate_ode")
 
 
-def _recurrent(bundles: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
-    return [b for b in bundles if b["arch"] in RECURRENT_ARCHS and not b["kwargs"].get("bidirectional", False)]
+def _recurrent(bundles: tuple[dict[str, Any], ...], archs: tuple[str, ...] = RECURRENT_ARCHS) -> list[dict[str, Any]]:
+    return [b for b in bundles if b["arch"] in archs and not b["kwargs"].get("bidirectional", False)]
 
 
 def _relative_error_by_step(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -543,7 +548,7 @@ def trained_gradients(
     """
     rows, summary = [], {}
     fig, (ax_g, ax_e) = plt.subplots(1, 2, figsize=(11, 4))
-    for b in _recurrent(bundles):
+    for b in _recurrent(bundles, BPTT_ARCHS):
         net = rebuild_model(b)
         x = feature_set(model_input, b["name"])
         n = min(diagnostics.n_sequences, len(x["Xn_test"]))

@@ -51,14 +51,16 @@ class ExtrapolationParams(_Section):
 class AugmentationParams(_Section):
     """Training-only trajectories sampled on coarser time grids (``dt_mean × scale``).
 
-    Same protocol kinds, rates and amplitudes as the training protocols, so no rate leaves the
-    training range; but each sample now covers a larger stretch increment ``Δλ = λ̇·Δt`` and a
-    longer viscous flow, which is what faster loading produces on the base grid. Empty
-    ``dt_scales`` (the default): none.
+    Same protocol kinds and rates as the training protocols, so no rate leaves the training
+    range; but each sample now covers a larger stretch increment ``Δλ = λ̇·Δt`` and a longer
+    viscous flow, which is what faster loading produces on the base grid. ``amplitude_range``
+    (``None``: the training one) may reach larger strains, so that slow loading also visits the
+    higher stresses that fast loading reaches. Empty ``dt_scales`` (the default): none.
     """
 
     dt_scales: list[float] = Field(default_factory=list)
     n_per_scale: int = Field(105, ge=1)
+    amplitude_range: tuple[float, float] | None = None
     seed: int = 43  # scale k uses seed + k
 
     @model_validator(mode="after")
@@ -66,6 +68,7 @@ class AugmentationParams(_Section):
         bad = [s for s in self.dt_scales if not s > 0]
         if bad:
             raise ValueError(f"dt_scales must be > 0, got {bad}")
+        _check_range("amplitude_range", self.amplitude_range)
         return self
 
 
