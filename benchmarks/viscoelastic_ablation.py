@@ -99,42 +99,52 @@ class Row:
     train: dict[str, Any] = field(default_factory=dict)
     train_kinds: tuple[str, ...] | None = None  # keep only these protocol kinds in the training set
     increments: bool = False
+    archs: tuple[str, ...] = ("rnn", "gru", "lstm")  # the models the row applies to
 
 
 NO_AUG = {"augmentation": {"dt_scales": []}}
+COARSE_ONLY = {"augmentation": {"amplitude_range": None}}  # coarse grids at the training amplitudes
 SEED_INPUTS = {"features": ["stretch", "stretch_rate", "dt"], "scaling": "standard"}
-SEED_TRAIN = {"lr": 0.003, "batch_size": 32, "epochs": 100, "patience": 15, "schedule": None}
-# Cumulative rows: each adds one change to the previous one.
+SEED_TRAIN = {"lr": 0.003, "batch_size": 32, "epochs": 100, "patience": 15, "schedule": "constant"}
+NO_RATE = {"features": ["stretch", "dt"]}
+OPTIM = {"batch_size": 16, "lr": 0.02, "patience": None}
+ONECYCLE = {**OPTIM, "schedule": "onecycle", "warmup": 0.3}
+ALL = ("rnn", "gru", "lstm", "rate_ode")
+# Cumulative rows (recurrent cells): each adds one change to the previous one.
 CUMULATIVE: list[tuple[str, Row]] = [
-    ("seed", Row("seed: (λ, λ̇, Δt) z-scored, h32, batch 32, lr 3e-3, 100 ep", "seed")),
-    ("range", Row("+ inputs scaled by training range (λ̇/max|λ̇| …)", "seed", inputs={"scaling": "range"})),
+    ("seed", Row("seed: (λ, λ̇, Δt) z-scored, h32, batch 32, lr 3e-3, constant LR, 100 ep", "seed")),
+    ("range", Row("+ inputs scaled by their training range (λ̇/max|λ̇| …)", "seed", inputs={"scaling": "range"})),
     ("log_rate", Row("+ log-rate instead of λ̇", "seed",
                      inputs={"scaling": "range", "features": ["stretch", "log_rate", "dt"]})),
-    ("no_rate", Row("+ no rate input: (λ, Δt) z-scored", "seed", inputs={"features": ["stretch", "dt"]})),
-    ("skip", Row("+ linear skip λ→σ", "seed", inputs={"features": ["stretch", "dt"]}, kwargs={"skip": True})),
-    ("optim", Row("+ batch 16, lr 0.02", "seed", inputs={"features": ["stretch", "dt"]}, kwargs={"skip": True},
-                  train={"batch_size": 16, "lr": 0.02, "patience": 30})),
-    ("schedule", Row("+ one-cycle LR schedule", "seed", inputs={"features": ["stretch", "dt"]}, kwargs={"skip": True},
-                     train={"batch_size": 16, "lr": 0.02, "patience": 30, "schedule": "onecycle"})),
-    ("hidden64", Row("+ hidden 64", "seed", inputs={"features": ["stretch", "dt"]},
-                     kwargs={"skip": True, "hidden_size": 64},
-                     train={"batch_size": 16, "lr": 0.02, "patience": 30, "schedule": "onecycle"})),
-    ("final", Row("+ coarse-grid training protocols (= final)", "final")),
+    ("no_rate", Row("+ no rate input: (λ, Δt) z-scored", "seed", inputs=NO_RATE)),
+    ("skip", Row("+ linear skip (λ, Δt) → σ", "seed", inputs=NO_RATE, kwargs={"skip": True})),
+    ("optim", Row("+ batch 16, lr 0.02", "seed", inputs=NO_RATE, kwargs={"skip": True}, train=OPTIM)),
+    ("schedule", Row("+ one-cycle LR schedule", "seed", inputs=NO_RATE, kwargs={"skip": True}, train=ONECYCLE)),
+    ("hidden64", Row("+ hidden 64", "seed", inputs=NO_RATE, kwargs={"skip": True, "hidden_size": 64}, train=ONECYCLE)),
+    ("coarse", Row("+ coarse-grid protocols (Δt ×2, ×3), training amplitudes", "final", protocols=COARSE_ONLY)),
+    ("final", Row("+ their amplitudes up to 0.5 (= conf/base)", "final", archs=ALL)),
 ]
 # Leave-one-out rows: the final configuration with one choice reverted or swapped.
 LEAVE_ONE_OUT: list[tuple[str, Row]] = [
-    ("no_augmentation", Row("final − coarse-grid protocols", "final", protocols=NO_AUG)),
+    ("no_augmentation", Row("final − all extra training protocols", "final", protocols=NO_AUG, archs=ALL)),
+    ("no_amplitude", Row("final, extra protocols at the training amplitudes", "final", protocols=COARSE_ONLY,
+                         archs=("rate_ode",))),
+    ("base_grid_amplitude", Row("final, extra protocols on the base grid (amplitudes to 0.5)", "final",
+                                protocols={"augmentation": {"dt_scales": [1.0, 1.0]}}, archs=ALL)),
     ("with_rate", Row("final, inputs (λ, λ̇, Δt)", "final", inputs={"features": ["stretch", "stretch_rate", "dt"]})),
     ("with_log_rate", Row("final, inputs (λ, log-rate, Δt)", "final", inputs={"features": ["stretch", "log_rate", "dt"]})),
     ("dstretch", Row("final, inputs (λ, Δλ, Δt)", "final", inputs={"features": ["stretch", "dstretch", "dt"]})),
     ("range_scaling", Row("final, range scaling", "final", inputs={"scaling": "range"})),
     ("no_skip", Row("final − linear skip", "final", kwargs={"skip": False})),
-    ("no_schedule", Row("final − one-cycle schedule", "final", train={"schedule": None})),
-    ("cosine", Row("final, cosine schedule", "final", train={"schedule": "cosine"})),
+    ("no_schedule", Row("final − one-cycle schedule (constant LR)", "final", train={"schedule": "constant"}, archs=ALL)),
+    ("cosine", Row("final, cosine schedule", "final", train={"schedule": "cosine"}, archs=ALL)),
     ("batch32", Row("final, batch 32", "final", train={"batch_size": 32})),
-    ("increments", Row("final, predict Δσ (σ = cumulative sum)", "final", increments=True)),
-    ("cyclic_only", Row("final, trained on cyclic protocols only", "final", train_kinds=("cyclic",))),
-    ("double_epochs", Row("final, twice the epochs", "final", train={"epochs": "x2"})),
+    ("increments", Row("final, predict Δσ (σ = cumulative sum)", "final", increments=True, archs=("gru", "lstm"))),
+    ("cyclic_only", Row("final, trained on cyclic protocols only", "final", train_kinds=("cyclic",), archs=ALL)),
+    ("double_epochs", Row("final, twice the epochs", "final", train={"epochs": "x2"}, archs=ALL)),
+    ("substeps2", Row("final, 2 RK4 substeps per interval", "final", kwargs={"substeps": 2}, archs=("rate_ode",))),
+    ("hidden64_ode", Row("final, hidden 64", "final", kwargs={"hidden_size": 64}, archs=("rate_ode",))),
+    ("euler", Row("final, explicit Euler instead of RK4", "final", kwargs={"method": "euler"}, archs=("rate_ode",))),
 ]
 ROWS: dict[str, Row] = dict(CUMULATIVE + LEAVE_ONE_OUT)
 
@@ -180,7 +190,9 @@ class Bench:
             protocols = _merge(cfg["protocols"], NO_AUG)
         else:
             kwargs = {**spec["kwargs"], **row.kwargs}
-            inputs = _merge({k: v for k, v in cfg["inputs"].items() if k != "per_model"}, row.inputs)
+            base_inputs = {k: v for k, v in cfg["inputs"].items() if k != "per_model"}
+            base_inputs.update(cfg["inputs"].get("per_model", {}).get(arch, {}))
+            inputs = _merge(base_inputs, row.inputs)
             train = {**cfg["train"], **train_over, **row.train}
             protocols = _merge(cfg["protocols"], row.protocols)
         if train.get("epochs") == "x2":
@@ -226,13 +238,14 @@ def markdown(results: list[dict[str, Any]], arch: str, header: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--arch", default="lstm", choices=["lstm", "gru", "rnn"])
+    ap.add_argument("--arch", default="lstm", choices=["lstm", "gru", "rnn", "rate_ode"])
     ap.add_argument("--rows", default="all", help="comma-separated row keys, or 'all'")
     ap.add_argument("--params", type=Path, default=ROOT / "conf" / "base" / "parameters_viscoelastic.yml")
     ap.add_argument("--out", type=Path, default=None, help="also write the Markdown table (and .json) here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    keys = list(ROWS) if args.rows == "all" else [k.strip() for k in args.rows.split(",")]
+    keys = ([k for k, r in ROWS.items() if args.arch in r.archs] if args.rows == "all"
+            else [k.strip() for k in args.rows.split(",")])
     unknown = [k for k in keys if k not in ROWS]
     if unknown:
         ap.error(f"unknown rows {unknown}; choose from {', '.join(ROWS)}")

@@ -81,9 +81,14 @@ def test_tiny_end_to_end_run(project_copy: Path, kedro_run) -> None:  # type: ig
         metrics = json.loads((data / "07_model_output" / "viscoelastic" / arch / "metrics.json").read_text())
         for key in ("rel_rmse", "rel_rmse_extrap", "max_err", "max_err_extrap"):
             assert math.isfinite(metrics[key]) and metrics[key] >= 0, (arch, key)
+        assert "train_seconds" not in metrics  # timings stay out of the reproducible outputs
     assert not (data / "06_models" / "viscoelastic" / "checkpoints" / "gru.ckpt").exists()  # cleared after training
 
+    timings = pd.read_csv(report / "timings.csv")
+    assert sorted(timings["model"]) == sorted(ARCHS)
+    assert (timings["train_cpu_seconds"] > 0).all() and (timings["train_seconds"] > 0).all()
     board = pd.read_csv(report / "leaderboard.csv")
+    assert "train_seconds" not in board
     assert sorted(board["model"]) == sorted(ARCHS)
     assert board["rel_rmse"].is_monotonic_increasing
     summary = json.loads((report / "metrics.json").read_text())

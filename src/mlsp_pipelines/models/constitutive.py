@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mlsp_pipelines.models._config import check_choice, check_int, make_config
@@ -83,7 +84,12 @@ class RateODE(nn.Module):
 
     def rate_functions(self, y: torch.Tensor, extra: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``A(y, c)`` and ``G(y, c)``, each shaped like ``y``."""
-        a, g = self.law(torch.cat([y, extra], -1) if extra.shape[-1] else y).chunk(2, dim=-1)
+        h = torch.cat([y, extra], -1) if extra.shape[-1] else y
+        # The layers are applied functionally: a rollout calls this 4·substeps times per step, and
+        # the per-call overhead of nn.Module dispatch would dominate such small matrices.
+        for layer in self.law:
+            h = F.linear(h, layer.weight, layer.bias) if isinstance(layer, nn.Linear) else torch.tanh(h)
+        a, g = h.chunk(2, dim=-1)
         return a, g
 
     def _rhs(self, y: torch.Tensor, rate: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:

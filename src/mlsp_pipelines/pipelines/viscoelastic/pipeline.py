@@ -21,7 +21,7 @@ def _model_pipeline(name: str) -> Pipeline:
             node(nodes.make_train_node(name), ["model_input", "params:model", "params:train", "checkpoints"],
                  ["model", "history"], name="train_model"),
             node(nodes.make_evaluate_node(name), ["model", "history", "model_input", "params:report"],
-                 ["metrics", "trajectory_errors", "loops_plot", "learning_curves"], name="evaluate_model"),
+                 ["metrics", "timings", "trajectory_errors", "loops_plot", "learning_curves"], name="evaluate_model"),
         ],
         namespace=name,
         inputs={"model_input"},
@@ -74,7 +74,8 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
         )
         train += loops + report.create_pipeline(
             TASK, archs, func=nodes.build_report,
-            extra_inputs=(f"{TASK}.gradient_summary", f"{TASK}.trained_gradient_summary"))
+            extra_inputs=(f"{TASK}.gradient_summary", f"{TASK}.trained_gradient_summary"),
+            timings=[f"{TASK}.{a}.timings" for a in archs])
     return {TASK: data + train, f"{TASK}_data": data, f"{TASK}_train": train}
 
 
