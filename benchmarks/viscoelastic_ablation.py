@@ -142,6 +142,8 @@ LEAVE_ONE_OUT: list[tuple[str, Row]] = [
     ("increments", Row("final, predict Δσ (σ = cumulative sum)", "final", increments=True, archs=("gru", "lstm"))),
     ("cyclic_only", Row("final, trained on cyclic protocols only", "final", train_kinds=("cyclic",), archs=ALL)),
     ("double_epochs", Row("final, twice the epochs", "final", train={"epochs": "x2"}, archs=ALL)),
+    ("train_seed1", Row("final, training seed 1 (spread of one configuration)", "final", train={"seed": 1}, archs=ALL)),
+    ("train_seed2", Row("final, training seed 2", "final", train={"seed": 2}, archs=ALL)),
     ("substeps2", Row("final, 2 RK4 substeps per interval", "final", kwargs={"substeps": 2}, archs=("rate_ode",))),
     ("hidden64_ode", Row("final, hidden 64", "final", kwargs={"hidden_size": 64}, archs=("rate_ode",))),
     ("euler", Row("final, explicit Euler instead of RK4", "final", kwargs={"method": "euler"}, archs=("rate_ode",))),
