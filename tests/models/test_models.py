@@ -44,6 +44,8 @@ NOT_SEQUENCE_MODELS: dict[str, str] = {
     "transformer_seq2seq": "token ids (B, S) + (B, T) -> logits (B, T, V); tested in tests/text/test_seq2seq_models.py",
     "seq_generator": "one-to-many: one condition vector (B, P) -> sequence (B, T, out); "
                      "tested in tests/viscoelastic/test_generator.py",
+    "rate_ode": "rate and Δt in physical units (B, T, F>=2) -> state sequence (B, T, out), a per-step model "
+                "only; tested in tests/viscoelastic/test_visco_rate_ode.py",
 }
 
 

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from mlsp_pipelines.pipelines.viscoelastic import nodes
 from mlsp_pipelines.pipelines.viscoelastic.params import (
     GeneratorDataParams,
+    InputParams,
     MaterialSection,
     ProtocolParams,
     TrajectorySplitParams,
@@ -103,11 +104,12 @@ def test_shapes_and_normalisation_fitted_on_train_only(built: tuple) -> None:
     np.testing.assert_allclose(norm["y"]["std"], data["y_train"].reshape(-1).std(), rtol=1e-5)
     everything = np.concatenate([data[f"y_{s}"] for s in ("train", "val", "test", "extrap")])
     assert not np.isclose(norm["y"]["std"][0], everything.std(), rtol=1e-3)
-    mi = nodes.make_model_input(data, norm)
-    z = mi["Xn_train"].reshape(-1, 3)
+    mi = nodes.make_model_input(data, norm, InputParams())
+    fs = nodes.feature_set(mi)
+    z = fs["Xn_train"].reshape(-1, 3)
     np.testing.assert_allclose(z.mean(0), 0.0, atol=1e-4)
     np.testing.assert_allclose(z.std(0), 1.0, atol=1e-4)
-    assert mi["Xn_test"].dtype == np.float32 and mi["gen_Pn_extrap"].shape == data["gen_P_extrap"].shape
+    assert fs["Xn_test"].dtype == np.float32 and mi["gen_Pn_extrap"].shape == data["gen_P_extrap"].shape
 
 
 def test_generator_vector_describes_the_cyclic_path(built: tuple) -> None:

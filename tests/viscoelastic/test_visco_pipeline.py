@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from mlsp_pipelines.pipelines.viscoelastic.pipeline import create_pipelines
 
-ARCHS = ["mlp", "gru", "seq_generator"]  # conf/test/parameters_viscoelastic.yml
+ARCHS = ["mlp", "gru", "rate_ode", "seq_generator"]  # conf/test/parameters_viscoelastic.yml
 PARAMS: dict[str, Any] = {"viscoelastic": {"architectures": ["mlp", "lstm"],
                                            "models": {"mlp": {"arch": "mlp"}, "lstm": {"arch": "lstm"}}}}
 
@@ -71,7 +71,8 @@ def test_tiny_end_to_end_run(project_copy: Path, kedro_run) -> None:  # type: ig
     for rel in ("02_intermediate/viscoelastic/trajectories.npz", "05_model_input/viscoelastic/dataset.npz",
                 "05_model_input/viscoelastic/norm_stats.json", "08_reporting/viscoelastic/loops_overview.png",
                 "08_reporting/viscoelastic/gradient_norms.png", "08_reporting/viscoelastic/gradient_norms.csv",
-                "08_reporting/viscoelastic/leaderboard.png", "08_reporting/viscoelastic/leaderboard.md"):
+                "08_reporting/viscoelastic/leaderboard.png", "08_reporting/viscoelastic/leaderboard.md",
+                "08_reporting/viscoelastic/trained_gradients.png", "08_reporting/viscoelastic/hysteresis_extrapolation.png"):
         assert (data / rel).is_file(), rel
     for arch in ARCHS:
         assert (data / "06_models" / "viscoelastic" / f"{arch}.pt").is_file()
@@ -80,9 +81,14 @@ def test_tiny_end_to_end_run(project_copy: Path, kedro_run) -> None:  # type: ig
         metrics = json.loads((data / "07_model_output" / "viscoelastic" / arch / "metrics.json").read_text())
         for key in ("rel_rmse", "rel_rmse_extrap", "max_err", "max_err_extrap"):
             assert math.isfinite(metrics[key]) and metrics[key] >= 0, (arch, key)
+        assert "train_seconds" not in metrics  # timings stay out of the reproducible outputs
     assert not (data / "06_models" / "viscoelastic" / "checkpoints" / "gru.ckpt").exists()  # cleared after training
 
+    timings = pd.read_csv(report / "timings.csv")
+    assert sorted(timings["model"]) == sorted(ARCHS)
+    assert (timings["train_cpu_seconds"] > 0).all() and (timings["train_seconds"] > 0).all()
     board = pd.read_csv(report / "leaderboard.csv")
+    assert "train_seconds" not in board
     assert sorted(board["model"]) == sorted(ARCHS)
     assert board["rel_rmse"].is_monotonic_increasing
     summary = json.loads((report / "metrics.json").read_text())
@@ -90,6 +96,21 @@ def test_tiny_end_to_end_run(project_copy: Path, kedro_run) -> None:  # type: ig
     assert set(summary["gradient_diagnostics"]) == {"init", "trained"}
     grads = pd.read_csv(report / "gradient_norms.csv")
     assert (grads["grad_norm"] > 0).all()
+    # The trained recurrent model's gradient through time sits beside its error (gru is the only one here).
+    trained = pd.read_csv(report / "trained_gradient_norms.csv")
+    assert set(trained["model"]) == {"gru"} and len(trained) == 40
+    assert (trained["grad_norm"] > 0).all() and (trained["rel_err"] >= 0).all()
+    gru_row = board.set_index("model").loc["gru"]
+    assert math.isfinite(gru_row["grad_log10_ratio"]) and math.isnan(board.set_index("model").loc["mlp", "grad_log10_ratio"])
+    assert summary["models"]["gru"]["grad_log10_ratio"] == pytest.approx(gru_row["grad_log10_ratio"])
+    # Hysteresis at unseen rates: per-cycle energies of the cyclic extrapolation trajectories.
+    hyst = json.loads((report / "hysteresis_extrapolation.json").read_text())
+    assert set(hyst["models"]) == {"gru", "rate_ode"}  # the recurrent models
+    assert hyst["best_model"] == min(hyst["val_rel_rmse"], key=hyst["val_rel_rmse"].get)
+    cycles = [c for t in hyst["models"]["gru"]["trajectories"].values() for c in t["cycles"]]
+    assert cycles and hyst["models"]["gru"]["n_cycles"] == len(cycles)
+    assert all(c["energy_true"] > 0 for c in cycles)
+    assert all(t["rate"] > 0.4 for t in hyst["models"]["gru"]["trajectories"].values())
 
     from mlflow.tracking import MlflowClient
 
@@ -103,9 +124,9 @@ def test_tiny_end_to_end_run(project_copy: Path, kedro_run) -> None:  # type: ig
     for arch, run in children.items():
         assert {"rel_rmse", "rel_rmse_extrap", "train_loss", "val_loss"} <= set(run.data.metrics), arch
         # params:viscoelastic.models.<name> and params:viscoelastic.train, under architecture-independent keys
-        # train.* are the effective settings: base's models.seq_generator.train.epochs=150 overrides train.epochs
+        # train.* are the effective settings: the test env's models.seq_generator.train.epochs=3 overrides train.epochs
         assert run.data.params["model.name"] == arch
-        assert run.data.params["train.epochs"] == ("150" if arch == "seq_generator" else "2")
+        assert run.data.params["train.epochs"] == ("3" if arch == "seq_generator" else "2")
         arts = {a.path for a in client.list_artifacts(run.info.run_id, "tables")}
         assert "tables/trajectory_errors.csv" in arts, "declared in the catalog, so logged"
     parent = parents[0]

@@ -77,6 +77,7 @@ def test_energy_error_is_a_mean_over_cycles() -> None:
     assert summary["n_cycles"] == 4
     assert summary["energy_rel_err"] == pytest.approx((0.5 + 0.0 + 0.5 + 0.5) / 4)
     assert summary["energy_rel_err_median"] == pytest.approx(0.5)
+    assert summary["energy_rel_err_max"] == pytest.approx(0.5)
     assert summary["energy_total_rel_err"] == pytest.approx((11.0 - 8.0) / 8.0)
     empty = energy_error_summary(cycle_energies(np.array([[0.0, 1.0, 2.0]]), np.ones((1, 3)), np.ones((1, 3))))
     assert empty["n_cycles"] == 0 and math.isnan(empty["energy_rel_err"])
@@ -93,3 +94,17 @@ def test_regression_metrics_names_and_energy_mask() -> None:
     only_second = regression_metrics(y, pred, stretch=lam, energy_mask=np.array([False, True]))
     assert only_second["energy_rel_err"] == pytest.approx(0.0) and only_second["n_cycles"] == 1
     assert "energy_rel_err" not in regression_metrics(y, pred)
+
+
+def test_cycle_table_of_the_hysteresis_report() -> None:
+    """Loop areas scale with σ: a prediction 10 % too large dissipates 10 % more in every cycle."""
+    from mlsp_pipelines.pipelines.viscoelastic.nodes import _cycle_table
+
+    lam = np.concatenate([STRETCH, STRETCH[1:], STRETCH[1:]])
+    true = np.concatenate([SIGMA_TRUE, SIGMA_TRUE[1:], SIGMA_TRUE[1:]])
+    rows = _cycle_table(lam, true, 1.1 * true)
+    assert [r["cycle"] for r in rows] == [0, 1, 2]
+    for r in rows:
+        assert r["energy_true"] == pytest.approx(2.0)
+        assert r["energy_pred"] == pytest.approx(2.2) and r["rel_err"] == pytest.approx(0.1)
+    assert all(r["rel_err"] == 0.0 for r in _cycle_table(lam, true, true))

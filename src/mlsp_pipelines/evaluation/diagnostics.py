@@ -88,6 +88,8 @@ def gradient_norms_through_time(model: nn.Module, x: torch.Tensor, y: torch.Tens
         _, state = rnn(x[:, t : t + 1], state)
         hs.append(state[0] if isinstance(state, tuple) else state)  # (layers, B, H)
     pred = model.head(hs[-1][-1])
+    if getattr(model, "skip", None) is not None:  # a linear input-to-output path: part of the prediction
+        pred = pred + model.skip(x[:, -1])
     loss = nn.functional.mse_loss(pred, target)
     grads = torch.autograd.grad(loss, hs)
     return np.array([float(g[-1].norm(dim=-1).mean()) for g in grads])

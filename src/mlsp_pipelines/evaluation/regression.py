@@ -32,6 +32,16 @@ def fit_normalisation(x: np.ndarray, *, min_std: float = 1e-8) -> dict[str, list
     return {"mean": flat.mean(axis=0).tolist(), "std": np.where(std > min_std, std, 1.0).tolist()}
 
 
+def fit_range_scaling(x: np.ndarray, *, min_half_range: float = 1e-8) -> dict[str, list[float]]:
+    """Per-feature centre and half-range of the training values, in :func:`normalise`'s
+    ``mean``/``std`` form: the training range maps onto [−1, 1], so an input k times larger
+    than any training value lands near k (a z-score would put it many standard deviations out)."""
+    flat = np.asarray(x, dtype=np.float64).reshape(-1, np.shape(x)[-1])
+    lo, hi = flat.min(axis=0), flat.max(axis=0)
+    half = (hi - lo) / 2.0
+    return {"mean": ((hi + lo) / 2.0).tolist(), "std": np.where(half > min_half_range, half, 1.0).tolist()}
+
+
 def relative_rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """``‖ŷ − y‖₂ / ‖y‖₂`` over all elements (the ratio of RMS error to RMS signal)."""
     y_true = np.asarray(y_true, dtype=np.float64)
@@ -87,8 +97,9 @@ def energy_error_summary(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict
 
     ``energy_rel_err``: mean over all cycles of ``|E_pred − E_true| / |E_true|`` (small loops,
     whose area is tiny, weigh as much as large ones); ``energy_rel_err_median``: its median;
-    ``energy_total_rel_err``: ``|ΣE_pred − ΣE_true| / ΣE_true`` over all cycles of the set.
-    NaN when the set has no complete cycle.
+    ``energy_rel_err_max``: the worst cycle; ``energy_total_rel_err``:
+    ``|ΣE_pred − ΣE_true| / ΣE_true`` over all cycles of the set. NaN when the set has no
+    complete cycle.
     """
     true = np.concatenate([np.asarray(t, dtype=np.float64) for t, _ in pairs]) if pairs else np.zeros(0)
     pred = np.concatenate([np.asarray(p, dtype=np.float64) for _, p in pairs]) if pairs else np.zeros(0)
@@ -96,9 +107,11 @@ def energy_error_summary(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict
     true, pred = true[keep], pred[keep]
     if true.size == 0:
         nan = float("nan")
-        return {"energy_rel_err": nan, "energy_rel_err_median": nan, "energy_total_rel_err": nan, "n_cycles": 0}
+        return {"energy_rel_err": nan, "energy_rel_err_median": nan, "energy_rel_err_max": nan,
+                "energy_total_rel_err": nan, "n_cycles": 0}
     rel = np.abs(pred - true) / np.abs(true)
     return {"energy_rel_err": float(rel.mean()), "energy_rel_err_median": float(np.median(rel)),
+            "energy_rel_err_max": float(rel.max()),
             "energy_total_rel_err": float(abs(pred.sum() - true.sum()) / abs(true.sum())), "n_cycles": int(true.size)}
 
 

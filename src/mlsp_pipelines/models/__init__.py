@@ -17,6 +17,7 @@ from mlsp_pipelines.models.registry import (
 from mlsp_pipelines.models import (  # noqa: F401  isort: skip
     attention,
     cnn,
+    constitutive,
     crnn,
     generator,
     mlp,

@@ -3,6 +3,12 @@
 All three share one implementation so that comparisons between them (e.g. how gradients
 flow back through time) differ only in the recurrent cell.
 Elman: h_t = phi(W_x x_t + W_h h_{t-1} + b), phi in {tanh, relu}.
+
+``skip`` (per-step models, off by default) adds a linear map of the input to every step's
+output, ``y_t = head(h_t) + W_s x_t``: the part of a response that is instantaneous and linear
+in the input (the elastic response of a solid to its stretch) passes straight through and
+extrapolates linearly beyond the training range, while the recurrent state only has to carry
+the history (e.g. the viscous strain).
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ from mlsp_pipelines.models.registry import register_model
 @dataclass(frozen=True)
 class RecurrentConfig:
     """``pooling`` (last|mean) summarises the sequence unless ``per_step`` is set.
-    ``dropout`` acts between stacked layers and before the output layer."""
+    ``dropout`` acts between stacked layers and before the output layer. ``skip`` adds a
+    linear input-to-output path at every step (``per_step`` only)."""
 
     hidden_size: int = 64
     num_layers: int = 1
@@ -42,6 +49,7 @@ class RecurrentConfig:
     bidirectional: bool = False
     per_step: bool = False
     pooling: str = "last"
+    skip: bool = False
 
     def __post_init__(self) -> None:
         check_int("hidden_size", self.hidden_size)
@@ -50,6 +58,9 @@ class RecurrentConfig:
         check_bool("bidirectional", self.bidirectional)
         check_bool("per_step", self.per_step)
         check_choice("pooling", self.pooling, TIME_POOLING)
+        check_bool("skip", self.skip)
+        if self.skip and not self.per_step:
+            raise ValueError("skip=True needs per_step=True (it adds the input of each step to that step's output)")
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,8 @@ class RecurrentModel(nn.Module):
         )
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.hidden_size * (2 if cfg.bidirectional else 1), self.out_features)
+        # Created only when asked for, so state dicts and parameter counts of other models are unchanged.
+        self.skip = nn.Linear(self.in_features, self.out_features, bias=False) if cfg.skip else None
 
     def hidden_states(self, x: torch.Tensor) -> torch.Tensor:
         """Top layer's hidden sequence (B, T, H*dirs), e.g. for gradient-through-time plots."""
@@ -105,7 +118,8 @@ class RecurrentModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seq = self.dropout(self.hidden_states(x))
         if self.config.per_step:
-            return self.head(seq)
+            out = self.head(seq)
+            return out if self.skip is None else out + self.skip(x)
         return self.head(pool_time(seq, self.config.pooling, bidirectional=self.config.bidirectional))
 
 

@@ -48,6 +48,30 @@ class ExtrapolationParams(_Section):
         return self
 
 
+class AugmentationParams(_Section):
+    """Training-only trajectories sampled on coarser time grids (``dt_mean × scale``).
+
+    Same protocol kinds and rates as the training protocols, so no rate leaves the training
+    range; but each sample now covers a larger stretch increment ``Δλ = λ̇·Δt`` and a longer
+    viscous flow, which is what faster loading produces on the base grid. ``amplitude_range``
+    (``None``: the training one) may reach larger strains, so that slow loading also visits the
+    higher stresses that fast loading reaches. Empty ``dt_scales`` (the default): none.
+    """
+
+    dt_scales: list[float] = Field(default_factory=list)
+    n_per_scale: int = Field(105, ge=1)
+    amplitude_range: tuple[float, float] | None = None
+    seed: int = 43  # scale k uses seed + k
+
+    @model_validator(mode="after")
+    def _check(self) -> "AugmentationParams":
+        bad = [s for s in self.dt_scales if not s > 0]
+        if bad:
+            raise ValueError(f"dt_scales must be > 0, got {bad}")
+        _check_range("amplitude_range", self.amplitude_range)
+        return self
+
+
 class ProtocolParams(_Section):
     """Seeded stretch histories for training/validation/test and the extrapolation set."""
 
@@ -63,6 +87,7 @@ class ProtocolParams(_Section):
     dt_jitter: float = Field(0.5, ge=0, lt=1)
     baseline: float = 1.0
     extrapolation: ExtrapolationParams = Field(default_factory=ExtrapolationParams)
+    augmentation: AugmentationParams = Field(default_factory=AugmentationParams)
 
     @model_validator(mode="after")
     def _check(self) -> "ProtocolParams":
@@ -75,6 +100,11 @@ class ProtocolParams(_Section):
             )
         if self.extrapolation.seed == self.seed:
             raise ValueError(f"extrapolation.seed must differ from seed={self.seed} (it would repeat the same random draws)")
+        aug = self.augmentation
+        clash = {self.seed, self.extrapolation.seed} & {aug.seed + k for k in range(len(aug.dt_scales))}
+        if clash:
+            raise ValueError(f"augmentation seeds {aug.seed}..{aug.seed + len(aug.dt_scales) - 1} must not include "
+                             f"seed or extrapolation.seed ({sorted(clash)}): they would repeat the same draws")
         return self
 
 
@@ -88,6 +118,52 @@ class GeneratorDataParams(_Section):
     n_trajectories: int = Field(240, ge=3)
     n_extrapolation: int = Field(48, ge=1)
     seed: int = 7
+
+
+FeatureName = Literal["stretch", "stretch_rate", "log_rate", "dstretch", "dt"]
+Scaling = Literal["standard", "range", "none"]
+
+
+def _check_features(key: str, names: list[str]) -> None:
+    if len(set(names)) != len(names):
+        raise ValueError(f"{key} lists a feature twice: {names}")
+
+
+class FeatureSpec(_Section):
+    """One model's inputs: feature names and their scaling (``None``: the task's scaling)."""
+
+    features: list[FeatureName] = Field(min_length=1)
+    scaling: Scaling | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "FeatureSpec":
+        _check_features("features", self.features)
+        return self
+
+
+class InputParams(_Section):
+    """Per-step inputs of the sequence models, computed from ``(λ, λ̇, Δt)`` (see
+    :func:`~mlsp_pipelines.simulation.viscoelastic.sequence_features`), and their scaling,
+    fitted on the training set: ``standard`` (z-score), ``range`` (training range → [−1, 1]) or
+    ``none`` (physical units). ``per_model`` overrides them for named models: the memoryless
+    ``mlp`` keeps the rate (without memory it has no other way to see it), ``rate_ode`` needs
+    the rate and Δt unscaled."""
+
+    features: list[FeatureName] = Field(default_factory=lambda: ["stretch", "stretch_rate", "dt"], min_length=1)
+    scaling: Scaling = "standard"
+    per_model: dict[str, FeatureSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> "InputParams":
+        _check_features("features", self.features)
+        return self
+
+    def spec_for(self, model: str | None = None) -> tuple[list[str], str]:
+        """Feature names and scaling of model ``model`` (``None``: the task's defaults)."""
+        spec = self.per_model.get(model) if model is not None else None
+        if spec is None:
+            return list(self.features), self.scaling
+        return list(spec.features), spec.scaling or self.scaling
 
 
 class TrajectorySplitParams(FractionSplitParams):

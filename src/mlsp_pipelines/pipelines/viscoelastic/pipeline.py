@@ -21,7 +21,7 @@ def _model_pipeline(name: str) -> Pipeline:
             node(nodes.make_train_node(name), ["model_input", "params:model", "params:train", "checkpoints"],
                  ["model", "history"], name="train_model"),
             node(nodes.make_evaluate_node(name), ["model", "history", "model_input", "params:report"],
-                 ["metrics", "trajectory_errors", "loops_plot", "learning_curves"], name="evaluate_model"),
+                 ["metrics", "timings", "trajectory_errors", "loops_plot", "learning_curves"], name="evaluate_model"),
         ],
         namespace=name,
         inputs={"model_input"},
@@ -33,8 +33,9 @@ def _model_pipeline(name: str) -> Pipeline:
 
 def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline]:
     """``viscoelastic``, ``viscoelastic_data`` (simulation + dataset) and ``viscoelastic_train``
-    (per-model training and evaluation, gradient diagnostics, leaderboard); which models are
-    trained comes from ``viscoelastic.architectures``."""
+    (per-model training and evaluation, gradient diagnostics at initialisation and of the trained
+    recurrent models, hysteresis at unseen rates, leaderboard); which models are trained comes
+    from ``viscoelastic.architectures``."""
     params = graph_params() if params is None else params
     archs = architectures(params, TASK)
     data = Pipeline(
@@ -47,26 +48,34 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
         namespace=TASK,
         tags=[f"{TASK}_data"],
     )
-    train = Pipeline([node(nodes.make_model_input, ["dataset", "norm_stats"], "model_input", name="make_model_input")])
+    train = Pipeline([node(nodes.make_model_input, ["dataset", "norm_stats", "params:inputs"], "model_input",
+                           name="make_model_input")])
     for name in archs:
         train += _model_pipeline(name)
     train += Pipeline([
-        node(nodes.gradient_diagnostics, ["params:material", "params:protocols", "params:diagnostics", "norm_stats"],
+        node(nodes.gradient_diagnostics, ["params:material", "params:protocols", "params:diagnostics", "model_input"],
              ["gradient_norms", "gradient_norms_plot", "gradient_summary"], name="gradient_diagnostics"),
     ])
     train = Pipeline(train, namespace=TASK, tags=[f"{TASK}_train"])
     if archs:
         # Task-level nodes that read every model's outputs: full dataset names, node namespace only.
+        models = [f"{TASK}.{a}.model" for a in archs]
         loops = Pipeline(
             [
-                node(nodes.plot_loops_overview,
-                     [f"{TASK}.model_input", f"params:{TASK}.report", *(f"{TASK}.{a}.model" for a in archs)],
+                node(nodes.plot_loops_overview, [f"{TASK}.model_input", f"params:{TASK}.report", *models],
                      f"{TASK}.loops_overview", name="plot_loops_overview", namespace=TASK),
+                node(nodes.trained_gradients, [f"{TASK}.model_input", f"params:{TASK}.diagnostics", *models],
+                     [f"{TASK}.trained_gradient_norms", f"{TASK}.trained_gradients_plot",
+                      f"{TASK}.trained_gradient_summary"], name="trained_gradients", namespace=TASK),
+                node(nodes.plot_hysteresis, [f"{TASK}.model_input", f"params:{TASK}.report", *models],
+                     [f"{TASK}.hysteresis_plot", f"{TASK}.hysteresis"], name="plot_hysteresis", namespace=TASK),
             ],
             tags=[f"{TASK}_train"],
         )
-        train += loops + report.create_pipeline(TASK, archs, func=nodes.build_report,
-                                                extra_inputs=(f"{TASK}.gradient_summary",))
+        train += loops + report.create_pipeline(
+            TASK, archs, func=nodes.build_report,
+            extra_inputs=(f"{TASK}.gradient_summary", f"{TASK}.trained_gradient_summary"),
+            timings=[f"{TASK}.{a}.timings" for a in archs])
     return {TASK: data + train, f"{TASK}_data": data, f"{TASK}_train": train}
 
 
