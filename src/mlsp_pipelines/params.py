@@ -155,6 +155,9 @@ class TrainParams(_Section):
 
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(32, ge=1)
+    # validation batches (no gradients, so larger is only faster; None: max(batch_size, 256)).
+    # Recurrent models roll out step by step, so a 16-sequence batch costs 16× the Python steps.
+    eval_batch_size: int | None = Field(None, ge=1)
     lr: float = Field(1e-3, gt=0)
     optimizer: Literal["adamw", "adam", "sgd", "sparse_adam"] = "adamw"
     weight_decay: float = Field(0.0, ge=0)

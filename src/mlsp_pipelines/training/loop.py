@@ -337,6 +337,7 @@ def fit(
         batch_size = max(1, params.batch_size // world.size)  # batch_size is the global batch
     else:
         batch_size = params.batch_size
+    eval_batch_size = max(1, (params.eval_batch_size or max(params.batch_size, 256)) // world.size)
     if not world.is_main:
         checkpoint = None  # rank 0 writes checkpoints; the others only compute
     optimizer = make_optimizer(model, params)
@@ -390,7 +391,7 @@ def fit(
             index_batches=_sampled(batch_sampler, len(train[0]), epoch, True, world),
         )
         va = (
-            _run_epoch(net, val, loss_fn=eval_loss_fn, classify=classify, batch_size=batch_size, device=device,
+            _run_epoch(net, val, loss_fn=eval_loss_fn, classify=classify, batch_size=eval_batch_size, device=device,
                        order=_shard_order(len(val[0]), params.seed, epoch, world, shuffle=False) if world.size > 1 else None,
                        world=world, collate=collate, index_batches=_sampled(batch_sampler, len(val[0]), epoch, False, world))
             if has_val
