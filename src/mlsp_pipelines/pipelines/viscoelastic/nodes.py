@@ -640,9 +640,11 @@ def plot_hysteresis(
     order = cyclic[np.argsort(model_input["rate_extrap"][cyclic], kind="stable")]
     picks = list(dict.fromkeys([order[0], order[len(order) // 2], order[-1]]))[: max(report.n_examples - 1, 1)]
     fig, axes = plt.subplots(1, len(picks), figsize=(4.2 * len(picks), 4.2), squeeze=False)
-    # For contrast, the best cell trained through time (if the best model is not one).
-    gated = [b for b in _recurrent(bundles, BPTT_ARCHS) if b is not best]
-    other = min(gated, key=lambda b: (val[b["name"]], b["name"])) if best["arch"] not in BPTT_ARCHS and gated else None
+    # For contrast, the best model of the other family: a cell trained through time beside a
+    # learned rate law, or the other way round (their energy errors differ by orders of magnitude).
+    family = [b for b in models if b is not best and (b["arch"] in BPTT_ARCHS) != (best["arch"] in BPTT_ARCHS)]
+    other = min(family, key=lambda b: (val[b["name"]], b["name"])) if family else None
+    out["contrast_model"] = other["name"] if other is not None else None
     for ax, i in zip(axes[0], picks):
         ax.plot(stretch[i], truth[i], color="black", lw=2.2, label="simulated")
         if other is not None:
