@@ -222,3 +222,6 @@ class ReportParams(_Section):
     max_macs: float | None = Field(None, gt=0)  # per second of audio
     max_param_bytes: float | None = Field(None, gt=0)
     budget_action: Literal["flag", "fail"] = "flag"  # flag: warn and mark; fail: stop before training
+    # DCASE-style breakdown of the test set: accuracy and log loss per class, device (seen/unseen in
+    # training) and city where the data carries them; shapes the graph (one more node per model)
+    breakdown: bool = False

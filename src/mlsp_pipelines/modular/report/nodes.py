@@ -10,7 +10,8 @@ from matplotlib.figure import Figure
 from mlsp_pipelines.evaluation.plots import leaderboard_figure
 
 QUALITY_KEYS = ("accuracy", "macro_f1", "balanced_accuracy", "sensitivity", "specificity", "icbhi_score",
-                "rel_rmse", "rel_rmse_extrap", "exact_match", "token_accuracy", "bleu", "spearman")
+                "rel_rmse", "rel_rmse_extrap", "exact_match", "token_accuracy", "bleu", "spearman",
+                "log_loss", "accuracy_seen", "accuracy_unseen", "log_loss_seen", "log_loss_unseen")
 # Deterministic cost columns (DCASE low-complexity style) stay in the leaderboard; wall-clock
 # timings never do: they differ on every run, and the leaderboard must hash identically.
 COMPLEXITY_KEYS = ("params", "param_bytes", "macs_per_s", "within_budget")
