@@ -1,11 +1,22 @@
-"""``asc`` on the TAU layout: the DCASE-style breakdown against hand-computed values."""
+"""``asc`` on the TAU layout: the DCASE-style breakdown against hand-computed values, and a tiny
+``kedro run --env=tau`` on a generated fixture in the released layout (official splits, no location
+in two splits, per-device/city reports in the leaderboard, the files and MLflow)."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 
-from mlsp_pipelines.evaluation.metrics import breakdown_metrics, breakdown_table
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import run_session, sqlite_uri  # noqa: E402
+from tau_layout import write_tau  # noqa: E402
+
+from mlsp_pipelines.evaluation.metrics import breakdown_metrics, breakdown_table  # noqa: E402
 
 CLASSES = ["airport", "bus", "park"]
 
@@ -42,3 +53,53 @@ def test_breakdown_accuracy_and_log_loss_by_class_device_and_seen_unseen() -> No
     plain = breakdown_table(y, probs, CLASSES)
     assert set(plain["by"]) == {"overall", "class"}
     assert not any(k.startswith(("accuracy_", "test_acc_device")) for k in breakdown_metrics(plain))
+
+
+@pytest.mark.slow
+def test_tau_env_end_to_end_on_the_released_layout(project_copy: Path, tmp_path: Path) -> None:
+    data = write_tau(tmp_path / "TAU-urban-acoustic-scenes-2020-mobile-development", "2020", seconds=1.0)
+    tiny = {"architectures": ["cnn"], "features": {"sr": 8000, "n_mels": 16, "workers": 1},
+            "train": {"epochs": 2, "batch_size": 8, "progress": False, "augment": {"mixup_alpha": 0.0}},
+            "models": {"cnn": {"arch": "cnn", "kwargs": {"channels": [4, 8]}}},
+            "report": {"n_examples": 2, "latency_repeats": 2}}
+    run_session(project_copy, ["asc"], env="tau", runtime_params={"data_dir": str(data), "asc": tiny})
+
+    index = pd.read_csv(project_copy / "data" / "02_intermediate" / "asc" / "index.csv")
+    assert index["path"].str.startswith("audio/").all()  # relative to the dataset folder
+    assert {"device", "city", "group", "split"} <= set(index.columns)
+    splits = pd.read_csv(project_copy / "data" / "04_feature" / "asc" / "splits.csv")
+    merged = splits.merge(index[["filename", "group", "split"]].rename(columns={"split": "official"}), on="filename")
+    assert ((merged["split"] == "test") == (merged["official"] == "test")).all()
+    assert set(merged.loc[merged["official"] == "train", "split"]) == {"train", "val"}
+    assert merged.groupby("group")["split"].nunique().max() == 1  # no location straddles splits
+
+    reports = project_copy / "data" / "08_reporting" / "asc"
+    board = pd.read_csv(reports / "leaderboard.csv")
+    assert {"accuracy", "log_loss", "accuracy_seen", "accuracy_unseen", "log_loss_seen",
+            "log_loss_unseen"} <= set(board.columns)
+    assert not any(c.startswith("test_acc_") for c in board.columns)  # the leaderboard stays readable
+    table = pd.read_csv(reports / "models" / "cnn" / "breakdown.csv")
+    dev = table[table["by"] == "device"].set_index("value")
+    assert dev.loc["s4", "seen"] == "unseen" and dev.loc["a", "seen"] == "seen"
+    assert dev["n"].sum() == (index["split"] == "test").sum() == 36
+    assert set(table.loc[table["by"] == "city", "value"]) == {"barcelona", "helsinki", "lisbon"}
+    overall = table[table["by"] == "overall"].iloc[0]
+    metrics = json.loads((reports / "metrics.json").read_text())["models"]["cnn"]
+    assert metrics["accuracy"] == pytest.approx(overall["accuracy"])
+    assert metrics["log_loss"] == pytest.approx(overall["log_loss"])
+    assert metrics["accuracy_unseen"] == pytest.approx(dev.loc["s4", "accuracy"])
+    assert (reports / "models" / "cnn" / "breakdown.png").stat().st_size > 0
+    quality = json.loads((reports / "data_quality.json").read_text())
+    assert quality["n_not_in_setup"] == 9 and quality["devices_test"]["s4"] == 9
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(sqlite_uri(project_copy / "mlflow.db"))
+    exp = client.get_experiment_by_name("asc-tau")
+    (run,) = client.search_runs([exp.experiment_id], "tags.architecture = 'cnn'")
+    assert run.data.metrics["test_acc_device_s4"] == pytest.approx(dev.loc["s4", "accuracy"])
+    assert run.data.metrics["test_logloss_city_lisbon"] == pytest.approx(
+        table.set_index(["by", "value"]).loc[("city", "lisbon"), "log_loss"])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "breakdown.png" in artifacts
+    assert "tables/breakdown.csv" in {a.path for a in client.list_artifacts(run.info.run_id, "tables")}
