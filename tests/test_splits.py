@@ -257,3 +257,12 @@ def test_official_split_decides_test_and_carves_validation_from_train_by_whole_g
     feats["official_split"] = np.asarray(["evaluate"] + list(feats["official_split"][1:]))
     with pytest.raises(ValueError, match=r"'train' or 'test', found \['evaluate'\]"):
         split_dataset(feats, SplitParams())
+
+
+def test_cross_validation_refuses_data_with_an_official_setup() -> None:
+    from mlsp_pipelines.modular.audio.nodes import make_fold_input
+
+    feats = _cv_features()
+    feats["official_split"] = np.where(feats["fold"] == 1, "test", "train")
+    with pytest.raises(ValueError, match="official train/test setup.*set split.cv=false"):
+        make_fold_input(feats, SplitParams(cv=True), 1)

@@ -209,6 +209,9 @@ def make_model_input(features: dict[str, np.ndarray], splits: pd.DataFrame, norm
 def cv_fold_assignment(features: dict[str, np.ndarray], split: SplitParams) -> np.ndarray:
     """The fold of every clip: the dataset's own folds, or ``len(split.fold_ids())`` seeded folds
     stratified by label over whole groups when the data has none."""
+    if "official_split" in features:
+        raise ValueError("split.cv=true, but this dataset has an official train/test setup (e.g. TAU's "
+                         "evaluation_setup/fold1_*.csv) that cross-validation would ignore; set split.cv=false")
     folds = np.asarray(features["fold"])
     if (folds >= 0).all():
         return folds
