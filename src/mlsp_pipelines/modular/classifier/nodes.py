@@ -157,15 +157,17 @@ def evaluate_classifier(
 
 def evaluate_breakdown(bundle: dict[str, Any], model_input: dict) -> tuple[dict[str, Any], pd.DataFrame, Figure]:
     """What DCASE Task 1 reports, on the test set: accuracy and multi-class log loss overall, per
-    class, per device (marked seen/unseen: present in the training split or not, and pooled per
-    kind) and per city, where the data carries devices and cities. Returns flat metrics (the
+    class, per device (marked seen/unseen: present in the training data, train or validation
+    part, or not; and pooled per kind) and per city, where the data carries devices and cities. Returns flat metrics (the
     leaderboard's ``log_loss``, ``accuracy_seen``/``_unseen``...; ``test_acc_device_<d>`` ... for
     MLflow), the table and its plot."""
     net = rebuild_model(bundle)
     X, y = _tensors(model_input, "test")
     probs = torch.softmax(predict(net, (X,)), dim=-1).numpy()
     by = {k: model_input[f"{k}_test"] for k in ("device", "city") if f"{k}_test" in model_input}
-    seen = set(np.asarray(model_input["device_train"]).astype(str).tolist()) if "device_train" in model_input else None
+    seen = None
+    if "device_train" in model_input:  # the official training split: its train and validation parts
+        seen = {str(d) for s in ("train", "val") for d in np.asarray(model_input.get(f"device_{s}", []))}
     table = breakdown_table(y.numpy(), probs, list(bundle["classes"]), by, seen)
     name = bundle.get("name", bundle["arch"])
     metrics = {"model": name, **breakdown_metrics(table)}
