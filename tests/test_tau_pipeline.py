@@ -89,6 +89,9 @@ def test_tau_env_end_to_end_on_the_released_layout(project_copy: Path, tmp_path:
     assert metrics["log_loss"] == pytest.approx(overall["log_loss"])
     assert metrics["accuracy_unseen"] == pytest.approx(dev.loc["s4", "accuracy"])
     assert (reports / "models" / "cnn" / "breakdown.png").stat().st_size > 0
+    stored = json.loads((project_copy / "data" / "07_model_output" / "asc" / "cnn" / "breakdown_metrics.json").read_text())
+    assert stored["seen_devices"] == ["a", "b", "s1", "s2", "s3"]
+    assert not any("second" in k or "latency" in k for k in stored)  # reproducible: no timings
     quality = json.loads((reports / "data_quality.json").read_text())
     assert quality["n_not_in_setup"] == 9 and quality["devices_test"]["s4"] == 9
 
@@ -103,3 +106,22 @@ def test_tau_env_end_to_end_on_the_released_layout(project_copy: Path, tmp_path:
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert "breakdown.png" in artifacts
     assert "tables/breakdown.csv" in {a.path for a in client.list_artifacts(run.info.run_id, "tables")}
+
+
+def test_leaderboard_shows_seen_and_unseen_devices_when_the_data_has_them() -> None:
+    from mlsp_pipelines.modular.report.nodes import build_leaderboard
+
+    base = [{"model": m, "arch": "cnn", "accuracy": a, "macro_f1": a, "balanced_accuracy": a, "params": 10}
+            for m, a in (("cnn", 0.6), ("mlp", 0.7))]
+    extra = [{"model": m, "log_loss": 1.0, "accuracy_seen": a + 0.1, "accuracy_unseen": a - 0.2,
+              "log_loss_seen": 0.8, "log_loss_unseen": 1.4, "test_acc_device_s4": a - 0.2, "seen_devices": ["a"]}
+             for m, a in (("cnn", 0.6), ("mlp", 0.7))]
+    board, md, fig, summary = build_leaderboard(*base, *extra)
+    assert board["model"].tolist() == ["mlp", "cnn"]  # rows merged by model, best first
+    assert list(board.columns[:9]) == ["model", "accuracy", "macro_f1", "balanced_accuracy", "log_loss",
+                                       "accuracy_seen", "accuracy_unseen", "log_loss_seen", "log_loss_unseen"]
+    assert "test_acc_device_s4" not in board and summary["models"]["cnn"]["accuracy_unseen"] == pytest.approx(0.4)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["accuracy", "accuracy_seen", "accuracy_unseen"]
+    plain, *_ = build_leaderboard(*base)
+    assert "log_loss" not in plain  # other data: the leaderboard is unchanged

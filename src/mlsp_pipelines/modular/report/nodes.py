@@ -46,6 +46,8 @@ def build_leaderboard(*metrics: dict[str, Any], sort_by: str = "accuracy") -> tu
     if sort_by in board:
         board = board.sort_values(sort_by, ascending=sort_by.startswith("rel_"), kind="stable").reset_index(drop=True)
     plot_metrics = tuple(k for k in QUALITY_KEYS if k in board and not k.startswith("rel_"))[:3]
+    if "accuracy_unseen" in board:  # DCASE Task 1: does the model generalise to unseen devices?
+        plot_metrics = ("accuracy", "accuracy_seen", "accuracy_unseen")
     if "cv_accuracy_mean" in board:
         board_plot = board.assign(accuracy=board["cv_accuracy_mean"], accuracy_std=board["cv_accuracy_std"])
         fig = leaderboard_figure(board_plot, ("accuracy",), "cross-validated accuracy (mean ± std)")
