@@ -3,6 +3,7 @@ released format: file names, the official setup, data-efficiency subsets and mal
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from pathlib import Path
@@ -222,3 +223,13 @@ def test_subset_parameter_is_validated() -> None:
         AudioDataParams(source="tau", subset=7)
     with pytest.raises(ValidationError, match="subset=10 applies to source 'tau' only"):
         AudioDataParams(source="esc50", subset=10)
+
+
+def test_test_lists_disagreeing_with_fold1_evaluate_are_warned_about(tau_copy: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    (tau_copy / "split_setup").mkdir()
+    (tau_copy / "split_setup" / "test.csv").write_text("filename\tscene_label\naudio/bus-lisbon-3-0-a.wav\tbus\n")
+    with caplog.at_level(logging.WARNING):
+        index, _ = index_tau(tau_copy)
+    assert "test.csv does not list the same files as" in caplog.text and "fold1_test.csv" not in caplog.text
+    assert (index["split"] == "test").sum() == 36  # fold1_evaluate decides

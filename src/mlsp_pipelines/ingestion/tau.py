@@ -223,11 +223,13 @@ def index_tau(
         if fname in train_lines:
             raise DataLayoutError(f"{evaluate.where(row)}: {fname} is also in the training split "
                                   f"({train.path}: line {train_lines[fname]})")
-    if (setup / "fold1_test.csv").is_file():
-        test = read_tab_file(setup / "fold1_test.csv", ("filename",), "test setup file")
-        if set(test.frame["filename"]) != set(evaluate.frame["filename"]):
-            logger.warning("%s does not list the same files as %s; the labelled %s is the test split",
-                           test.path, evaluate.path, evaluate.path.name)
+    # the unlabelled test list (and the DCASE 2024 split_setup/test.csv) should name the same files
+    for other in (setup / "fold1_test.csv", root / subset_dir / "test.csv"):
+        if other.is_file():
+            test = read_tab_file(other, ("filename",), "test list")
+            if set(test.frame["filename"]) != set(evaluate.frame["filename"]):
+                logger.warning("%s does not list the same files as %s; the labelled %s is the test split",
+                               test.path, evaluate.path, evaluate.path.name)
 
     split = pd.Series("", index=meta.index, dtype=object)
     split[meta["filename"].isin(set(train.frame["filename"]))] = "train"
