@@ -227,3 +227,42 @@ def test_auto_features_follow_the_data() -> None:
     assert resolve_features(fixed, [8000], [1.0]) == fixed
     with pytest.raises(ValueError, match="n_mels=-1 must be greater than 0"):
         FeatureParams(n_mels=-1)
+
+
+# -- a dataset's official setup (TAU: fold1_train / fold1_evaluate) ------------------------------------
+def test_official_split_decides_test_and_carves_validation_from_train_by_whole_groups() -> None:
+    rng = np.random.default_rng(0)
+    labels, groups, official = [], [], []
+    for c in range(3):
+        for g in range(10):  # 10 locations per scene, 4 segments each; locations 8, 9 are the test split
+            for _ in range(4):
+                labels.append(f"scene{c}")
+                groups.append(f"city-{c * 10 + g}")
+                official.append("test" if g >= 8 else "train")
+    order = rng.permutation(len(labels))
+    feats = features([labels[i] for i in order], None, [groups[i] for i in order])
+    feats["official_split"] = np.asarray([official[i] for i in order])
+    feats["fold"][:] = np.arange(len(order)) % 5 + 1  # folds present: the official setup still wins
+    a = split_dataset(feats, SplitParams(test_fold=1, val_fraction=0.2, seed=3))
+    _check_partition(a, feats)
+    assert ((a["split"] == "test").to_numpy() == (feats["official_split"] == "test")).all()
+    train_part = a[feats["official_split"] == "train"]
+    assert set(train_part["split"]) == {"train", "val"}
+    per_group = a.assign(group=feats["group"]).groupby("group")["split"].nunique()
+    assert per_group.max() == 1  # segments of one location never straddle splits
+    val = a[a["split"] == "val"]
+    assert val["label"].value_counts().to_dict() == {f"scene{c}": 2 * 4 for c in range(3)}  # 20 % of 8 train groups
+    pd.testing.assert_frame_equal(a, split_dataset(feats, SplitParams(test_fold=1, val_fraction=0.2, seed=3)))
+    assert (a["split"] != split_dataset(feats, SplitParams(val_fraction=0.2, seed=4))["split"]).any()
+    feats["official_split"] = np.asarray(["evaluate"] + list(feats["official_split"][1:]))
+    with pytest.raises(ValueError, match=r"'train' or 'test', found \['evaluate'\]"):
+        split_dataset(feats, SplitParams())
+
+
+def test_cross_validation_refuses_data_with_an_official_setup() -> None:
+    from mlsp_pipelines.modular.audio.nodes import make_fold_input
+
+    feats = _cv_features()
+    feats["official_split"] = np.where(feats["fold"] == 1, "test", "train")
+    with pytest.raises(ValueError, match="official train/test setup.*set split.cv=false"):
+        make_fold_input(feats, SplitParams(cv=True), 1)

@@ -39,13 +39,24 @@ class SceneSynthParams(_Section):
 class AudioDataParams(_Section):
     """Where the audio comes from and how bad files are treated."""
 
-    source: Literal["synthetic", "esc50", "generic"] = "synthetic"
+    source: Literal["synthetic", "esc50", "generic", "tau"] = "synthetic"
     path: str | None = None  # dataset folder for esc50/generic (also MLSP_DATA_DIR)
     metadata: str | None = None  # CSV path for 'generic', relative to ``path``
     audio_dir: str = "audio"  # audio folder for 'generic', relative to ``path``
     label_column: str = "label"
     esc10_only: bool = False
     on_bad_file: Literal["fail", "skip"] = "fail"
+    # TAU Urban Acoustic Scenes (DCASE Task 1) releases, see ingestion/tau.py
+    setup_dir: str = "evaluation_setup"  # fold1_train.csv / fold1_evaluate.csv, relative to the dataset
+    subset: Literal[5, 10, 25, 50, 100] = 100  # % of the training split (DCASE 2024/2025 data efficiency)
+    subset_dir: str = "split_setup"  # official subset lists split<subset>.csv, when present
+    subset_seed: int = 0  # seeded stratified subset when no official list is present
+
+    @model_validator(mode="after")
+    def _check(self) -> "AudioDataParams":
+        if self.subset != 100 and self.source != "tau":
+            raise ValueError(f"subset={self.subset} applies to source 'tau' only (source is '{self.source}')")
+        return self
 
 
 Auto = Literal["auto"]
@@ -214,3 +225,6 @@ class ReportParams(_Section):
     max_macs: float | None = Field(None, gt=0)  # per second of audio
     max_param_bytes: float | None = Field(None, gt=0)
     budget_action: Literal["flag", "fail"] = "flag"  # flag: warn and mark; fail: stop before training
+    # DCASE-style breakdown of the test set: accuracy and log loss per class, device (seen/unseen in
+    # training) and city where the data carries them; shapes the graph (one more node per model)
+    breakdown: bool = False

@@ -52,3 +52,68 @@ def icbhi_scores(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], nor
     se = float((y_pred[abnormal] == y_true[abnormal]).mean()) if abnormal.any() else 0.0
     sp = float((y_pred[~abnormal] == k).mean()) if (~abnormal).any() else 0.0
     return {"sensitivity": se, "specificity": sp, "icbhi_score": (se + sp) / 2}
+
+
+def _log_loss(y_true: np.ndarray, probs: np.ndarray, n_classes: int) -> float:
+    """Multi-class log loss (scikit-learn's, with the full label list so a subset holding a few
+    classes is scored against all of them); probabilities renormalised in float64."""
+    from sklearn.metrics import log_loss
+
+    p = np.asarray(probs, dtype=np.float64)
+    p = p / p.sum(axis=1, keepdims=True)
+    return float(log_loss(np.asarray(y_true), p, labels=list(range(n_classes))))
+
+
+def breakdown_table(y_true: np.ndarray, probs: np.ndarray, classes: list[str],
+                    by: dict[str, np.ndarray] | None = None, seen_devices: set[str] | None = None) -> pd.DataFrame:
+    """Accuracy and log loss of the test set overall, per class, and per value of every ``by``
+    column (``device``, ``city``), one row each: ``by, value, n, accuracy, log_loss, seen``.
+    With ``seen_devices`` (the devices of the training split) the devices are marked ``seen`` or
+    ``unseen`` and two rows pool the test clips of each kind (what DCASE Task 1 reports)."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    pred = probs.argmax(axis=1)
+    n_classes = len(classes)
+    rows: list[dict] = []
+
+    def add(kind: str, value: str, mask: np.ndarray, seen: str = "") -> None:
+        if mask.any():
+            rows.append({"by": kind, "value": value, "n": int(mask.sum()),
+                         "accuracy": float((pred[mask] == y_true[mask]).mean()),
+                         "log_loss": _log_loss(y_true[mask], probs[mask], n_classes), "seen": seen})
+
+    add("overall", "all", np.ones(len(y_true), dtype=bool))
+    for k, c in enumerate(classes):
+        add("class", c, y_true == k)
+    for kind, values in (by or {}).items():
+        values = np.asarray(values).astype(str)
+        for v in sorted(set(values.tolist()), key=_natural):
+            seen = ("seen" if v in seen_devices else "unseen") if kind == "device" and seen_devices is not None else ""
+            add(kind, v, values == v, seen)
+        if kind == "device" and seen_devices is not None:
+            is_seen = np.isin(values, sorted(seen_devices))
+            add("devices", "seen", is_seen, "seen")
+            add("devices", "unseen", ~is_seen, "unseen")
+    return pd.DataFrame(rows, columns=["by", "value", "n", "accuracy", "log_loss", "seen"])
+
+
+def _natural(value: str) -> tuple:
+    """Sort key putting ``s2`` before ``s10`` (device names)."""
+    import re
+
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", value))
+
+
+def breakdown_metrics(table: pd.DataFrame) -> dict[str, float]:
+    """Flat metric names for a :func:`breakdown_table`: ``log_loss``, ``accuracy_seen`` /
+    ``_unseen`` and ``log_loss_seen`` / ``_unseen`` (leaderboard columns), and
+    ``test_acc_<by>_<value>`` / ``test_logloss_<by>_<value>`` for every class, device and city."""
+    out: dict[str, float] = {}
+    for r in table.itertuples(index=False):
+        if r.by == "overall":
+            out["log_loss"] = r.log_loss
+        elif r.by == "devices":
+            out[f"accuracy_{r.value}"], out[f"log_loss_{r.value}"] = r.accuracy, r.log_loss
+        else:
+            out[f"test_acc_{r.by}_{r.value}"], out[f"test_logloss_{r.by}_{r.value}"] = r.accuracy, r.log_loss
+    return out

@@ -124,3 +124,35 @@ def examples_figure(spectrograms: np.ndarray, titles: list[str], *, hop_s: float
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def breakdown_figure(table: pd.DataFrame, title: str = "") -> Figure:
+    """Accuracy (top) and log loss (bottom) per class, device and city of the test set: one
+    column of panels per breakdown, the overall value as a dashed line, unseen devices hatched."""
+    kinds = [k for k in ("class", "device", "city") if (table["by"] == k).any()]
+    overall = table[table["by"] == "overall"].iloc[0] if (table["by"] == "overall").any() else None
+    widths = [max(2, int((table["by"] == k).sum())) for k in kinds]
+    fig, axes = plt.subplots(2, len(kinds), figsize=(1.5 + 0.45 * sum(widths) + 1.2 * len(kinds), 5.5),
+                             squeeze=False, gridspec_kw={"width_ratios": widths})
+    for col, kind in enumerate(kinds):
+        part = table[table["by"] == kind]
+        x = np.arange(len(part))
+        hatch = ["//" if s == "unseen" else "" for s in part["seen"]]
+        for row, metric in enumerate(("accuracy", "log_loss")):
+            ax = axes[row, col]
+            bars = ax.bar(x, part[metric].to_numpy(dtype=float), color="C0" if row == 0 else "C1", hatch=hatch,
+                          edgecolor="white")
+            ax.bar_label(bars, fmt="%.2f", fontsize=6)
+            if overall is not None:
+                ax.axhline(float(overall[metric]), ls="--", color="grey", lw=1, label="overall")
+            ax.set_xticks(x, part["value"].tolist(), rotation=60 if kind != "device" else 0, ha="right"
+                          if kind != "device" else "center", fontsize=7)
+            ax.set_ylabel(metric.replace("_", " ") if col == 0 else "")
+            ax.set_ylim(0, 1.05 if row == 0 else 1.15 * max(float(table["log_loss"].max()), 1e-3))
+            if row == 0:
+                ax.set_title(f"per {kind}" + (" (hatched: unseen in training)" if "unseen" in set(part["seen"])
+                                              else ""), fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title or "test set breakdown")
+    fig.tight_layout()
+    return fig

@@ -39,13 +39,14 @@ def create_task_pipelines(
     features = Pipeline(audio.create_pipeline(task, index_func=index_func), namespace=task)
     search = section(params, f"{task}.sweep", {}) or {}
     train = audio.create_model_input_pipeline(task) if (not cv or search.get("enabled")) else Pipeline([])
+    breakdown = bool(section(params, f"{task}.report.breakdown", False)) and not cv
     for arch in archs:
-        train += classifier.create_pipeline(task, arch, cv=cv, folds=folds)
+        train += classifier.create_pipeline(task, arch, cv=cv, folds=folds, breakdown=breakdown)
     if search.get("enabled"):
         train += sweep.create_pipeline(task, search.get("model", "cnn"))
     train = Pipeline(train, namespace=task)
     if archs:
         timings = [f"{task}.{a}.fold_{k}.timings" for a in archs for k in folds] if cv else [
             f"{task}.{a}.timings" for a in archs]
-        train += report.create_pipeline(task, archs, cv=cv, sort_by=sort_by, timings=timings)
+        train += report.create_pipeline(task, archs, cv=cv, sort_by=sort_by, timings=timings, breakdown=breakdown)
     return {task: data + features + train, f"{task}_data": data, f"{task}_features": features, f"{task}_train": train}

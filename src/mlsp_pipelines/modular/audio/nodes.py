@@ -10,13 +10,24 @@ import pandas as pd
 
 from mlsp_pipelines.features.logmel import apply_normaliser, extract_logmel, fit_normaliser, resolve_features
 from mlsp_pipelines.ingestion.index import QualityReport, index_esc50, index_generic
+from mlsp_pipelines.ingestion.tau import index_tau
 from mlsp_pipelines.params import AudioDataParams, FeatureParams, SplitParams
 
 logger = logging.getLogger(__name__)
 
+#: Optional index columns carried into the features (index column → features key): the split a
+#: dataset's own setup assigns, and what the test set is broken down by in the reports.
+METADATA_COLUMNS = {"split": "official_split", "device": "device", "city": "city"}
+BREAKDOWN_KEYS = ("device", "city")
+
 
 def index_audio(folder: str, data: AudioDataParams) -> tuple[pd.DataFrame, dict]:
     """Index the audio folder in the layout ``data.source`` names (synthetic data is generic)."""
+    if data.source == "tau":
+        index, quality = index_tau(folder, setup_dir=data.setup_dir, subset=data.subset, subset_dir=data.subset_dir,
+                                   subset_seed=data.subset_seed, on_bad_file=data.on_bad_file)
+        logger.info("indexed %d clips, %d classes from %s", len(index), index["label"].nunique(), folder)
+        return index, quality
     if data.source == "esc50":
         index, report = index_esc50(folder, esc10_only=data.esc10_only, on_bad_file=data.on_bad_file)
     else:
@@ -49,6 +60,10 @@ def compute_logmel(
         "hop_s": np.float64(features.hop_length / features.sr),
         "feature_params": np.asarray(json.dumps(features.model_dump(exclude={"workers", "chunk_size"}))),
     }
+    # optional per-clip metadata of layouts that have it (TAU: official split, device, city)
+    for column, key in METADATA_COLUMNS.items():
+        if column in kept:
+            out[key] = kept[column].astype(str).to_numpy(dtype=str)
     report["features"] = features.model_dump(exclude={"workers", "chunk_size"})
     return out, report
 
@@ -106,9 +121,22 @@ def _stratified(labels: np.ndarray, groups: np.ndarray, split: SplitParams) -> n
 
 
 def split_dataset(features: dict[str, np.ndarray], split: SplitParams) -> pd.DataFrame:
-    """train/val/test per clip: by fold when the data has folds, else stratified by group and seeded."""
+    """train/val/test per clip: the dataset's official setup when it has one (validation carved
+    from its training part: ``val_fraction`` of whole groups, stratified, seeded), else by fold
+    when the data has folds, else stratified by group and seeded."""
     folds = features["fold"]
-    if split.test_fold is not None and (folds >= 0).all():
+    if "official_split" in features:
+        official = np.asarray(features["official_split"]).astype(str)
+        unknown = sorted(set(official.tolist()) - {"train", "test"})
+        if unknown:
+            raise ValueError(f"official split values must be 'train' or 'test', found {unknown}")
+        names = official.astype(object)
+        train = official == "train"
+        if train.any():
+            names[train] = _assign_groups(features["label"][train], features["group"][train],
+                                          [("val", split.val_fraction)], split.seed)
+        names = names.astype(str)
+    elif split.test_fold is not None and (folds >= 0).all():
         present = sorted(set(folds.tolist()))
         for key in ("test_fold", "val_fold"):
             value = getattr(split, key)
@@ -168,6 +196,9 @@ def make_model_input(features: dict[str, np.ndarray], splits: pd.DataFrame, norm
         m = (splits["split"] == s).to_numpy()
         out[f"X_{s}"], out[f"y_{s}"] = X[m], y[m]
         out[f"ids_{s}"] = features["filename"][m]
+        for key in BREAKDOWN_KEYS:
+            if key in features:
+                out[f"{key}_{s}"] = np.asarray(features[key])[m]
     out["folds"] = features["fold"]
     out["clip_s"] = float(X.shape[1] * out["hop_s"])
     check_sanity({s: out[f"y_{s}"] for s in ("train", "val", "test")}, classes,
@@ -178,6 +209,9 @@ def make_model_input(features: dict[str, np.ndarray], splits: pd.DataFrame, norm
 def cv_fold_assignment(features: dict[str, np.ndarray], split: SplitParams) -> np.ndarray:
     """The fold of every clip: the dataset's own folds, or ``len(split.fold_ids())`` seeded folds
     stratified by label over whole groups when the data has none."""
+    if "official_split" in features:
+        raise ValueError("split.cv=true, but this dataset has an official train/test setup (e.g. TAU's "
+                         "evaluation_setup/fold1_*.csv) that cross-validation would ignore; set split.cv=false")
     folds = np.asarray(features["fold"])
     if (folds >= 0).all():
         return folds

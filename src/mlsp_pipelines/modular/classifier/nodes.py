@@ -16,7 +16,14 @@ from scipy import stats
 from mlsp_pipelines.datasets.files import CheckpointStore
 from mlsp_pipelines.evaluation import plots
 from mlsp_pipelines.evaluation.complexity import check_budget, model_complexity
-from mlsp_pipelines.evaluation.metrics import classification_report, confusion_frame, confusion_matrix, icbhi_scores
+from mlsp_pipelines.evaluation.metrics import (
+    breakdown_metrics,
+    breakdown_table,
+    classification_report,
+    confusion_frame,
+    confusion_matrix,
+    icbhi_scores,
+)
 from mlsp_pipelines.models import build_model, count_parameters
 from mlsp_pipelines.modular.audio.nodes import make_fold_input
 from mlsp_pipelines.params import ModelSpec, ReportParams, SplitParams, TrainParams
@@ -146,6 +153,30 @@ def evaluate_classifier(
     return (metrics, timings, predictions, confusion_frame(cm, classes), plots.confusion_figure(cm, classes, title),
             plots.learning_curves_figure(history.drop(columns="epoch").to_dict("list"),
                                         f"{name} learning curves"))
+
+
+def evaluate_breakdown(bundle: dict[str, Any], model_input: dict) -> tuple[dict[str, Any], pd.DataFrame, Figure]:
+    """What DCASE Task 1 reports, on the test set: accuracy and multi-class log loss overall, per
+    class, per device (marked seen/unseen: present in the training data, train or validation
+    part, or not; and pooled per kind) and per city, where the data carries devices and cities. Returns flat metrics (the
+    leaderboard's ``log_loss``, ``accuracy_seen``/``_unseen``...; ``test_acc_device_<d>`` ... for
+    MLflow), the table and its plot."""
+    net = rebuild_model(bundle)
+    X, y = _tensors(model_input, "test")
+    probs = torch.softmax(predict(net, (X,)), dim=-1).numpy()
+    by = {k: model_input[f"{k}_test"] for k in ("device", "city") if f"{k}_test" in model_input}
+    seen = None
+    if "device_train" in model_input:  # the official training split: its train and validation parts
+        seen = {str(d) for s in ("train", "val") for d in np.asarray(model_input.get(f"device_{s}", []))}
+    table = breakdown_table(y.numpy(), probs, list(bundle["classes"]), by, seen)
+    name = bundle.get("name", bundle["arch"])
+    metrics = {"model": name, **breakdown_metrics(table)}
+    if seen is not None:
+        metrics["seen_devices"] = sorted(seen)
+    overall = table.iloc[0]
+    fig = plots.breakdown_figure(table, f"{name} — test accuracy {overall['accuracy']:.3f}, "
+                                        f"log loss {overall['log_loss']:.3f}")
+    return metrics, table, fig
 
 
 def explain_classifier(bundle: dict[str, Any], model_input: dict, report: ReportParams) -> Figure:

@@ -14,11 +14,13 @@ def _bound(func, **kwargs):  # noqa: ANN001, ANN202 - a named partial Kedro can 
     return update_wrapper(partial(func, **kwargs), func)
 
 
-def create_pipeline(task: str, name: str, *, cv: bool = False, folds: list[int] | None = None) -> Pipeline:
+def create_pipeline(task: str, name: str, *, cv: bool = False, folds: list[int] | None = None,
+                    breakdown: bool = False) -> Pipeline:
     """Namespace ``{name}`` (inside the task's namespace: ``asc.cnn``) for the model entry
     ``models.{name}``. Fixed split: outputs ``cnn.model``, ``cnn.metrics``, ``cnn.timings``, ...
     from the shared ``model_input``. Cross-validation: ``cnn.fold_<k>.metrics`` per fold from the
-    un-normalised ``features``, then ``cnn.cv_metrics``."""
+    un-normalised ``features``, then ``cnn.cv_metrics``. ``breakdown`` (fixed split only) adds
+    the per class/device/city test report: ``cnn.breakdown_metrics``, ``cnn.breakdown`` (+ plot)."""
     params = {"params:model": f"params:models.{name}", "params:train": "params:train",
               "params:report": "params:report"}
     if cv:
@@ -42,5 +44,8 @@ def create_pipeline(task: str, name: str, *, cv: bool = False, folds: list[int] 
         node(nodes.explain_classifier, ["model", "model_input", "params:report"], "insight_plot",
              name="explain_model"),
     ]
+    if breakdown:
+        base.append(node(nodes.evaluate_breakdown, ["model", "model_input"],
+                         ["breakdown_metrics", "breakdown", "breakdown_plot"], name="evaluate_breakdown"))
     return Pipeline(base, namespace=name, inputs={"model_input"}, parameters=params,
                     tags=[f"{task}_train", "model_run"])

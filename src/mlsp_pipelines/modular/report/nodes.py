@@ -10,7 +10,8 @@ from matplotlib.figure import Figure
 from mlsp_pipelines.evaluation.plots import leaderboard_figure
 
 QUALITY_KEYS = ("accuracy", "macro_f1", "balanced_accuracy", "sensitivity", "specificity", "icbhi_score",
-                "rel_rmse", "rel_rmse_extrap", "exact_match", "token_accuracy", "bleu", "spearman")
+                "rel_rmse", "rel_rmse_extrap", "exact_match", "token_accuracy", "bleu", "spearman",
+                "log_loss", "accuracy_seen", "accuracy_unseen", "log_loss_seen", "log_loss_unseen")
 # Deterministic cost columns (DCASE low-complexity style) stay in the leaderboard; wall-clock
 # timings never do: they differ on every run, and the leaderboard must hash identically.
 COMPLEXITY_KEYS = ("params", "param_bytes", "macs_per_s", "within_budget")
@@ -45,6 +46,8 @@ def build_leaderboard(*metrics: dict[str, Any], sort_by: str = "accuracy") -> tu
     if sort_by in board:
         board = board.sort_values(sort_by, ascending=sort_by.startswith("rel_"), kind="stable").reset_index(drop=True)
     plot_metrics = tuple(k for k in QUALITY_KEYS if k in board and not k.startswith("rel_"))[:3]
+    if "accuracy_unseen" in board:  # DCASE Task 1: does the model generalise to unseen devices?
+        plot_metrics = ("accuracy", "accuracy_seen", "accuracy_unseen")
     if "cv_accuracy_mean" in board:
         board_plot = board.assign(accuracy=board["cv_accuracy_mean"], accuracy_std=board["cv_accuracy_std"])
         fig = leaderboard_figure(board_plot, ("accuracy",), "cross-validated accuracy (mean ± std)")

@@ -20,14 +20,18 @@ def create_pipeline(
     func: Callable[..., Any] | None = None,
     extra_inputs: tuple[str, ...] = (),
     timings: list[str] | None = None,
+    breakdown: bool = False,
 ) -> Pipeline:
     """``{task}.{arch}.metrics`` (``cv_metrics`` with ``cv``) for every arch → ``{task}.leaderboard``
     (+ md, plot, metrics.json); ``timings`` (dataset names) → ``{task}.timings`` apart.
 
     ``func`` replaces the default table builder (same four outputs) for tasks whose report
-    needs more than :func:`nodes.build_leaderboard`; ``extra_inputs`` come before the metrics.
+    needs more than :func:`nodes.build_leaderboard`; ``extra_inputs`` come before the metrics;
+    ``breakdown`` adds every model's ``breakdown_metrics`` (log loss, seen/unseen devices).
     """
     inputs = [*extra_inputs, *(f"{task}.{a}.{'cv_metrics' if cv else 'metrics'}" for a in archs)]
+    if breakdown and not cv:  # merged into the same leaderboard rows (by model name)
+        inputs += [f"{task}.{a}.breakdown_metrics" for a in archs]
     if func is None:
         func = update_wrapper(partial(nodes.build_leaderboard, sort_by=sort_by), nodes.build_leaderboard)
     return Pipeline(
