@@ -33,6 +33,7 @@ from pathlib import Path
 # when torch loads, hence before the import.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import mlsp_pipelines  # noqa: E402,F401  (first: pins the CPU kernels as every pipeline run does)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
