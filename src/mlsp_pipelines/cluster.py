@@ -129,10 +129,11 @@ class WorkerSetup(WorkerPlugin):
         self.check = check
 
     def setup(self, worker: Any) -> None:
+        # runs on the worker's event loop: nothing slow here (no torch import; warm_up does that in
+        # a task thread), or a loaded machine misses heartbeats and the nanny restarts the worker
         import mlsp_pipelines  # noqa: F401 - the package's start-up pins (for what loads after)
 
         os.environ[TORCH_THREADS_ENV] = str(self.torch_threads)
-        determinism.configure_torch()
         found = determinism.problems() if self.check else []
         if found:
             raise RuntimeError(
@@ -172,8 +173,8 @@ def warm_up() -> int:
     all at once, so the first node's time is its own; plugin set-up would block the event loop)."""
     import kedro.runner  # noqa: F401
     import mlflow  # noqa: F401
-    import torch  # noqa: F401
 
+    determinism.configure_torch()  # imports torch; torch_threads from the environment
     return os.getpid()
 
 
