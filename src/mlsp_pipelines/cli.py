@@ -22,11 +22,24 @@ def _with_default_runner(command: click.Command) -> click.Command:
     for p in cmd.params:
         if p.name == "runner":
             p.default = DEFAULT_RUNNER
-            p.help = f"{p.help} Default here: {DEFAULT_RUNNER} (one model trained and evaluated at a time)."
+            p.help = (f"{p.help} Default here: {DEFAULT_RUNNER} (one model trained and evaluated at a time); "
+                      "'dask' (mlsp_pipelines.runner.DaskRunner) fans nodes out on a Dask cluster (dask.yml).")
     return cmd
 
 
 run = _with_default_runner(_kedro_run)
+_kedro_callback = run.callback
+
+
+def _run_with_aliases(*args: object, runner: str | None = None, **kwargs: object) -> object:
+    """``--runner=dask`` is :class:`~mlsp_pipelines.runner.DaskRunner` (Kedro resolves bare names in
+    ``kedro.runner`` only)."""
+    from mlsp_pipelines.runner import RUNNER_ALIASES
+
+    return _kedro_callback(*args, runner=RUNNER_ALIASES.get(runner or "", runner), **kwargs)
+
+
+run.callback = _run_with_aliases
 
 
 @click.group(name="mlsp_pipelines")

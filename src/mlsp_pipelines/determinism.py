@@ -62,6 +62,9 @@ _CONFLICTING_ENV = ("NPY_ENABLE_CPU_FEATURES", "MKL_ENABLE_INSTRUCTIONS")
 #: (oversubscribed on a 1-core machine, under-used on a big one). ``train.num_threads``
 #: overrides it per run.
 PINNED_THREADS = 2
+#: Overrides :data:`PINNED_THREADS` for the process (Dask workers get it from ``dask.yml``
+#: ``torch_threads``); results agree with any run that uses the same count.
+TORCH_THREADS_ENV = "MLSP_TORCH_THREADS"
 
 _TORCH_LIBS_READ_AT_IMPORT = ("torch", "numpy")
 
@@ -148,8 +151,27 @@ def problems(info: dict[str, Any] | None = None) -> list[str]:
     return found
 
 
+def env_threads() -> int | None:
+    """``MLSP_TORCH_THREADS`` as a positive int (None when unset); a bad value is an error naming it."""
+    raw = os.environ.get(TORCH_THREADS_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{TORCH_THREADS_ENV}={raw!r}: expected a positive number of threads")
+    return value
+
+
+def default_threads() -> int:
+    """torch's intra-op threads when a run does not set ``train.num_threads``."""
+    return env_threads() or PINNED_THREADS
+
+
 def configure_torch(num_threads: int | None = None) -> None:
-    """Run-time torch settings of the pinned mode: ``num_threads`` (default :data:`PINNED_THREADS`)
+    """Run-time torch settings of the pinned mode: ``num_threads`` (default :data:`PINNED_THREADS`, or ``MLSP_TORCH_THREADS``)
     intra-op threads, NNPACK off; warn when torch or numpy loaded before the pins.
 
     Called by the project hook before every pipeline run and by the training loop's seeding,
@@ -159,12 +181,12 @@ def configure_torch(num_threads: int | None = None) -> None:
     import torch
 
     if fast_kernels():
-        if num_threads:
-            torch.set_num_threads(num_threads)
+        if num_threads or env_threads():
+            torch.set_num_threads(num_threads or env_threads())
         return
     torch.backends.nnpack.set_flags(False)  # NNPACK picks its kernels from the CPU itself (AVX2 or none)
     if num_threads or int(os.environ.get("WORLD_SIZE", "1")) <= 1:  # torchrun sets one thread per process
-        torch.set_num_threads(num_threads or PINNED_THREADS)
+        torch.set_num_threads(num_threads or default_threads())
     found = problems()
     if found and not getattr(configure_torch, "_warned", False):
         configure_torch._warned = True  # type: ignore[attr-defined]

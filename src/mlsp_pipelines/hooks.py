@@ -19,6 +19,7 @@ Tracking is declared, never inferred from names:
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import logging
 import os
@@ -90,6 +91,12 @@ class GraphParamsHook:
     def after_context_created(self, context: Any) -> None:
         params = dict(context.config_loader["parameters"])
         config.set_active_params(params)
+        from mlsp_pipelines import cluster
+
+        try:  # dask.yml of the environment, for a DaskRunner run (none: defaults)
+            cluster.set_active(dict(context.config_loader["dask"]))
+        except Exception:  # noqa: BLE001 - no dask.yml anywhere
+            cluster.set_active(None)
         from kedro.framework.project import pipelines
 
         # Pipelines may already be cached from an earlier session in this process: rebuild them
@@ -111,6 +118,7 @@ class _NodeState:
     fits: int = 0
     fit_runs: list[str] = field(default_factory=list)  # keys of nested runs its trainings opened
     token: Any = None
+    monitor: Any = None  # on a Dask worker: system metrics of the model's run while this node trains it
 
 
 class _NodeObserver(observers.FitObserver):
@@ -151,6 +159,7 @@ class MlflowHook:
         self.params: dict[str, Any] = {}
         self.catalog: Any = None
         self.lock: PipelineLock | None = None
+        self._remote = False  # a node's hook on a Dask worker: borrows the driver's runs (see for_remote_node)
         self._reset()
 
     def _reset(self) -> None:
@@ -164,6 +173,7 @@ class MlflowHook:
         self._record: dict[str, Any] = {}
         self._child_tags: dict[str, str] = {}
         self._stamp = ""
+        self._remote_used = False
 
     # -- set-up ------------------------------------------------------------------------------------
     @hook_impl
@@ -294,14 +304,26 @@ class MlflowHook:
                 state.declared_splits.update(self._splits(name, value, spec))
         run = self._model_run(node.namespace)
         self.tracker.log_params(run, state.params)
+        if self._remote and trains:  # the driver's run has no monitor: sample the worker that trains
+            state.monitor = self.tracker._monitor(run.run_id)  # noqa: SLF001
         state.token = observers.install(_NodeObserver(self, state))
         self._nodes[node.name] = state
+
+    @staticmethod
+    def _stop_monitor(state: _NodeState | None) -> None:
+        if state is not None and state.monitor is not None:
+            try:
+                state.monitor.finish()
+            except Exception:  # noqa: BLE001 - system metrics are optional
+                logger.debug("system metrics monitor did not finish cleanly", exc_info=True)
+            state.monitor = None
 
     @hook_impl
     def after_node_run(self, node: Any, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
         state = self._nodes.pop(node.name, None)
         if state is not None and state.token is not None:
             observers.uninstall(state.token)
+        self._stop_monitor(state)
         if self.tracker is None:
             return
         if state is not None:
@@ -331,13 +353,15 @@ class MlflowHook:
             return
         if state.token is not None:
             observers.uninstall(state.token)
+        self._stop_monitor(state)
         if self.tracker is not None:
             for key in state.fit_runs:
                 self.tracker.close(key, "FAILED")
-            self.tracker.close(state.model_key, "FAILED")
+            if not self._remote:  # on a Dask worker the driver closes the model's run
+                self.tracker.close(state.model_key, "FAILED")
 
     def _node_done(self, key: str | None, status: str) -> None:
-        if key is None:
+        if key is None or self._remote:
             return
         self._remaining[key] = self._remaining.get(key, 1) - 1
         if self._remaining[key] <= 0:
@@ -360,10 +384,83 @@ class MlflowHook:
             self._used_paths.add(tracked)
 
     # -- model runs ------------------------------------------------------------------------------------
-    def _model_run(self, key: str) -> OpenRun:
+    def _model_run(self, key: str, *, monitor: bool = True) -> OpenRun:
         model = key.split(".")[-1]
         return self.tracker.open(key, f"{model} {self._stamp}",
-                                 {**self._child_tags, "architecture": model, "mlsp.kind": "model"})
+                                 {**self._child_tags, "architecture": model, "mlsp.kind": "model"}, monitor=monitor)
+
+    # -- Dask: the driver owns the runs, a node's task on a worker borrows them -------------------------
+    def remote_node_state(self, node: Any) -> dict[str, Any] | None:
+        """What this node's hook on a worker needs (picklable): the store, the parent run, the
+        model's run (opened here, on the driver, when its first node is submitted; no system-metrics
+        monitor, which would sample the driver's machine) and the run's tags."""
+        if self.tracker is None or self.tracker.parent is None:
+            return None
+        self._remote_used = True
+        model_runs = {}
+        if MODEL_RUN_TAG in node.tags and node.namespace:
+            model_runs[node.namespace] = dataclasses.replace(self._model_run(node.namespace, monitor=False), monitor=None)
+        return {
+            "uri": self.tracker.uri, "experiment": self.tracker.experiment, "experiment_id": self.tracker.experiment_id,
+            "system_metrics_interval": self.tracker.system_metrics_interval,
+            "parent": dataclasses.replace(self.tracker.parent, monitor=None), "model_runs": model_runs,
+            "root": str(self.root), "env": self.env, "family": self.family, "mlflow_conf": self.mlflow_conf,
+            "params": self.params, "child_tags": self._child_tags, "stamp": self._stamp, "locked": self._locked,
+        }
+
+    @classmethod
+    def for_remote_node(cls, state: dict[str, Any] | None, catalog: Any) -> MlflowHook:
+        """The hook of one node on a Dask worker, attached to the driver's runs (``state`` from
+        :meth:`remote_node_state`; None: tracking is off). It logs to those runs and opens and
+        closes only the runs of the node's own trainings (cross-validation folds)."""
+        hook = cls()
+        hook._remote = True
+        hook.catalog = catalog
+        if state is None:
+            return hook
+        import mlflow
+
+        hook.root, hook.env, hook.family = Path(state["root"]), state["env"], state["family"]
+        hook.mlflow_conf, hook.params = state["mlflow_conf"], state["params"]
+        hook._child_tags, hook._stamp, hook._locked = state["child_tags"], state["stamp"], state["locked"]
+        hook.tracker = RunTracker.attach(state["uri"], state["experiment"], state["experiment_id"], state["parent"],
+                                         system_metrics_interval=state["system_metrics_interval"])
+        hook.tracker.runs.update(state["model_runs"])
+        hook._borrowed = set(state["model_runs"])
+        mlflow.set_tracking_uri(state["uri"])  # log_model goes through the global API
+        mlflow.set_experiment(experiment_id=state["experiment_id"])
+        return hook
+
+    def remote_result(self) -> dict[str, Any]:
+        """What the worker learnt for the driver: the borrowed runs' logged keys, datasets and
+        model, the data digests and the DVC-tracked paths read (for the lineage)."""
+        runs = {}
+        if self.tracker is not None:
+            runs = {k: dataclasses.replace(self.tracker.runs[k], monitor=None)
+                    for k in getattr(self, "_borrowed", ()) if k in self.tracker.runs}
+        return {"model_runs": runs, "datasets": dict(self._record.get("datasets", {})),
+                "used_paths": sorted(self._used_paths)}
+
+    def remote_node_done(self, node: Any, result: dict[str, Any] | None, error: BaseException | None) -> None:
+        """A node's task ended on a worker: merge what it learnt; close the model's run after its
+        last node (FAILED at once when a node of it failed)."""
+        if self.tracker is None:
+            return
+        for key, snap in (result or {}).get("model_runs", {}).items():
+            run = self.tracker.runs.get(key)
+            if run is not None:
+                run.params.update(snap.params)
+                run.datasets.update(snap.datasets)
+                run.model_id = run.model_id or snap.model_id
+                run.live_epochs = run.live_epochs or snap.live_epochs
+        if result:
+            self._record.setdefault("datasets", {}).update(result.get("datasets", {}))
+            self._used_paths.update(result.get("used_paths", ()))
+        if MODEL_RUN_TAG in node.tags and node.namespace:
+            if error is None:
+                self._node_done(node.namespace, "FINISHED")
+            else:
+                self.tracker.close(node.namespace, "FAILED")
 
     def _node_params(self, node: Any, inputs: dict[str, Any]) -> dict[str, Any]:
         """The node's ``params:`` inputs under architecture-independent keys: the model spec as
@@ -541,13 +638,29 @@ class MlflowHook:
                            "; ".join(f"{p}: used {versions[p]['md5']}, dvc.lock {versions[p]['dvc_lock']}" for p in differs))
         tracker.client.log_dict(tracker.parent.run_id, self._record, "lineage.json")
 
+    def _close_leftovers(self, status: str) -> None:
+        """Runs of this session still RUNNING after a Dask run (opened by a worker that died) end
+        with the run's status, never left RUNNING."""
+        tracker = self.tracker
+        session = self._child_tags.get("kedro_session_id")
+        if tracker is None or not self._remote_used or not session:
+            return
+        for run in tracker.client.search_runs([tracker.experiment_id], f"tags.kedro_session_id = '{session}' and "
+                                              "attributes.status = 'RUNNING'", max_results=1000):
+            if run.info.run_id != tracker.parent_id and all(r.run_id != run.info.run_id for r in tracker.runs.values()):
+                tracker.client.set_terminated(run.info.run_id, status=status if status != "FINISHED" else "KILLED")
+                tracker.client.set_tag(run.info.run_id, "mlsp.closed_by", "the Dask driver: its worker was gone")
+
     def _end(self, status: str) -> None:
         try:
             if self.tracker is not None:
                 try:
                     self._finish_lineage()
                 finally:
-                    self.tracker.end(status)
+                    try:
+                        self._close_leftovers(status)
+                    finally:
+                        self.tracker.end(status)
         finally:
             self.tracker = None
             self._digests.clear()

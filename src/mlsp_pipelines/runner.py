@@ -8,15 +8,22 @@ valid topological order: among the nodes whose inputs are ready it prefers the o
 the longest namespace with the node that ran last (ties keep Kedro's order), so ``asc.cnn``'s
 train → evaluate → explain run back to back. It is the default of ``kedro run`` in this project
 (``cli.py``); ``--runner=SequentialRunner`` restores Kedro's order.
+
+:class:`DaskRunner` (``--runner=dask``) runs the independent nodes -- architectures,
+cross-validation folds -- at once on a Dask cluster, in the same namespace order, with the same
+outputs byte for byte (``cluster.py`` sets up the cluster and its workers).
 """
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections import Counter
 from typing import Any
 
 from kedro.pipeline import Pipeline
 from kedro.pipeline.node import Node
-from kedro.runner import SequentialRunner
+from kedro.runner import AbstractRunner, SequentialRunner
 
 
 def _shared_depth(a: str | None, b: str | None) -> int:
@@ -66,3 +73,260 @@ class NamespaceSequentialRunner(SequentialRunner):
         ordered._toposorted_nodes = namespace_order(pipeline)  # noqa: SLF001
         ordered.__dict__.pop("nodes", None)
         super()._run(ordered, catalog, hook_manager, run_id)
+
+
+# -- Dask ----------------------------------------------------------------------------------------------
+#: Short names ``kedro run --runner=...`` accepts for this project's runners (cli.py).
+RUNNER_ALIASES = {"dask": "mlsp_pipelines.runner.DaskRunner", "DaskRunner": "mlsp_pipelines.runner.DaskRunner"}
+
+
+def _hook_key(hook: Any) -> str:
+    return f"{type(hook).__module__}.{type(hook).__qualname__}"
+
+
+def _is_ephemeral(catalog: Any, name: str) -> bool:
+    try:
+        return bool(getattr(catalog.get(name, fallback_to_runtime_pattern=True), "_EPHEMERAL", False))
+    except Exception:  # noqa: BLE001 - not resolvable: Kedro's default is a MemoryDataset
+        return True
+
+
+_WORKER_READY: set[str] = set()
+
+
+def _bootstrap_worker(package: str | None, logging_config: dict[str, Any] | None) -> None:
+    """Kedro's project settings and logging in a worker process (once per process)."""
+    if package is None or package in _WORKER_READY:
+        return
+    from kedro.framework.project import configure_logging, configure_project
+
+    configure_project(package)
+    if logging_config:
+        configure_logging(logging_config)
+    _WORKER_READY.add(package)
+
+
+def _worker_hooks(states: dict[str, Any], catalog: Any) -> tuple[Any, dict[str, Any]]:
+    """A hook manager for one node on a worker: the project's hooks, where a hook can run remotely
+    (``for_remote_node``) a fresh instance bound to the driver's state for this node."""
+    from kedro.framework.hooks.manager import _create_hook_manager, _register_hooks, _register_hooks_entry_points
+    from kedro.framework.project import settings
+
+    hooks, remote = [], {}
+    for hook in settings.HOOKS:
+        make = getattr(type(hook), "for_remote_node", None)
+        if make is not None:
+            hook = make(states.get(_hook_key(hook)), catalog)
+            remote[_hook_key(hook)] = hook
+        hooks.append(hook)
+    manager = _create_hook_manager()
+    _register_hooks(manager, tuple(hooks))
+    _register_hooks_entry_points(manager, settings.DISABLE_HOOKS_FOR_PLUGINS)
+    return manager, remote
+
+
+def _run_node_on_worker(node: Node, catalog_blob: bytes, upstream: dict[str, dict[str, Any]],
+                        states: dict[str, Any], project: tuple[str | None, dict[str, Any] | None],
+                        is_async: bool, run_id: str | None) -> dict[str, Any]:
+    """Run ``node`` through Kedro's ``Task`` (dataset and node hooks included) on a Dask worker.
+
+    In-memory inputs arrive as the results of their producers' tasks (``upstream``: dataset name →
+    that task's result), so Dask moves them worker to worker; in-memory outputs are this task's
+    result. File datasets are read and written by the worker itself (atomically: a worker that
+    dies leaves no partial file).
+    """
+    import pickle
+    import time
+
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.runner.task import Task
+
+    t0 = time.perf_counter()
+    _bootstrap_worker(*project)
+    full = pickle.loads(catalog_blob)  # a private copy per task: nothing leaks between tasks
+    datasets: dict[str, Any] = {}
+    ephemeral: list[str] = []
+    for name in dict.fromkeys([*node.inputs, *node.outputs]):
+        ds = full.get(name, fallback_to_runtime_pattern=True)
+        if getattr(ds, "_EPHEMERAL", False) and not name.startswith("params:"):
+            fresh = MemoryDataset(copy_mode=getattr(ds, "_copy_mode", None), metadata=getattr(ds, "metadata", None))
+            if name in upstream:
+                fresh.save(upstream[name]["data"][name])
+            elif name in node.inputs and ds.exists():
+                fresh.save(ds.load())
+            ds = fresh
+            ephemeral.append(name)
+        datasets[name] = ds
+    catalog = DataCatalog(datasets=datasets, validation_enabled=False)
+    hook_manager, remote = _worker_hooks(states, full)
+    Task(node=node, catalog=catalog, hook_manager=hook_manager, is_async=is_async, run_id=run_id).execute()
+    data = {name: catalog.load(name) for name in node.outputs if name in ephemeral}
+    from mlsp_pipelines import cluster
+
+    meta = {"hooks": {key: hook.remote_result() for key, hook in remote.items()},
+            "worker": cluster.worker_report(), "seconds": time.perf_counter() - t0}
+    return {"data": data, "meta": meta}
+
+
+def _meta_of(result: dict[str, Any]) -> dict[str, Any]:
+    return result["meta"]
+
+
+def _data_of(result: dict[str, Any], name: str) -> Any:
+    return result["data"][name]
+
+
+class DaskRunner(AbstractRunner):
+    """Independent nodes at once on a Dask cluster; each node runs through Kedro's ``Task`` on a worker.
+
+    Kedro's documented DaskRunner design (a task per node, hooks rebuilt on the worker because a
+    hook manager cannot be pickled), with what this project needs on top:
+
+    * in-memory datasets travel as task results, worker to worker, and are released when their
+      last reader is done; file datasets are read and written by the workers (same paths);
+    * nodes are submitted in :func:`namespace_order` as soon as their inputs exist, at most as
+      many at once as the cluster has worker threads, so each model's nodes run back to back and
+      its MLflow run lasts about as long as its own work;
+    * hooks with a remote side (``MlflowHook``) hand each task what it needs (the parent run, the
+      model's run) and take back what the task learnt; runs are opened and closed by the driver;
+    * a node error fails the run at once (``retries`` in ``dask.yml`` re-runs it); a worker that
+      dies has its task retried on another worker ``allowed_failures`` times, then the run fails
+      naming the node. Outputs are written atomically, so nothing is half-written either way.
+
+    ``kedro run --runner=dask`` (or the full class path) with ``dask.yml`` of the environment
+    (``conf/dask``: the scheduler address; none: a LocalCluster here); ``--runner-params
+    address=tcp://...,n_workers=2,torch_threads=1`` overrides it. ``client`` takes an existing
+    ``distributed.Client`` (tests, notebooks).
+    """
+
+    def __init__(self, is_async: bool = False, address: str | None = None, n_workers: int | None = None,
+                 threads_per_worker: int | None = None, torch_threads: int | None = None,
+                 client: Any = None) -> None:
+        super().__init__(is_async=is_async)
+        self._overrides = {"scheduler_address": address, "n_workers": n_workers,
+                           "threads_per_worker": threads_per_worker, "torch_threads": torch_threads}
+        self._client = client
+
+    def _get_executor(self, max_workers: int) -> None:  # noqa: ARG002 - the cluster is the executor
+        return None
+
+    def _run(self, pipeline: Pipeline, catalog: Any, hook_manager: Any = None, run_id: str | None = None) -> None:
+        from contextlib import nullcontext
+
+        from mlsp_pipelines import cluster
+
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise RuntimeError("DaskRunner under torchrun: run the Dask driver once (`kedro run --runner=dask`); "
+                               "DistributedDataParallel training runs under torchrun with the default runner.")
+        settings = cluster.resolve(self._overrides)
+        with nullcontext(self._client) if self._client is not None else cluster.connect(settings) as client:
+            self._prepare_workers(client, settings)
+            with client.as_current():  # distributed.wait looks for the current client
+                self._run_on(client, settings, pipeline, catalog, hook_manager, run_id)
+
+    def _prepare_workers(self, client: Any, settings: Any) -> None:
+        from mlsp_pipelines import cluster
+
+        client.wait_for_workers(1, timeout=120)
+        answers = client.register_plugin(cluster.WorkerSetup(settings.torch_threads, settings.check_workers),
+                                          name=cluster.WorkerSetup.name)
+        bad = {w: a for w, a in (answers or {}).items() if isinstance(a, dict) and a.get("status") == "error"}
+        if bad:
+            worker, answer = next(iter(bad.items()))
+            raise RuntimeError(f"Dask worker set-up failed on {len(bad)} worker(s), e.g. {worker}: "
+                               f"{answer.get('exception_text') or answer.get('exception')}")
+        workers = list(client.scheduler_info()["workers"])
+        client.gather([client.submit(cluster.warm_up, workers=[w], pure=False, key=f"warm-up-{uuid.uuid4().hex[:8]}")
+                       for w in workers])
+        reports = client.run(cluster.worker_report)
+        self._logger.info("Dask: %d worker(s) ready (%s)", len(reports),
+                          "; ".join(f"{w}: pid {r['pid']}, torch threads {r['torch_threads']}" for w, r in reports.items()))
+
+    def _run_on(self, client: Any, settings: Any, pipeline: Pipeline, catalog: Any, hook_manager: Any,
+                run_id: str | None) -> None:
+        import cloudpickle
+        from distributed import wait
+
+        try:
+            from kedro.framework.project import LOGGING, PACKAGE_NAME
+
+            project = (PACKAGE_NAME, dict(LOGGING) if LOGGING else None)
+        except ImportError:  # pragma: no cover - outside a Kedro project
+            project = (None, None)
+        nodes = pipeline.nodes
+        order = {n: i for i, n in enumerate(namespace_order(pipeline))}
+        deps = {n: set(d) for n, d in pipeline.node_dependencies.items()}
+        producers = {out: n for n in nodes for out in n.outputs}
+        transfer = {name for name in producers if _is_ephemeral(catalog, name)}
+        readers = Counter(name for n in nodes for name in n.inputs if name in transfer)
+        blob = cloudpickle.dumps(catalog)  # datasets (paths, metadata) and parameters; no data of ours
+        remote_hooks = [p for p in (hook_manager.get_plugins() if hook_manager is not None else ())
+                        if hasattr(p, "remote_node_state") and hasattr(type(p), "for_remote_node")]
+
+        todo, done = set(nodes), set()
+        results: dict[Node, Any] = {}
+        running: dict[Any, Node] = {}
+        try:
+            while todo or running:
+                capacity = max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
+                ready = sorted((n for n in todo if deps[n] <= done), key=order.__getitem__)
+                for node in ready[: max(0, capacity - len(running))]:
+                    todo.discard(node)
+                    states = {_hook_key(p): p.remote_node_state(node) for p in remote_hooks}
+                    upstream = {name: results[producers[name]] for name in node.inputs if name in transfer}
+                    key = f"{node.name}-{uuid.uuid4().hex[:8]}"
+                    priority = len(order) - order[node]
+                    fut = client.submit(_run_node_on_worker, node, blob, upstream, states, project,
+                                        self._is_async, run_id, key=key, priority=priority,
+                                        retries=settings.retries, pure=False)
+                    results[node] = fut
+                    running[client.submit(_meta_of, fut, key=f"meta-{key}", priority=priority, pure=False)] = node
+                    self._logger.info("Submitted node: %s", node.name)
+                if not running:
+                    raise RuntimeError(f"Unable to schedule {sorted(n.name for n in todo)}: their inputs are never made")
+                finished, _ = wait(list(running), return_when="FIRST_COMPLETED")
+                for meta_future in finished:
+                    node = running.pop(meta_future)
+                    try:
+                        meta = meta_future.result()
+                    except BaseException as exc:
+                        for p in remote_hooks:
+                            p.remote_node_done(node, None, exc)
+                        raise self._node_failure(node, exc) from exc
+                    for p in remote_hooks:
+                        p.remote_node_done(node, meta["hooks"].get(_hook_key(p)), None)
+                    done.add(node)
+                    self._logger.info("Completed node: %s (%.1f s on worker pid %s)", node.name, meta["seconds"],
+                                      meta["worker"]["pid"])
+                    self._logger.info("Completed %d out of %d tasks", len(done), len(nodes))
+                    self._keep_outputs(client, node, results, pipeline, catalog, transfer)
+                    for name in node.inputs:  # release in-memory data nobody will read any more
+                        if name in transfer:
+                            readers[name] -= 1
+                            producer = producers[name]
+                            if all(readers[o] <= 0 for o in producer.outputs if o in transfer) \
+                                    and not (set(producer.outputs) & pipeline.outputs()):
+                                results.pop(producer, None)
+        except BaseException:
+            client.cancel([*running, *results.values()], force=True)
+            self._suggest_resume_scenario(pipeline, done, catalog)
+            raise
+
+    @staticmethod
+    def _keep_outputs(client: Any, node: Node, results: dict[Node, Any], pipeline: Pipeline, catalog: Any,
+                      transfer: set[str]) -> None:
+        """In-memory outputs of the whole pipeline go to the driver's catalog (``run`` returns them)."""
+        for name in set(node.outputs) & pipeline.outputs() & transfer:
+            catalog.save(name, client.submit(_data_of, results[node], name, pure=False).result())
+
+    @staticmethod
+    def _node_failure(node: Node, exc: BaseException) -> BaseException:
+        """The worker-death case made readable; a node's own error is raised as it is."""
+        from distributed.scheduler import KilledWorker
+
+        if isinstance(exc, KilledWorker):
+            return RuntimeError(
+                f"node {node.name} failed: the Dask worker running it died (KilledWorker: {exc}); it was retried "
+                "up to allowed_failures times (dask.yml). Nothing it writes is half-written (outputs are saved "
+                "atomically); see the worker's log for the cause (memory limit, a crash, a killed process).")
+        return exc

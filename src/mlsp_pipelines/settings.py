@@ -15,8 +15,9 @@ CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
     # Environments (conf/test, conf/esc50, ...) override single keys, not whole sections.
-    "merge_strategy": {"parameters": "soft", "mlflow": "soft"},
+    "merge_strategy": {"parameters": "soft", "mlflow": "soft", "dask": "soft"},
     "config_patterns": {
         "mlflow": ["mlflow*", "mlflow*/**"],
+        "dask": ["dask*", "dask*/**"],  # the cluster of `kedro run --runner=dask` (cluster.py)
     },
 }

@@ -265,6 +265,23 @@ class RunTracker:
 
         atexit.register(self._atexit)
 
+    @classmethod
+    def attach(cls, uri: str, experiment: str, experiment_id: str, parent: OpenRun, *,
+               system_metrics_interval: float | None = 1.0) -> RunTracker:
+        """A tracker of runs another process opened (a Dask worker borrowing the driver's parent and
+        model runs): it logs to them and opens and closes runs of its own, but never ends the
+        borrowed ones -- not in :meth:`end`, not at exit."""
+        from mlflow.tracking import MlflowClient
+
+        self = cls.__new__(cls)
+        self.uri, self.client = uri, MlflowClient(tracking_uri=uri)
+        self.experiment, self.experiment_id = experiment, experiment_id
+        self.system_metrics_interval = system_metrics_interval
+        self.parent, self.runs = parent, {}
+        self._lock = threading.RLock()
+        self._ended = True
+        return self
+
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, name: str, tags: dict[str, str]) -> str:
         tags, long_tags = _fit_tags({**tags, **process_tags()})

@@ -1,0 +1,204 @@
+"""The Dask cluster a :class:`~mlsp_pipelines.runner.DaskRunner` run uses, and what every worker needs.
+
+Configuration is ``dask.yml`` of the Kedro environment (``conf/dask/dask.yml``; any environment
+may carry one), validated by :class:`DaskSettings` so a typo stops the run before any work.
+``MLSP_DASK_SCHEDULER`` (environment) and ``--runner-params address=...`` override the scheduler
+address; without one a :class:`distributed.LocalCluster` is started on this machine and closed
+at the end of the run.
+
+Workers must compute what a sequential run computes, bit for bit. That needs, on every worker:
+
+* the pinned CPU kernels (``determinism.PINNED_ENV``), set *before* numpy and torch load --
+  ``import distributed`` already loads numpy, so they must be in the worker process's
+  environment when it starts: a LocalCluster passes them to its nannies; a real cluster sets
+  them in its job script or pod spec (``python -m mlsp_pipelines.cluster worker-env`` prints
+  them). :class:`WorkerSetup` checks every worker and refuses one that does not have them;
+* a fixed torch thread count (``torch_threads``; the thread count is part of the results);
+* this package at the driver's version, and the project's ``data/`` at the driver's path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from distributed import WorkerPlugin
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlsp_pipelines import determinism
+
+logger = logging.getLogger(__name__)
+
+#: Scheduler address from the environment (wins over dask.yml, loses to --runner-params).
+SCHEDULER_ENV = "MLSP_DASK_SCHEDULER"
+#: Worker-process default of torch's intra-op threads (read by ``determinism.configure_torch``).
+TORCH_THREADS_ENV = determinism.TORCH_THREADS_ENV
+
+_ACTIVE: dict[str, Any] | None = None
+
+
+class DaskSettings(BaseModel):
+    """``dask.yml``: where the cluster is and how a local one is shaped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scheduler_address: str | None = None  # tcp://host:8786 of a running cluster; None: a LocalCluster
+    n_workers: int | None = Field(None, ge=1)  # LocalCluster: None = one per core
+    threads_per_worker: int = Field(1, ge=1)  # LocalCluster: concurrent nodes per worker
+    memory_limit: str | float | int = "auto"  # LocalCluster: per worker ("4GiB", bytes, or "auto")
+    torch_threads: int = Field(1, ge=1)  # torch intra-op threads in every task (part of the results)
+    allowed_failures: int = Field(3, ge=0)  # LocalCluster: retries of a task whose worker died
+    retries: int = Field(0, ge=0)  # re-runs of a node that raised (0: an error fails the run at once)
+    dashboard_address: str | None = None  # LocalCluster: e.g. ":8787"; None: no dashboard
+    check_workers: bool = True  # refuse workers whose CPU kernels are not pinned (see module doc)
+
+
+def set_active(conf: dict[str, Any] | None) -> None:
+    """Record the run's ``dask.yml`` (the project hook calls this when the context exists)."""
+    global _ACTIVE
+    _ACTIVE = dict(conf) if conf is not None else None
+
+
+def resolve(overrides: dict[str, Any] | None = None) -> DaskSettings:
+    """``dask.yml`` of the active environment, then ``MLSP_DASK_SCHEDULER``, then ``overrides``."""
+    conf: dict[str, Any] = dict(_ACTIVE or {})
+    if os.environ.get(SCHEDULER_ENV):
+        conf["scheduler_address"] = os.environ[SCHEDULER_ENV]
+    conf.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return DaskSettings(**conf)
+    except Exception as exc:
+        raise ValueError(f"dask.yml (or --runner-params): {exc}") from exc
+
+
+def worker_env(settings: DaskSettings) -> dict[str, str]:
+    """Environment every worker process needs from its start (see module doc)."""
+    env = {} if determinism.fast_kernels() else dict(determinism.PINNED_ENV)
+    if determinism.fast_kernels():
+        env[determinism.FAST_KERNELS_ENV] = "1"
+    env[TORCH_THREADS_ENV] = str(settings.torch_threads)
+    return env
+
+
+@contextmanager
+def connect(settings: DaskSettings) -> Iterator[Any]:
+    """A ``distributed.Client`` of the configured scheduler, or of a LocalCluster made here (and
+    closed on exit, with its workers)."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    if settings.scheduler_address:
+        logger.info("Dask: connecting to the scheduler at %s", settings.scheduler_address)
+        with Client(settings.scheduler_address, set_as_default=False) as client:
+            yield client
+        return
+    # nodes may start process pools of their own (feature extraction): workers must not be daemons
+    with dask.config.set({"distributed.worker.daemon": False,
+                          "distributed.scheduler.allowed-failures": settings.allowed_failures}):
+        cluster = LocalCluster(n_workers=settings.n_workers or os.cpu_count() or 1,
+                               threads_per_worker=settings.threads_per_worker, processes=True,
+                               memory_limit=settings.memory_limit, dashboard_address=settings.dashboard_address or ":0",
+                               scheduler_kwargs={"dashboard": bool(settings.dashboard_address)},
+                               env=worker_env(settings), silence_logs=logging.WARNING)
+    logger.info("Dask: a LocalCluster of %d worker(s) × %d thread(s), torch threads %d per task%s",
+                len(cluster.workers), settings.threads_per_worker, settings.torch_threads,
+                f", dashboard {cluster.dashboard_link}" if settings.dashboard_address else "")
+    try:
+        with Client(cluster, set_as_default=False) as client:
+            yield client
+    finally:
+        cluster.close()
+
+
+class WorkerSetup(WorkerPlugin):
+    """Worker plugin: the torch thread count of the run, and a check of the kernel pins.
+
+    Registered by the runner on every worker (and on workers that join later). A worker whose
+    numpy or torch runs unpinned kernels would train other bits than the driver expects, so its
+    set-up fails with the fix in the message.
+    """
+
+    name = "mlsp-worker-setup"
+
+    def __init__(self, torch_threads: int, check: bool = True) -> None:
+        self.torch_threads = torch_threads
+        self.check = check
+
+    def setup(self, worker: Any) -> None:
+        # runs on the worker's event loop: nothing slow here (no torch import; warm_up does that in
+        # a task thread), or a loaded machine misses heartbeats and the nanny restarts the worker
+        import mlsp_pipelines  # noqa: F401 - the package's start-up pins (for what loads after)
+
+        os.environ[TORCH_THREADS_ENV] = str(self.torch_threads)
+        found = determinism.problems() if self.check else []
+        if found:
+            raise RuntimeError(
+                f"Dask worker {getattr(worker, 'address', '?')}: CPU kernels are not pinned ({'; '.join(found)}), "
+                "so its results would differ from a sequential run. Start the worker with these variables in "
+                "its environment (`python -m mlsp_pipelines.cluster worker-env` prints them): "
+                + " ".join(f"{k}={v}" for k, v in determinism.PINNED_ENV.items())
+            )
+
+
+def fan_out(func: Any, calls: list[tuple[Any, ...]], *, shared: Any = None, name: str = "task") -> list[Any]:
+    """``[func(shared, *args) for args in calls]``, on the Dask cluster when called inside a task of
+    one (a node under :class:`~mlsp_pipelines.runner.DaskRunner`), else here, one after another.
+
+    On a worker the calling task secedes from the worker's thread pool while it waits (its slot
+    goes to the calls), ``shared`` is sent once to the cluster, and the results come back in the
+    order of ``calls`` whatever order they finish in. The first failing call's error is raised.
+    """
+    try:
+        from distributed import get_worker, worker_client
+
+        get_worker()
+    except (ImportError, ValueError):
+        return [func(shared, *args) for args in calls]
+    import uuid
+
+    tag = uuid.uuid4().hex[:8]
+    with worker_client() as client:
+        data = client.scatter([shared], hash=False)[0]
+        futures = [client.submit(func, data, *args, key=f"{name}-{i}-{tag}", pure=False)
+                   for i, args in enumerate(calls)]
+        return client.gather(futures)
+
+
+def warm_up() -> int:
+    """Import what every node needs, in a worker's task thread (the runner runs it once per worker,
+    all at once, so the first node's time is its own; plugin set-up would block the event loop)."""
+    import kedro.runner  # noqa: F401
+    import mlflow  # noqa: F401
+
+    determinism.configure_torch()  # imports torch; torch_threads from the environment
+    return os.getpid()
+
+
+def worker_report() -> dict[str, Any]:
+    """What a worker runs with (logged by the runner): pid, kernels, torch threads."""
+    info = determinism.status()
+    return {"pid": os.getpid(), "python": sys.version.split()[0], "pinned": info["pinned"],
+            "aten": info["aten_capability"], "torch_threads": info.get("torch_threads"),
+            "problems": determinism.problems(info)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mlsp_pipelines.cluster worker-env``: the environment a worker must start with."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("command", choices=["worker-env"])
+    ap.add_argument("--torch-threads", type=int, default=DaskSettings().torch_threads)
+    args = ap.parse_args(argv)
+    for key, value in worker_env(DaskSettings(torch_threads=args.torch_threads)).items():
+        print(f"export {key}={value!r}" if " " in value else f"export {key}={value}")
+    print("export DASK_DISTRIBUTED__WORKER__DAEMON=False")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,319 @@
+"""``asc`` on conf/test under :class:`~mlsp_pipelines.runner.DaskRunner` on a 2-worker LocalCluster.
+
+One sequential run (``MLSP_TORCH_THREADS=1``, the workers' thread count) and one Dask run, each in
+its own project copy, compared byte for byte and in MLflow; then a training node whose worker is
+killed at every attempt: retried once, then the run fails naming the node, with its outputs absent
+and its MLflow runs closed. The cluster is started once for the module (about 5 s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+
+ARCHS = ("cnn", "attn_lstm")  # conf/test/parameters_asc.yml
+#: Outputs that differ on every run by design (wall-clock times), outside every DVC output.
+TIMINGS = ("timings",)
+
+
+def sqlite_uri(path: Path) -> str:
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+def digests(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root/data`` (lock files and wall-clock timings left out)."""
+    data = root / "data"
+    return {str(p.relative_to(data)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(data.rglob("*"))
+            if p.is_file() and ".locks" not in p.parts and not any(t in p.parts or p.stem == t for t in TIMINGS)}
+
+
+def runs_of(uri: str, session_id: str) -> list[Any]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("asc-test")
+    return client.search_runs([exp.experiment_id], f"tags.kedro_session_id = '{session_id}'")
+
+
+@pytest.fixture(scope="module")
+def dask_client() -> Iterator[Any]:
+    """A 2-worker LocalCluster as the runner makes one (conf/test/dask.yml), one retry of a dead worker."""
+    from mlsp_pipelines import cluster
+
+    settings = cluster.DaskSettings(n_workers=2, threads_per_worker=1, torch_threads=1, allowed_failures=1,
+                                    memory_limit="2GiB")
+    with cluster.connect(settings) as client:
+        yield client
+
+
+def _run(project: Path, runner: Any, pipelines: list[str] | None = None, *, runtime_params: dict | None = None,
+         node_names: list[str] | None = None) -> str:
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project, env="test", runtime_params=runtime_params) as session:
+        session_id = session.session_id
+        session.run(pipeline_names=pipelines or ["asc"], runner=runner, node_names=node_names)
+    return session_id
+
+
+def _copy_features(src: Path, project: Path) -> None:
+    """Data and features as an earlier run made them (the training slice starts from there)."""
+    for sub in ("01_raw", "02_intermediate", "04_feature"):
+        shutil.copytree(src / "data" / sub, project / "data" / sub)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory, new_project_copy) -> Path:  # type: ignore[no-untyped-def]
+    """A project whose data and features exist (``asc_data`` + ``asc_features``, sequential)."""
+    from mlsp_pipelines import config
+    from mlsp_pipelines.runner import NamespaceSequentialRunner
+
+    project = new_project_copy(tmp_path_factory.mktemp("prepared") / "project", git=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("KEDRO_ENV", raising=False)
+        mp.setenv("MLFLOW_TRACKING_URI", sqlite_uri(project / "mlflow.db"))
+        try:
+            _run(project, NamespaceSequentialRunner(), ["asc_data", "asc_features"])
+        finally:
+            config.set_active_params(None)
+    return project
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, new_project_copy, dask_client: Any) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The sequential and the Dask run: ``{"seq"|"dask": (project, session id, tracking uri)}``."""
+    from mlsp_pipelines import config
+    from mlsp_pipelines.runner import DaskRunner, NamespaceSequentialRunner
+
+    out = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("KEDRO_ENV", raising=False)
+        mp.setenv("MLSP_TORCH_THREADS", "1")  # the workers' torch threads (part of the results)
+        for name, runner in (("seq", NamespaceSequentialRunner()), ("dask", DaskRunner(client=dask_client))):
+            project = new_project_copy(tmp_path_factory.mktemp(name) / "project", git=True)
+            uri = sqlite_uri(project / "mlflow.db")
+            mp.setenv("MLFLOW_TRACKING_URI", uri)
+            try:
+                out[name] = (project, _run(project, runner), uri)
+            finally:
+                config.set_active_params(None)
+    return out
+
+
+def test_outputs_are_byte_identical_to_the_sequential_run(runs: dict[str, Any]) -> None:
+    seq, dask = digests(runs["seq"][0]), digests(runs["dask"][0])
+    assert "06_models/asc/cnn.pt" in seq and "08_reporting/asc/metrics.json" in seq
+    assert sorted(dask) == sorted(seq)
+    assert [k for k in seq if seq[k] != dask[k]] == []
+    # the timings exist too (they differ by design)
+    assert (runs["dask"][0] / "data/08_reporting/asc/timings.csv").is_file()
+
+
+def test_mlflow_runs_are_nested_and_complete_as_in_a_sequential_run(runs: dict[str, Any]) -> None:
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    shapes = {}
+    for name, (project, session_id, uri) in runs.items():
+        found = runs_of(uri, session_id)
+        assert {r.info.status for r in found} == {"FINISHED"}, name
+        (parent,) = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
+        children = {r.data.tags["architecture"]: r for r in found
+                    if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+        assert set(children) == set(ARCHS) and len(found) == 1 + len(ARCHS), name
+        client = MlflowClient(tracking_uri=uri)
+        lineage = json.loads(Path(client.download_artifacts(parent.info.run_id, "lineage.json")).read_text())
+        shapes[name] = {
+            "parent_params": parent.data.params,
+            "parent_metrics": parent.data.metrics,
+            "datasets": lineage.get("datasets"),
+            **{arch: {"params": run.data.params,
+                      "metrics": {k: v for k, v in run.data.metrics.items()
+                                  if not k.startswith("system/") and "seconds" not in k and "latency" not in k},
+                      "system_metrics": any(k.startswith("system/") for k in run.data.metrics),
+                      "epochs": [(m.step, m.value) for m in sorted(client.get_metric_history(run.info.run_id, "epoch/train_loss"),
+                                                                   key=lambda m: m.step)],
+                      "models": len(run.outputs.model_outputs),
+                      "inputs": sorted((d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs),
+                      "artefacts": sorted(a.path for a in client.list_artifacts(run.info.run_id))}
+               for arch, run in children.items()},
+        }
+    seq, dask = shapes["seq"], shapes["dask"]
+    for arch in ARCHS:
+        assert dask[arch] == seq[arch], arch
+        assert dask[arch]["models"] == 1 and dask[arch]["system_metrics"] and len(dask[arch]["epochs"]) == 2
+    assert dask["datasets"] == seq["datasets"] and dask["datasets"]
+    timing = ("seconds", "latency")
+    assert {k: v for k, v in dask["parent_metrics"].items() if not k.startswith("system/") and not any(t in k for t in timing)} \
+        == {k: v for k, v in seq["parent_metrics"].items() if not k.startswith("system/") and not any(t in k for t in timing)}
+    assert dask["parent_params"] == seq["parent_params"]
+
+
+def test_cli_accepts_the_short_runner_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlsp_pipelines import cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "_kedro_callback", lambda **kw: seen.update(kw))
+    cli.run.callback(runner="dask", env="dask")
+    assert seen["runner"] == "mlsp_pipelines.runner.DaskRunner"
+    cli.run.callback(runner=None, env=None)
+    assert seen["runner"] is None  # Kedro's option default applies (the project's sequential runner)
+
+
+def test_dask_settings_reject_typos_and_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlsp_pipelines import cluster
+
+    cluster.set_active({"n_workers": 3, "torch_threads": 2})
+    try:
+        monkeypatch.setenv(cluster.SCHEDULER_ENV, "tcp://head:8786")
+        s = cluster.resolve({"torch_threads": None})
+        assert (s.scheduler_address, s.n_workers, s.torch_threads) == ("tcp://head:8786", 3, 2)
+        assert cluster.resolve({"scheduler_address": "tcp://other:1"}).scheduler_address == "tcp://other:1"
+        cluster.set_active({"n_worker": 2})
+        with pytest.raises(ValueError, match="n_worker"):
+            cluster.resolve()
+    finally:
+        cluster.set_active(None)
+    env = cluster.worker_env(cluster.DaskSettings(torch_threads=3))
+    assert env["MLSP_TORCH_THREADS"] == "3" and env["ATEN_CPU_CAPABILITY"] == "default"
+
+
+def _kill_plugin_class() -> type:
+    from distributed import WorkerPlugin
+
+    class KillTraining(_KillTraining, WorkerPlugin):
+        pass
+
+    return KillTraining
+
+
+class _KillTraining:
+    """Worker plugin: the worker running ``asc.cnn.train_model`` dies 0.2 s into the node, every time."""
+
+    name = "test-kill-training"
+
+    def __init__(self, marker_dir: str) -> None:
+        self.marker_dir = marker_dir
+
+    def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
+        if finish == "executing" and str(key).startswith("asc.cnn.train_model-"):
+            Path(self.marker_dir, f"killed-{os.getpid()}").touch()
+            threading.Timer(0.2, os._exit, args=(1,)).start()
+
+
+def test_a_killed_worker_is_retried_then_fails_the_run_cleanly(
+        prepared: Path, dask_client: Any, tmp_path: Path, new_project_copy,  # type: ignore[no-untyped-def]
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import cloudpickle
+
+    from mlsp_pipelines.runner import DaskRunner
+
+    project = new_project_copy(tmp_path / "project", git=True)
+    _copy_features(prepared, project)
+    uri = sqlite_uri(project / "mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("KEDRO_ENV", raising=False)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the plugin's class travels by value
+    plugin = _kill_plugin_class()(str(markers))
+    dask_client.register_plugin(plugin, name=_KillTraining.name)
+    try:
+        from kedro.framework.session import KedroSession
+        from kedro.framework.startup import bootstrap_project
+
+        bootstrap_project(project)
+        session = KedroSession.create(project_path=project, env="test")
+        with pytest.raises(RuntimeError, match=r"node asc\.cnn\.train_model failed: the Dask worker running it died"):
+            with session:
+                session.run(pipeline_names=["asc_train"], runner=DaskRunner(client=dask_client))
+    finally:
+        dask_client.unregister_worker_plugin(_KillTraining.name)
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+        dask_client.wait_for_workers(2, timeout=600)  # the nannies restart the killed workers
+    assert len(list(markers.iterdir())) == 2  # the first attempt and one retry (allowed_failures: 1)
+
+    # nothing of the killed node was written; whatever else was written is complete
+    data = project / "data"
+    assert not (data / "06_models/asc/cnn.pt").exists()
+    assert not (data / "07_model_output/asc/cnn").exists()
+    for path in sorted(data.rglob("*")):
+        if not path.is_file() or path.name.startswith("."):
+            continue  # lock files; a temporary file of a write the kill interrupted (never at an output's path)
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".csv":
+            pd.read_csv(path)
+        elif path.suffix in (".pt", ".ckpt"):
+            torch.load(path, weights_only=True)
+        elif path.suffix == ".png":
+            assert path.read_bytes().startswith(b"\x89PNG")
+
+    # MLflow: nothing left RUNNING; the run and the model's run failed
+    found = runs_of(uri, session.session_id)
+    statuses = {r.data.tags.get("architecture", "parent"): r.info.status for r in found
+                if r.data.tags.get("mlsp.kind", "model") == "model"}
+    assert statuses["parent"] == "FAILED" and statuses["cnn"] == "FAILED"
+    assert "RUNNING" not in {r.info.status for r in found}
+
+
+def test_sweep_trials_fan_out_with_a_shared_storage_and_nested_runs(
+        prepared: Path, dask_client: Any, tmp_path: Path, new_project_copy,  # type: ignore[no-untyped-def]
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two trials at once (``parallel: 2``) through a journal file both workers write: the same
+    trials as one after another in the sequential runner, each a nested MLflow run."""
+    import json
+
+    import optuna
+
+    from mlsp_pipelines import config
+    from mlsp_pipelines.runner import DaskRunner, NamespaceSequentialRunner
+
+    monkeypatch.delenv("KEDRO_ENV", raising=False)
+    monkeypatch.setenv("MLSP_TORCH_THREADS", "1")
+    found = {}
+    for name, runner in (("seq", NamespaceSequentialRunner()), ("dask", DaskRunner(client=dask_client))):
+        project = new_project_copy(tmp_path / name, git=True)
+        _copy_features(prepared, project)
+        journal = project / "data" / "09_sweeps" / "optuna.journal"
+        sweep = {"enabled": True, "n_trials": 3, "parallel": 2, "epochs": 1, "storage": str(journal)}
+        uri = sqlite_uri(project / "mlflow.db")
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        try:
+            session_id = _run(project, runner, ["asc_train"], runtime_params={"asc": {"sweep": sweep}},
+                              node_names=["asc.make_model_input", "asc.run_sweep"])
+        finally:
+            config.set_active_params(None)
+        best = json.loads((project / "data/08_reporting/asc/sweep_best.json").read_text())
+        (study,) = optuna.get_all_study_summaries(optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal))))
+        stored = optuna.load_study(study_name=study.study_name, storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal)))).trials
+        assert [t.state.name for t in stored] == ["COMPLETE"] * 3  # every trial told the shared study
+        trial_runs = [r for r in runs_of(uri, session_id) if "sweep_trial" in r.data.tags]
+        found[name] = {
+            "best": {k: v for k, v in best.items() if k != "metrics"},
+            "values": [t.value for t in stored],
+            "params": [t.params for t in stored],
+            "runs": sorted((r.data.tags["sweep_trial"], r.info.status, r.data.metrics["val_loss"]) for r in trial_runs),
+        }
+        parent = [r for r in runs_of(uri, session_id) if "mlflow.parentRunId" not in r.data.tags][0]
+        assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in trial_runs)
+    assert found["dask"] == found["seq"]
+    assert [s for _, s, _ in found["dask"]["runs"]] == ["FINISHED"] * 3
