@@ -24,7 +24,7 @@ import pandas as pd
 import soundfile as sf
 
 from mlsp_pipelines.ingestion.audio import AudioDecodeError, load_audio
-from mlsp_pipelines.ingestion.index import relative_path, resolve_paths
+from mlsp_pipelines.ingestion.index import file_stem, relative_path, resolve_paths
 
 logger = logging.getLogger(__name__)
 
@@ -108,11 +108,7 @@ def parse_annotation(path: str | os.PathLike) -> pd.DataFrame:
 def parse_filename(name: str | os.PathLike) -> dict[str, object]:
     """Split an ICBHI recording name (with or without ``.wav``/``.txt``/directories) into
     ``{patient: int, index, location, mode, device}``; ``ValueError`` naming the file otherwise."""
-    stem = Path(name).name
-    for ext in (".wav", ".txt"):
-        if stem.lower().endswith(ext):
-            stem = stem[: -len(ext)]
-            break
+    stem = file_stem(name, (".wav", ".txt"))
     m = _NAME_RE.match(stem)
     if m is None:
         raise ValueError(

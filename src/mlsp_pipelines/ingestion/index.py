@@ -52,6 +52,16 @@ class QualityReport:
         }
 
 
+def file_stem(name: str | os.PathLike, suffixes: Iterable[str]) -> str:
+    """The file name without directories and without the first of ``suffixes`` it ends with
+    (case-insensitive): what the dataset layouts parse their naming conventions from."""
+    stem = Path(name).name
+    for ext in suffixes:
+        if stem.lower().endswith(ext):
+            return stem[: -len(ext)]
+    return stem
+
+
 def relative_path(path: str | os.PathLike, root: str | os.PathLike) -> str:
     """``path`` relative to ``root`` with ``/`` separators (the form stored in indexes and
     reports); a path outside ``root`` is returned unchanged."""

@@ -38,7 +38,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from mlsp_pipelines.ingestion.index import AUDIO_SUFFIXES, DataLayoutError, relative_path
+from mlsp_pipelines.ingestion.index import AUDIO_SUFFIXES, DataLayoutError, file_stem, relative_path
 
 logger = logging.getLogger(__name__)
 
@@ -74,11 +74,7 @@ def parse_tau_filename(name: str | os.PathLike) -> dict[str, object]:
     location, segment, subsegment (None for 10 s releases), device, clip}``; ``clip`` names the
     10 s recording segment a file belongs to (all its devices and 1 s pieces share it).
     ``ValueError`` naming the file otherwise."""
-    stem = Path(name).name
-    for ext in AUDIO_SUFFIXES:
-        if stem.lower().endswith(ext):
-            stem = stem[: -len(ext)]
-            break
+    stem = file_stem(name, AUDIO_SUFFIXES)
     m = _NAME_RE.match(stem)
     if m is None:
         raise ValueError(
