@@ -3,7 +3,8 @@
 One sequential run (``MLSP_TORCH_THREADS=1``, the workers' thread count) and one Dask run, each in
 its own project copy, compared byte for byte and in MLflow; then a training node whose worker is
 killed at every attempt: retried once, then the run fails naming the node, with its outputs absent
-and its MLflow runs closed. The cluster is started once for the module (about 5 s).
+and its MLflow runs closed; a worker that dies under another node's metadata task does not fail that
+node. The cluster is started once for the module (about 5 s).
 """
 
 from __future__ import annotations
@@ -215,6 +216,60 @@ class _KillTraining:
         if finish == "executing" and str(key).startswith("asc.cnn.train_model-"):
             Path(self.marker_dir, f"killed-{os.getpid()}").touch()
             threading.Timer(0.2, os._exit, args=(1,)).start()
+
+
+class _KillMetadataFetch:
+    """Worker plugin: the worker about to fetch ``asc.attn_lstm.train_model``'s metadata dies, twice.
+
+    What happens to a finished node's small metadata task when the worker holding the node's result
+    dies running another node: Dask counts the deaths against the metadata task.
+    """
+
+    name = "test-kill-metadata"
+
+    def __init__(self, marker_dir: str) -> None:
+        self.marker_dir = marker_dir
+
+    def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
+        if finish == "executing" and str(key).startswith("meta-asc.attn_lstm.train_model") \
+                and len(os.listdir(self.marker_dir)) < 2:
+            Path(self.marker_dir, f"killed-{os.getpid()}").touch()
+            os._exit(1)
+
+
+def test_a_node_is_not_blamed_for_a_worker_that_died_under_its_metadata(
+        prepared: Path, dask_client: Any, tmp_path: Path, new_project_copy,  # type: ignore[no-untyped-def]
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The metadata task is killed as often as ``allowed_failures`` permits; the node's own task
+    never failed, so the runner fetches the metadata again (the node is recomputed where its
+    result was lost) and the run completes."""
+    import cloudpickle
+    from distributed import WorkerPlugin
+
+    from mlsp_pipelines.runner import DaskRunner
+
+    project = new_project_copy(tmp_path / "project", git=True)
+    _copy_features(prepared, project)
+    uri = sqlite_uri(project / "mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("KEDRO_ENV", raising=False)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    plugin = type("KillMetadataFetch", (_KillMetadataFetch, WorkerPlugin), {})(str(markers))
+    dask_client.register_plugin(plugin, name=_KillMetadataFetch.name)
+    try:
+        # the one node alone: no other node's task can share (and die with) the killed workers
+        session_id = _run(project, DaskRunner(client=dask_client), ["asc_train"],
+                          node_names=["asc.make_model_input", "asc.attn_lstm.train_model"])
+    finally:
+        dask_client.unregister_worker_plugin(_KillMetadataFetch.name)
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+        dask_client.wait_for_workers(2, timeout=600)
+    assert len(list(markers.iterdir())) == 2  # two deaths: more than allowed_failures (1) for one task
+    assert (project / "data/06_models/asc/attn_lstm.pt").is_file()
+    torch.load(project / "data/06_models/asc/attn_lstm.pt", weights_only=True)
+    assert {r.info.status for r in runs_of(uri, session_id)} == {"FINISHED"}
 
 
 def test_a_killed_worker_is_retried_then_fails_the_run_cleanly(

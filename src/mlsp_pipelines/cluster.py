@@ -98,7 +98,10 @@ def connect(settings: DaskSettings) -> Iterator[Any]:
         return
     # nodes may start process pools of their own (feature extraction): workers must not be daemons
     with dask.config.set({"distributed.worker.daemon": False,
-                          "distributed.scheduler.allowed-failures": settings.allowed_failures}):
+                          "distributed.scheduler.allowed-failures": settings.allowed_failures,
+                          # a node is minutes long: never queue one behind another on a busy worker
+                          # (the default 1.1 lets a 1-thread worker hold two) while a thread is free
+                          "distributed.scheduler.worker-saturation": 1.0}):
         cluster = LocalCluster(n_workers=settings.n_workers or os.cpu_count() or 1,
                                threads_per_worker=settings.threads_per_worker, processes=True,
                                memory_limit=settings.memory_limit, dashboard_address=settings.dashboard_address or ":0",

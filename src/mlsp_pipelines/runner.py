@@ -290,6 +290,16 @@ class DaskRunner(AbstractRunner):
                     try:
                         meta = meta_future.result()
                     except BaseException as exc:
+                        if self._collateral_death(exc, results[node]):
+                            # the small task that fetches the node's metadata was queued on a worker that died
+                            # running *another* node; the node itself was not at fault: ask again
+                            again = client.submit(_meta_of, results[node], key=f"meta-{node.name}-{uuid.uuid4().hex[:8]}",
+                                                  priority=len(order) - order[node], pure=False)
+                            running[again] = node
+                            self._logger.info("Node %s: its result was lost with a worker that died running another "
+                                              "node; fetching it again", node.name)
+                            continue
+                        exc = self._own_failure(exc, results[node])
                         for p in remote_hooks:
                             p.remote_node_done(node, None, exc)
                         raise self._node_failure(node, exc) from exc
@@ -318,6 +328,28 @@ class DaskRunner(AbstractRunner):
         """In-memory outputs of the whole pipeline go to the driver's catalog (``run`` returns them)."""
         for name in set(node.outputs) & pipeline.outputs() & transfer:
             catalog.save(name, client.submit(_data_of, results[node], name, pure=False).result())
+
+    @staticmethod
+    def _collateral_death(exc: BaseException, node_future: Any) -> bool:
+        """True when a metadata task died with a worker while the node's own task is unharmed.
+
+        A worker runs one task at a time; the metadata task of a finished node waits on the worker
+        that holds the node's result, and dies with it when another node kills that worker. Dask
+        counts that against the metadata task, which would otherwise blame the wrong node.
+        """
+        from distributed.scheduler import KilledWorker
+
+        return isinstance(exc, KilledWorker) and str(getattr(exc, "task", "")).startswith("meta-") \
+            and node_future.status != "error"
+
+    @staticmethod
+    def _own_failure(exc: BaseException, node_future: Any) -> BaseException:
+        """The node's own error when its task failed (the metadata task only inherits it)."""
+        if node_future.status == "error":
+            own = node_future.exception()
+            if own is not None:
+                return own
+        return exc
 
     @staticmethod
     def _node_failure(node: Node, exc: BaseException) -> BaseException:
