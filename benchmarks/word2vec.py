@@ -127,13 +127,13 @@ def main() -> None:
     for seed in args.seeds:
         train = Word2VecTrainParams(**{**base.model_dump(), "seed": seed})
         for kind, spec in specs.items():
-            bundle, _ = nodes.train_word2vec(data, spec, train, emb, None)
-            compile_s.append(bundle["compile_seconds"])
+            bundle, _, timing = nodes.train_word2vec(data, spec, train, emb, None)
+            compile_s.append(timing["compile_seconds"])
             project, _ = nodes.export_embeddings(bundle)
-            anchor, _ = nodes.train_gensim(data, spec, train, emb, pre, baseline)
-            for name, vectors in ((f"project_{kind}", project), (f"gensim_{kind}", anchor)):
+            anchor, _, anchor_timing = nodes.train_gensim(data, spec, train, emb, pre, baseline)
+            for name, vectors, t in ((f"project_{kind}", project, timing), (f"gensim_{kind}", anchor, anchor_timing)):
                 q = nodes.evaluate_embeddings(vectors, wordsim, analogies, evaluation)[0]
-                wps.setdefault(name, []).append(vectors["stats"]["words_per_second"])
+                wps.setdefault(name, []).append(t["words_per_second"])
                 rho.setdefault(name, []).append(q["spearman"] if q["spearman"] is not None else float("nan"))
                 ana.setdefault(name, []).append(q["analogy_accuracy"] or 0.0)
                 print(f"  seed {seed} {name:<13} ρ {rho[name][-1]:.3f}  analogies {ana[name][-1]:.4f} "

@@ -406,12 +406,13 @@ def test_bucketed_training_logs_batches_records_threads_and_is_seeded(caplog: py
     spec = ModelSpec(arch="rnn_seq2seq", kwargs={"embedding_dim": 8, "hidden_size": 8, "attention_size": 8})
     train = TrainParams(epochs=2, batch_size=32, progress=False, log_every=2, num_threads=1, patience=None)
     with caplog.at_level(logging.INFO, logger="mlsp_pipelines.training.loop"):
-        bundle, history = nodes.train_seq2seq(model_input, spec, train, Seq2SeqBatchParams(), None, name="g")
+        bundle, history, seconds = nodes.train_seq2seq(model_input, spec, train, Seq2SeqBatchParams(), None, name="g")
     lines = [r.getMessage() for r in caplog.records if " batch " in r.getMessage()]
     n_batches = -(-len(pairs["train"]["source"]) // 32)
     assert any(f"batch 2/{n_batches}" in m for m in lines) and all("loss" in m and "ETA" in m for m in lines)
     assert bundle["threads"] == 1 and history["train_loss"].iloc[1] < history["train_loss"].iloc[0]
-    again, _ = nodes.train_seq2seq(model_input, spec, train, Seq2SeqBatchParams(), None, name="g")
+    assert seconds > 0 and "train_seconds" not in bundle  # the bundle hashes alike on every re-run
+    again, _, _ = nodes.train_seq2seq(model_input, spec, train, Seq2SeqBatchParams(), None, name="g")
     assert all(torch.equal(v, again["state_dict"][k]) for k, v in bundle["state_dict"].items())
-    plain, _ = nodes.train_seq2seq(model_input, spec, train, Seq2SeqBatchParams(bucket=False), None, name="g")
+    plain, _, _ = nodes.train_seq2seq(model_input, spec, train, Seq2SeqBatchParams(bucket=False), None, name="g")
     assert not torch.equal(plain["state_dict"]["head.weight"], bundle["state_dict"]["head.weight"])

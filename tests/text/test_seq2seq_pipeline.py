@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import torch
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("MLSP_PROGRESS", "0")
@@ -75,6 +76,8 @@ def test_pipeline_writes_reports_and_models(project: Path, default_run: str) -> 
     assert sorted(board["model"]) == sorted(ARCHS)
     assert {"exact_match", "token_accuracy", "bleu", "chrf", "params"} <= set(board.columns)
     assert "train_seconds" not in board  # timings stay out of the reproducible reports
+    timings = pd.read_csv(report / "timings.csv")  # ... and go here (not a DVC output) and to MLflow
+    assert sorted(timings["model"]) == sorted(ARCHS) and (timings["decode_seconds"] > 0).all()
     assert board["bleu"].is_monotonic_decreasing
     assert board[["exact_match", "token_accuracy"]].apply(lambda c: c.between(0, 1).all()).all()
     assert board[["bleu", "chrf"]].apply(lambda c: c.between(0, 100).all()).all()  # sacreBLEU's scale
@@ -88,7 +91,10 @@ def test_pipeline_writes_reports_and_models(project: Path, default_run: str) -> 
         preds = pd.read_csv(report / "models" / arch / "predictions.csv", dtype=str)
         assert list(preds.columns) == ["source", "reference", "prediction", "correct"]
         assert preds["reference"].str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
-        assert (project / "data/06_models/seq2seq" / f"{arch}.pt").is_file()
+        bundle = torch.load(project / "data/06_models/seq2seq" / f"{arch}.pt", weights_only=False)
+        assert not [k for k in bundle if "seconds" in k], arch  # the model file hashes alike on re-runs
+        per_model = json.loads((project / "data/07_model_output/seq2seq" / arch / "metrics.json").read_text())
+        assert not [k for k in per_model if "seconds" in k or "rss" in k], arch
         assert not (project / "data/06_models/seq2seq/checkpoints" / f"{arch}.ckpt").exists()  # cleared
     quality = json.loads((report / "data_quality.json").read_text())
     assert quality["n_train"] + quality["n_val"] + quality["n_test"] == quality["pairs_used"]

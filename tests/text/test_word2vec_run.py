@@ -40,7 +40,12 @@ def test_reports_are_written(w2v_run: dict[str, Any]) -> None:
     metrics = json.loads((reports / "metrics.json").read_text())
     board = pd.read_csv(reports / "leaderboard.csv")
     assert sorted(board["model"]) == ["gensim_sg", "word2vec_cbow", "word2vec_sg"]
-    assert {"spearman", "words_per_second", "wordsim_pairs_oov", "analogy_questions_used"} <= set(board.columns)
+    assert {"spearman", "wordsim_pairs_oov", "analogy_questions_used"} <= set(board.columns)
+    assert "words_per_second" not in board  # speed is apart: timings.csv and speed.png (not DVC outputs)
+    speed = pd.read_csv(reports / "timings.csv")
+    assert sorted(speed["model"]) == sorted(board["model"]) and (speed["words_per_second"] > 0).all()
+    assert speed.set_index("model").loc["word2vec_sg", "speed_ratio_to_anchor"] > 0
+    assert (reports / "speed.png").read_bytes()[:8] == PNG_MAGIC
     assert (board["wordsim_pairs_used"] + board["wordsim_pairs_oov"] == 353).all()
     assert metrics["word2vec_sg_vs_anchor"]["anchor"] == "gensim_sg"
     assert "| gensim_sg |" in (reports / "leaderboard.md").read_text()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from mlsp_pipelines.pipelines.viscoelastic.pipeline import create_pipelines
@@ -82,6 +83,8 @@ def test_tiny_end_to_end_run(project_copy: Path, kedro_run) -> None:  # type: ig
         for key in ("rel_rmse", "rel_rmse_extrap", "max_err", "max_err_extrap"):
             assert math.isfinite(metrics[key]) and metrics[key] >= 0, (arch, key)
         assert "train_seconds" not in metrics  # timings stay out of the reproducible outputs
+        bundle = torch.load(data / "06_models" / "viscoelastic" / f"{arch}.pt", weights_only=False)
+        assert not [k for k in bundle if "seconds" in k], arch  # the model file hashes alike on re-runs
     assert not (data / "06_models" / "viscoelastic" / "checkpoints" / "gru.ckpt").exists()  # cleared after training
 
     timings = pd.read_csv(report / "timings.csv")

@@ -198,9 +198,10 @@ def _digest(*tensors: torch.Tensor) -> str:
 def train_seq2seq(
     model_input: dict[str, Any], model: ModelSpec, train: TrainParams, batching: Seq2SeqBatchParams,
     checkpoints: CheckpointStore, *, name: str | None = None,
-) -> tuple[dict[str, Any], pd.DataFrame]:
+) -> tuple[dict[str, Any], pd.DataFrame, float]:
     """Teacher-forced training with the shared loop (token cross-entropy, padding ignored);
-    returns a self-contained model bundle (weights, architecture, vocabularies) and the history.
+    returns a self-contained model bundle (weights, architecture, vocabularies), the history and
+    the training seconds (apart: they differ on every run, the bundle must hash alike).
     ``name`` is the model's key under ``seq2seq.models`` (two models may share an ``arch``).
 
     Batches are length-bucketed and trimmed to their longest row (``batching``), so a batch of
@@ -235,10 +236,10 @@ def train_seq2seq(
         "out_features": len(tgt_vocab), "state_dict": result.state_dict,
         "src_vocab": src_vocab.to_dict(), "tgt_vocab": tgt_vocab.to_dict(),
         "max_target_len": int(model_input["train"][2].shape[1]),
-        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "train_seconds": result.train_seconds,
+        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
         "params": count_parameters(net), "resumed_from": result.resumed_from, "threads": threads,
     }
-    return bundle, _history_frame(result.history)
+    return bundle, _history_frame(result.history), float(result.train_seconds)
 
 
 def decode(net: torch.nn.Module, src: torch.Tensor, report: Seq2SeqReportParams, max_len: int) -> list[torch.Tensor]:
@@ -276,12 +277,14 @@ def teacher_forced_accuracy(net: torch.nn.Module, data: tuple[torch.Tensor, ...]
 
 
 def evaluate_seq2seq(
-    bundle: dict[str, Any], history: pd.DataFrame, model_input: dict[str, Any], report: Seq2SeqReportParams
-) -> tuple[dict[str, Any], pd.DataFrame, Figure]:
+    bundle: dict[str, Any], history: pd.DataFrame, model_input: dict[str, Any], report: Seq2SeqReportParams,
+    train_seconds: float | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame, Figure]:
     """Test split: exact match and token accuracy (on ``vocab.level`` tokens), corpus BLEU and
     chrF by sacreBLEU on the detokenised outputs against the raw references (its signatures
-    are logged and stored), the teacher-forced token accuracy, decoding time and peak memory,
-    per-sentence predictions and the learning curves."""
+    are logged and stored), the teacher-forced token accuracy, per-sentence predictions and the
+    learning curves; training and decoding time and peak memory go to the timings, apart from
+    the reproducible metrics."""
     net = rebuild_model(bundle)
     tgt_vocab = Vocab.from_dict(bundle["tgt_vocab"])
     texts = model_input["texts"]["test"]
@@ -301,12 +304,14 @@ def evaluate_seq2seq(
         **scores,
         "teacher_forced_token_accuracy": tf_acc,
         "n_test": len(refs), "beam_size": report.beam_size, "level": tgt_vocab.level,
-        "params": bundle["params"], "train_seconds": round(bundle["train_seconds"], 3),
-        "threads": bundle.get("threads"), "decode_seconds": round(decode_seconds, 3),
-        "decode_sentences_per_second": round(len(refs) / max(decode_seconds, 1e-9), 1),
-        "peak_rss_mb": round(max(peak_rss_mb(), rss0), 1),
+        "params": bundle["params"], "threads": bundle.get("threads"),
         "best_epoch": bundle["best_epoch"], "epochs_run": bundle["epochs_run"],
     }
+    timings = {"model": bundle["name"],
+               "train_seconds": round(float("nan") if train_seconds is None else train_seconds, 3),
+               "decode_seconds": round(decode_seconds, 3),
+               "decode_sentences_per_second": round(len(refs) / max(decode_seconds, 1e-9), 1),
+               "peak_rss_mb": round(max(peak_rss_mb(), rss0), 1), "epochs_run": bundle["epochs_run"]}
     predictions = pd.DataFrame({
         "source": texts["source"], "reference": texts["target"], "prediction": hyp_text,
         "correct": [h == r for h, r in zip(hyps, refs)],
@@ -316,7 +321,7 @@ def evaluate_seq2seq(
                 metrics["bleu"], metrics["chrf"], len(refs), decode_seconds, report.beam_size)
     logger.info("sacreBLEU signatures: %s | %s", metrics["bleu_signature"], metrics["chrf_signature"])
     curves = learning_curves_figure(history.drop(columns="epoch").to_dict("list"), f"{bundle['name']} learning curves")
-    return metrics, predictions, curves
+    return metrics, timings, predictions, curves
 
 
 def peak_rss_mb() -> float:
@@ -363,7 +368,7 @@ def plot_attention(bundle: dict[str, Any], model_input: dict[str, Any], report: 
 def build_report(*metrics: dict[str, Any]) -> tuple[pd.DataFrame, str, Figure, dict[str, Any]]:
     """One row per model, best BLEU first: exact match, token accuracy, sacreBLEU BLEU and chrF
     (0–100, signatures in ``metrics.json``) and the parameter count; no timings (they stay in
-    each model's MLflow run and metrics file)."""
+    ``timings.csv`` and each model's MLflow run)."""
     board, _, _, summary = build_leaderboard(*metrics, sort_by="bleu")
     by_model = {m["model"]: m for m in metrics}
     board.insert(list(board.columns).index("bleu") + 1, "chrf", [by_model[n].get("chrf") for n in board["model"]])

@@ -38,9 +38,9 @@ def create_model_pipeline(arch: str) -> Pipeline:
         [
             node(update_wrapper(partial(nodes.train_seq2seq, name=arch), nodes.train_seq2seq),
                  ["model_input", "params:model", "params:train", "params:batching", "checkpoints"],
-                 ["model", "history"], name="train_model"),
-            node(nodes.evaluate_seq2seq, ["model", "history", "model_input", "params:report"],
-                 ["metrics", "predictions", "learning_curves"], name="evaluate_model"),
+                 ["model", "history", "train_seconds"], name="train_model"),
+            node(nodes.evaluate_seq2seq, ["model", "history", "model_input", "params:report", "train_seconds"],
+                 ["metrics", "timings", "predictions", "learning_curves"], name="evaluate_model"),
             node(nodes.plot_attention, ["model", "model_input", "params:report"], "attention_plot",
                  name="plot_attention"),
         ],
@@ -75,7 +75,8 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
         train += create_model_pipeline(arch)
     train = Pipeline(train, namespace=TASK)
     if archs:
-        train += report.create_pipeline(TASK, archs, func=nodes.build_report)
+        train += report.create_pipeline(TASK, archs, func=nodes.build_report,
+                                        timings=[f"{TASK}.{a}.timings" for a in archs])
     return {TASK: data + train, f"{TASK}_data": data, f"{TASK}_train": train}
 
 

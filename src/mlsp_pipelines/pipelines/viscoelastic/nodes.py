@@ -300,7 +300,7 @@ def _model_kwargs(model: ModelSpec, model_input: dict[str, Any]) -> dict[str, An
 
 def _train(
     name: str, model_input: dict[str, Any], model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore | None
-) -> tuple[dict[str, Any], pd.DataFrame]:
+) -> tuple[dict[str, Any], pd.DataFrame, dict[str, float]]:
     tp = model.train_params(train)
     x_tr, y_tr = _train_arrays(model_input, name, model.arch, "train")
     x_va, y_va = _train_arrays(model_input, name, model.arch, "val")
@@ -326,11 +326,12 @@ def _train(
         "in_features": int(x_tr.shape[-1]), "out_features": int(y_tr.shape[-1]), "state_dict": result.state_dict,
         **x_spec, "norm_y": norm["gen_y"] if gen else norm["y"],
         "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-        "train_seconds": result.train_seconds, "train_cpu_seconds": cpu, "params": count_parameters(net),
-        "resumed_from": result.resumed_from,
+        "params": count_parameters(net), "resumed_from": result.resumed_from,
     }
     n = len(result.history["train_loss"])
-    return bundle, pd.DataFrame({"epoch": np.arange(1, n + 1), **result.history})
+    # Times differ on every run: a separate output, so the saved bundle hashes alike on every re-run.
+    seconds = {"train_seconds": float(result.train_seconds), "train_cpu_seconds": float(cpu)}
+    return bundle, pd.DataFrame({"epoch": np.arange(1, n + 1), **result.history}), seconds
 
 
 def rebuild_model(bundle: dict[str, Any]) -> torch.nn.Module:
@@ -408,7 +409,8 @@ def _panel(
 
 
 def evaluate_model(
-    name: str, bundle: dict[str, Any], history: pd.DataFrame, model_input: dict[str, Any], report: ViscoReportParams
+    name: str, bundle: dict[str, Any], history: pd.DataFrame, model_input: dict[str, Any], report: ViscoReportParams,
+    train_seconds: dict[str, float] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame, Figure, Figure]:
     """Relative RMSE, max error and cycle-energy error on the test and extrapolation sets, the
     training times (wall and CPU, apart), a per-trajectory error table, σ–λ loops of a few test
@@ -441,8 +443,9 @@ def evaluate_model(
         metrics[f"rel_rmse_cyclic{suffix}"] = relative_rmse(model_input[f"gen_y_{s}"], gen_pred)
     metrics.update({"params": bundle["params"], "best_epoch": bundle["best_epoch"], "epochs_run": bundle["epochs_run"]})
     # Timings differ on every run: kept apart from the reproducible metrics (timings.csv, MLflow).
-    timings = {"model": name, "train_seconds": round(float(bundle["train_seconds"]), 3),
-               "train_cpu_seconds": round(float(bundle.get("train_cpu_seconds", float("nan"))), 3),
+    seconds = train_seconds or {}
+    timings = {"model": name, "train_seconds": round(float(seconds.get("train_seconds", float("nan"))), 3),
+               "train_cpu_seconds": round(float(seconds.get("train_cpu_seconds", float("nan"))), 3),
                "epochs_run": int(bundle["epochs_run"]), "resumed_from": int(bundle.get("resumed_from", 0))}
     metrics = {k: _finite_or_none(v) for k, v in metrics.items()}  # JSON has no NaN (no cycle in a set)
 
@@ -462,8 +465,9 @@ def make_train_node(name: str) -> Callable[..., tuple[dict[str, Any], pd.DataFra
 
     def train_model(
         model_input: dict, model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore
-    ) -> tuple[dict[str, Any], pd.DataFrame]:
-        """Train one model with the shared loop (MSE over the whole sequence, normalised units)."""
+    ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, float]]:
+        """Train one model with the shared loop (MSE over the whole sequence, normalised units);
+        the wall and CPU seconds come out apart from the model."""
         return _train(name, model_input, model, train, checkpoints)
 
     return train_model
@@ -473,10 +477,11 @@ def make_evaluate_node(name: str) -> Callable[..., tuple[dict[str, Any], dict[st
     """``evaluate_model`` for the model namespace ``name``."""
 
     def evaluate(
-        model: dict, history: pd.DataFrame, model_input: dict, report: ViscoReportParams
+        model: dict, history: pd.DataFrame, model_input: dict, report: ViscoReportParams,
+        train_seconds: dict[str, float],
     ) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame, Figure, Figure]:
         """Metrics in physical units, timings, per-trajectory errors, σ–λ loops and learning curves."""
-        return evaluate_model(name, model, history, model_input, report)
+        return evaluate_model(name, model, history, model_input, report, train_seconds)
 
     evaluate.__name__ = evaluate.__qualname__ = "evaluate_model"
     return evaluate

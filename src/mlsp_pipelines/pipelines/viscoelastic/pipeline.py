@@ -19,8 +19,8 @@ def _model_pipeline(name: str) -> Pipeline:
     return Pipeline(
         [
             node(nodes.make_train_node(name), ["model_input", "params:model", "params:train", "checkpoints"],
-                 ["model", "history"], name="train_model"),
-            node(nodes.make_evaluate_node(name), ["model", "history", "model_input", "params:report"],
+                 ["model", "history", "train_seconds"], name="train_model"),
+            node(nodes.make_evaluate_node(name), ["model", "history", "model_input", "params:report", "train_seconds"],
                  ["metrics", "timings", "trajectory_errors", "loops_plot", "learning_curves"], name="evaluate_model"),
         ],
         namespace=name,

@@ -141,15 +141,18 @@ def projection_figure(words: Sequence[str], vectors: np.ndarray, counts: np.ndar
     return fig
 
 
-def comparison_figure(board: pd.DataFrame, title: str = "") -> Figure:
-    """Quality and speed side by side: WordSim353 Spearman, analogy accuracy and training
-    words/second per model (gensim anchors in orange)."""
-    fig, axes = plt.subplots(1, 3, figsize=(max(11, 3.0 * len(board) + 5), 3.8))
+QUALITY_PANELS = (("spearman", "WordSim353 Spearman ρ"), ("analogy_accuracy", "analogy accuracy (3CosAdd)"))
+
+
+def comparison_figure(board: pd.DataFrame, title: str = "",
+                      panels: tuple[tuple[str, str], ...] = QUALITY_PANELS) -> Figure:
+    """One bar panel per ``(column, label)`` of ``panels`` (default: WordSim353 Spearman and
+    analogy accuracy), one bar per model (gensim anchors in orange)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(4 * len(panels), 3.0 * len(board) + 2), 3.8),
+                             squeeze=False)
     names = board["model"].astype(str).tolist()
     x = np.arange(len(board))
-    for ax, col, label in ((axes[0], "spearman", "WordSim353 Spearman ρ"),
-                           (axes[1], "analogy_accuracy", "analogy accuracy (3CosAdd)"),
-                           (axes[2], "words_per_second", "training words / second")):
+    for ax, (col, label) in zip(axes[0], panels):
         vals = pd.to_numeric(board.get(col, pd.Series([np.nan] * len(board))), errors="coerce").to_numpy(dtype=float)
         colours = ["tab:orange" if n.startswith("gensim") else "tab:blue" for n in names]
         bars = ax.bar(x, np.nan_to_num(vals), color=colours)

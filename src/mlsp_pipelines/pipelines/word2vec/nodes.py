@@ -94,13 +94,15 @@ def sgd_settings(training_data: dict, model: Word2VecModelSpec, tp: Word2VecTrai
 
 # -- training --------------------------------------------------------------------------------------
 def train_word2vec(training_data: dict, model: Word2VecModelSpec, train: Word2VecTrainParams,
-                   embedding: EmbeddingParams, checkpoints: CheckpointStore | None) -> tuple[dict[str, Any], pd.DataFrame]:
+                   embedding: EmbeddingParams, checkpoints: CheckpointStore | None
+                   ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
     """Train one word2vec architecture with word2vec's SGD (compiled kernel on CPU, torch on GPU).
 
     Returns a self-contained bundle (architecture, kwargs, the registry module's weights,
-    vocabulary, timing) and the per-epoch loss. ``words_per_second`` counts in-vocabulary
-    corpus tokens per epoch times epochs over the training seconds, as gensim does; the one-off
-    kernel compilation is ``compile_seconds``.
+    vocabulary), the per-epoch loss and the timings, apart: they differ on every run and the
+    bundle must hash alike. ``words_per_second`` counts in-vocabulary corpus tokens per epoch
+    times epochs over the training seconds, as gensim does; the one-off kernel compilation is
+    ``compile_seconds``.
     """
     tp = model.train_params(train)
     words = [str(w) for w in training_data["words"]]
@@ -119,14 +121,21 @@ def train_word2vec(training_data: dict, model: Word2VecModelSpec, train: Word2Ve
         "arch": model.arch, "kwargs": dict(model.kwargs), "in_features": len(words), "out_features": embedding.dim,
         "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()}, "words": words,
         "counts": torch.from_numpy(np.asarray(training_data["counts"], dtype=np.int64)),
-        "best_epoch": result.epochs_run, "epochs_run": result.epochs_run, "train_seconds": result.train_seconds,
-        "compile_seconds": result.compile_seconds, "engine": result.engine, "device": settings.device,
-        "tokens_per_epoch": tokens, "words_per_second": tokens * result.epochs_run / max(result.train_seconds, 1e-9),
-        "threads": threads, "params": count_parameters(net), "resumed_from": result.resumed_from,
+        "best_epoch": result.epochs_run, "epochs_run": result.epochs_run, "engine": result.engine,
+        "device": settings.device, "tokens_per_epoch": tokens, "threads": threads, "params": count_parameters(net),
+        "resumed_from": result.resumed_from,
     }
     history = pd.DataFrame({"epoch": np.arange(1, len(result.history["train_loss"]) + 1),
                             "train_loss": result.history["train_loss"]})
-    return bundle, history
+    timings = _timings(model.arch, tokens * result.epochs_run, result.train_seconds, result.engine, threads,
+                       compile_seconds=result.compile_seconds)
+    return bundle, history, timings
+
+
+def _timings(model: str, words: int, seconds: float, engine: str, threads: int, **extra: float) -> dict[str, Any]:
+    return {"model": model, "words_per_second": round(words / max(seconds, 1e-9), 1),
+            "train_seconds": round(seconds, 3), **{k: round(v, 3) for k, v in extra.items()},
+            "engine": engine, "threads": threads}
 
 
 def rebuild_model(bundle: dict[str, Any]) -> torch.nn.Module:
@@ -144,8 +153,8 @@ def export_embeddings(bundle: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     emb = {
         "words": list(bundle["words"]), "vectors": vectors, "counts": bundle["counts"], "model": bundle["arch"],
         "dim": int(vectors.shape[1]),
-        "stats": {k: bundle[k] for k in ("train_seconds", "words_per_second", "epochs_run", "threads", "params",
-                                         "tokens_per_epoch", "compile_seconds", "engine") if k in bundle},
+        "stats": {k: bundle[k] for k in ("epochs_run", "threads", "params", "tokens_per_epoch", "engine")
+                  if k in bundle},
     }
     return emb, {"words": emb["words"], "vectors": vectors.numpy()}
 
@@ -158,13 +167,13 @@ def _stable_hash(s: str) -> int:
 
 def train_gensim(training_data: dict, model: Word2VecModelSpec, train: Word2VecTrainParams,
                  embedding: EmbeddingParams, preprocess: TextPreprocessParams,
-                 baseline: BaselineParams) -> tuple[dict[str, Any], dict[str, Any]]:
+                 baseline: BaselineParams) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """The anchor: gensim ``Word2Vec`` of the same kind (skip-gram or CBOW) on the same
     in-vocabulary token stream and hyper-parameters (dimension, window, min_count, sample,
     negatives, noise exponent, epochs, alpha → min_alpha, seed).
 
     gensim re-counts the vocabulary (identical words and counts) and does its own sub-sampling
-    and window reduction inside ``train``, which is timed alone.
+    and window reduction inside ``train``, which is timed alone (the timings come out apart).
     """
     from gensim.models import Word2Vec
 
@@ -191,13 +200,13 @@ def train_gensim(training_data: dict, model: Word2VecModelSpec, train: Word2VecT
         "words": list(kv.index_to_key), "vectors": torch.from_numpy(np.array(kv.vectors, dtype=np.float32)),
         "counts": torch.tensor([kv.get_vecattr(w, "count") for w in kv.index_to_key], dtype=torch.int64),
         "model": name, "dim": embedding.dim,
-        "stats": {"train_seconds": seconds, "words_per_second": tokens * tp.epochs / max(seconds, 1e-9),
-                  "epochs_run": tp.epochs, "threads": baseline.workers, "engine": "gensim",
+        "stats": {"epochs_run": tp.epochs, "threads": baseline.workers, "engine": "gensim",
                   "params": int(kv.vectors.size + w2v.syn1neg.size), "tokens_per_epoch": tokens},
     }
+    timings = _timings(name, tokens * tp.epochs, seconds, "gensim", baseline.workers)
     logger.info("gensim Word2Vec (sg=%d, workers=%d): %d words, %.2f s, %.0f words/s", sg,
-                baseline.workers, len(kv), seconds, emb["stats"]["words_per_second"])
-    return emb, {"words": emb["words"], "vectors": kv.vectors}
+                baseline.workers, len(kv), seconds, timings["words_per_second"])
+    return emb, {"words": emb["words"], "vectors": kv.vectors}, timings
 
 
 # -- evaluation ------------------------------------------------------------------------------------
@@ -239,19 +248,18 @@ def plot_learning_curve(history: pd.DataFrame, model: Word2VecModelSpec) -> Figu
 # -- report ----------------------------------------------------------------------------------------
 BOARD_COLUMNS = ("model", "spearman", "wordsim_pairs_used", "wordsim_pairs_oov", "analogy_accuracy",
                  "analogy_semantic_accuracy", "analogy_syntactic_accuracy", "analogy_questions_used",
-                 "words_per_second", "train_seconds", "epochs_run", "engine", "threads", "vocab_size", "dim", "params")
+                 "epochs_run", "engine", "threads", "vocab_size", "dim", "params")
 
 
 def build_report(*metrics: dict[str, Any]) -> tuple[pd.DataFrame, str, Figure, dict[str, Any]]:
-    """One row per model (project models and the gensim anchor): quality and speed side by side.
+    """One row per model (project models and the gensim anchor): the quality of each.
 
-    ``metrics.json`` also holds each project model's ratio to the anchor of the same kind
-    (Spearman difference, speed ratio).
+    ``metrics.json`` also holds each project model's Spearman difference to the anchor of the
+    same kind. Speed is in :func:`build_speed_report` (``timings.csv``, ``speed.png``): it
+    differs on every run, and these reports must hash alike.
     """
     board = pd.DataFrame([{k: m.get(k) for k in BOARD_COLUMNS} for m in metrics])
     board = board.sort_values("spearman", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
-    for col in ("words_per_second", "train_seconds"):
-        board[col] = pd.to_numeric(board[col], errors="coerce").round(1)
     fig = ev.comparison_figure(board)
     summary: dict[str, Any] = {
         "best_model": str(board.iloc[0]["model"]),
@@ -266,7 +274,18 @@ def build_report(*metrics: dict[str, Any]) -> tuple[pd.DataFrame, str, Figure, d
         cmp: dict[str, Any] = {"anchor": anchor["model"]}
         if m.get("spearman") is not None and anchor.get("spearman") is not None:
             cmp["spearman_minus_anchor"] = round(m["spearman"] - anchor["spearman"], 4)
-        if m.get("words_per_second") and anchor.get("words_per_second"):
-            cmp["speed_ratio_to_anchor"] = round(m["words_per_second"] / anchor["words_per_second"], 4)
         summary[f"{m['model']}_vs_anchor"] = cmp
     return board, to_markdown(board), fig, summary
+
+
+def build_speed_report(*timings: dict[str, Any]) -> tuple[pd.DataFrame, Figure]:
+    """Training speed of every model beside gensim's of the same kind (``speed_ratio_to_anchor``
+    = words/s over the anchor's), fastest first, and its bar chart."""
+    table = pd.DataFrame(list(timings))
+    by_name = dict(zip(table["model"], table["words_per_second"]))
+    table["speed_ratio_to_anchor"] = [
+        round(wps / by_name[a], 4) if (a := f"gensim_{m.removeprefix('word2vec_')}") in by_name and m != a else None
+        for m, wps in zip(table["model"], table["words_per_second"])]
+    table = table.sort_values("words_per_second", ascending=False, kind="stable").reset_index(drop=True)
+    return table, ev.comparison_figure(table, "word2vec: training speed (same corpus and hyper-parameters)",
+                                       panels=(("words_per_second", "training words / second"),))

@@ -26,7 +26,7 @@ def _model_pipeline(name: str) -> Pipeline:
     return Pipeline(
         [
             node(nodes.train_word2vec, ["training_data", "params:model", "params:train", "params:embedding",
-                                        "checkpoints"], ["model", "history"], name="train_model"),
+                                        "checkpoints"], ["model", "history", "timings"], name="train_model"),
             node(nodes.plot_learning_curve, ["history", "params:model"], "learning_curves",
                  name="plot_learning_curve"),
             node(nodes.export_embeddings, "model", ["embeddings", "embeddings_txt"], name="export_embeddings"),
@@ -46,8 +46,8 @@ def _anchor_pipeline(name: str, model_key: str) -> Pipeline:
     return Pipeline(
         [
             node(nodes.train_gensim, ["training_data", "params:model", "params:train", "params:embedding",
-                                      "params:preprocess", "params:baseline"], ["embeddings", "embeddings_txt"],
-                 name="train_gensim"),
+                                      "params:preprocess", "params:baseline"],
+                 ["embeddings", "embeddings_txt", "timings"], name="train_gensim"),
             node(nodes.evaluate_embeddings, ["embeddings", "wordsim", "analogies", "params:evaluation"],
                  ["metrics", "neighbours", "pca_plot"], name="evaluate_embeddings"),
         ],
@@ -92,6 +92,10 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
     train = Pipeline(train, namespace=TASK)
     if reported:
         train += report.create_pipeline(TASK, reported, func=nodes.build_report)
+        # speed differs on every run: its own table and chart, outside the DVC outputs
+        train += Pipeline([node(nodes.build_speed_report, [f"{TASK}.{n}.timings" for n in reported],
+                                [f"{TASK}.timings", f"{TASK}.speed_plot"], name="build_speed_report",
+                                namespace=TASK)], tags=[f"{TASK}_train"])
     return {TASK: data + train, f"{TASK}_data": data, f"{TASK}_train": train}
 
 
