@@ -328,6 +328,42 @@ def test_a_killed_worker_is_retried_then_fails_the_run_cleanly(
     assert "RUNNING" not in {r.info.status for r in found}
 
 
+def _fit_with_two_ranks() -> dict[str, Any]:
+    """Runs on a Dask worker: a model with ``train.nproc: 2`` trains over two ranks it starts itself."""
+    from mlsp_pipelines.models import build_model
+    from mlsp_pipelines.params import TrainParams
+    from mlsp_pipelines.training.loop import fit
+
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(32, 10, 6, generator=g), torch.randint(0, 3, (32,), generator=g)
+    results = {}
+    for nproc in (2, 1):
+        torch.manual_seed(11)
+        net = build_model("mlp", in_features=6, out_features=3, hidden_sizes=[16], dropout=0.0)
+        params = TrainParams(epochs=2, batch_size=8, lr=1e-2, patience=None, progress=False, seed=3, nproc=nproc,
+                             num_threads=1)
+        results[nproc] = fit(net, (X, y), (X[:16], y[:16]), params=params).state_dict
+    return {"pid": os.getpid(), **{f"nproc{k}": v for k, v in results.items()}}
+
+
+def test_a_node_can_train_one_model_over_several_processes(dask_client: Any) -> None:
+    """DistributedDataParallel inside a node (``train.nproc``) works on a Dask worker: the
+    worker process may start the ranks (workers are not daemons), and they train what one
+    process trains on the same global batch. The workers are restarted first: a worker that a
+    nanny restarts (after a death) must not be a daemon either."""
+    import cloudpickle
+
+    dask_client.restart()
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        out = dask_client.submit(_fit_with_two_ranks, pure=False).result(timeout=600)
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert out["pid"] != os.getpid()  # it ran on a worker
+    for name, w in out["nproc1"].items():
+        torch.testing.assert_close(out["nproc2"][name], w, rtol=1e-5, atol=1e-6)
+
+
 def test_sweep_trials_fan_out_with_a_shared_storage_and_nested_runs(
         prepared: Path, dask_client: Any, tmp_path: Path, new_project_copy,  # type: ignore[no-untyped-def]
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -96,7 +96,9 @@ def connect(settings: DaskSettings) -> Iterator[Any]:
         with Client(settings.scheduler_address, set_as_default=False) as client:
             yield client
         return
-    # nodes may start process pools of their own (feature extraction): workers must not be daemons
+    # nodes may start processes of their own (feature extraction pools, the ranks of a model with
+    # train.nproc > 1): workers must not be daemons. The nannies read this when they (re)start a
+    # worker, e.g. after one died, so it holds for the cluster's whole life, not only its start.
     with dask.config.set({"distributed.worker.daemon": False,
                           "distributed.scheduler.allowed-failures": settings.allowed_failures,
                           # a node is minutes long: never queue one behind another on a busy worker
@@ -107,14 +109,14 @@ def connect(settings: DaskSettings) -> Iterator[Any]:
                                memory_limit=settings.memory_limit, dashboard_address=settings.dashboard_address or ":0",
                                scheduler_kwargs={"dashboard": bool(settings.dashboard_address)},
                                env=worker_env(settings), silence_logs=logging.WARNING)
-    logger.info("Dask: a LocalCluster of %d worker(s) × %d thread(s), torch threads %d per task%s",
-                len(cluster.workers), settings.threads_per_worker, settings.torch_threads,
-                f", dashboard {cluster.dashboard_link}" if settings.dashboard_address else "")
-    try:
-        with Client(cluster, set_as_default=False) as client:
-            yield client
-    finally:
-        cluster.close()
+        logger.info("Dask: a LocalCluster of %d worker(s) × %d thread(s), torch threads %d per task%s",
+                    len(cluster.workers), settings.threads_per_worker, settings.torch_threads,
+                    f", dashboard {cluster.dashboard_link}" if settings.dashboard_address else "")
+        try:
+            with Client(cluster, set_as_default=False) as client:
+                yield client
+        finally:
+            cluster.close()
 
 
 class WorkerSetup(WorkerPlugin):

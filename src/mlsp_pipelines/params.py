@@ -179,6 +179,10 @@ class TrainParams(_Section):
     num_threads: int | None = Field(None, ge=1)
     resume: bool = True  # resume from the last checkpoint of an interrupted run
     distributed: Literal["auto", "off"] = "auto"  # auto: DistributedDataParallel when run under torchrun
+    # > 1: DistributedDataParallel over this many processes that the node starts itself (one per
+    # GPU with device cuda; gloo on CPU), so a multi-GPU model trains inside one node of any
+    # runner, the Dask runner's included. Ignored under torchrun, whose launcher decides.
+    nproc: int = Field(1, ge=1)
     progress: bool = True  # per-epoch progress bar (also off with MLSP_PROGRESS=0)
     log_every: int | None = Field(None, ge=1)  # with the bar off: a log line every N batches
     schedule: Literal["constant", "onecycle", "cosine"] = "constant"  # learning rate, stepped per batch

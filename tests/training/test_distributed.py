@@ -64,3 +64,35 @@ def test_ddp_two_processes_match_single_process(tmp_path: Path, monkeypatch: pyt
     for key in ("train_loss", "val_loss", "val_acc"):
         for r in ranks:
             assert r["history"][key] == pytest.approx(single.history[key], rel=1e-5, abs=1e-6)
+
+
+def test_nproc_starts_the_ranks_inside_the_call_and_matches_one_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``train.nproc: 2``: the call itself starts two gloo ranks (what a node of any runner does
+    for a multi-GPU model); epochs reach the caller's callbacks live, and the result is the
+    single-process one, as under torchrun."""
+    from mlsp_pipelines.datasets.checkpoint import CheckpointStore
+
+    for var in ("WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(var, raising=False)
+    X, y, Xv, yv = _data()
+    single = fit(_model(), (X, y), (Xv, yv), params=TrainParams(**PARAMS))
+    seen: list[tuple[int, float]] = []
+    model = _model()
+    store = CheckpointStore(tmp_path / "ddp.ckpt")
+    result = fit(model, (X, y), (Xv, yv), params=TrainParams(**PARAMS, nproc=2, num_threads=1), checkpoint=store,
+                 callbacks=[lambda epoch, row: seen.append((epoch, row["val_loss"]))])
+    assert [e for e, _ in seen] == [1, 2]
+    assert [v for _, v in seen] == pytest.approx(single.history["val_loss"], rel=1e-5, abs=1e-6)
+    for name, w in single.state_dict.items():
+        torch.testing.assert_close(result.state_dict[name], w, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(model.state_dict()[name], w, rtol=1e-5, atol=1e-6)  # the caller's model too
+    assert result.epochs_run == 2 and not store.path.exists()  # rank 0 checkpointed, then cleared
+
+
+def test_nproc_reports_a_failing_rank_with_its_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(var, raising=False)
+    X, y, Xv, yv = _data()
+    with pytest.raises(Exception, match="training loss is nan"):
+        fit(_model(), (X * float("nan"), y), (Xv, yv), params=TrainParams(**PARAMS, nproc=2, num_threads=1))

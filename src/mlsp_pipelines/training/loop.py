@@ -72,6 +72,95 @@ def init_distributed(mode: str, device: torch.device) -> World:
     return World(rank=dist.get_rank(), size=dist.get_world_size())
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _fit_in_processes(model: nn.Module, train: Sequence[Tensor], val: Sequence[Tensor] | None, *,
+                      params: TrainParams, desc: str, callbacks: Sequence[EpochCallback], **kwargs: Any) -> FitResult:
+    """:func:`fit` as DistributedDataParallel over ``params.nproc`` processes started here.
+
+    What ``torchrun`` does for a whole run, done for one node: a multi-GPU model trains inside
+    a node of any runner (a Dask worker's included) while the other nodes stay single-process.
+    The ranks are spawned (CUDA cannot be forked) and find each other on 127.0.0.1; rank 0 sends
+    every epoch's row back as it ends (the MLflow hook logs it live, from this process) and the
+    result at the end. The model, data, sampler and collate travel by cloudpickle, so closures work.
+    """
+    import io
+
+    import cloudpickle
+    import torch.multiprocessing as mp
+
+    device = resolve_device(params.device)
+    if device.type == "cuda" and torch.cuda.device_count() < params.nproc:
+        raise ValueError(f"train.nproc={params.nproc} with train.device={params.device!r}, but only "
+                         f"{torch.cuda.device_count()} CUDA device(s) are visible; lower train.nproc")
+    watchers = observers.active()
+    for obs in watchers:
+        obs.fit_started(desc=desc, train=train, val=val, params=params)
+    on_epoch = (*callbacks, *(obs.epoch_ended for obs in watchers))
+    logger.info("%s: DistributedDataParallel over %d processes (%s)", desc, params.nproc,
+                "NCCL" if device.type == "cuda" else "gloo")
+    threads = params.num_threads or max(1, torch.get_num_threads() // params.nproc)  # the cores, shared out
+    payload = cloudpickle.dumps((model, tuple(train), None if val is None else tuple(val), params, desc, kwargs,
+                                 threads))
+    queue = mp.get_context("spawn").SimpleQueue()
+    ranks = mp.start_processes(_fit_rank, args=(params.nproc, _free_port(), payload, queue), nprocs=params.nproc,
+                               join=False, start_method="spawn")
+    blob = None
+
+    def drain() -> None:
+        nonlocal blob
+        while not queue.empty():
+            kind, *message = queue.get()
+            if kind == "epoch":
+                for cb in on_epoch:
+                    cb(*message)
+            else:
+                blob = message[0]
+
+    while not ranks.join(timeout=0.5):  # raises, with the rank's traceback, if a rank fails
+        drain()
+    drain()
+    if blob is None:
+        raise RuntimeError(f"{desc}: the {params.nproc} training processes ended without a result")
+    result = FitResult(**torch.load(io.BytesIO(blob), weights_only=False))
+    model.load_state_dict(result.state_dict)
+    for obs in watchers:
+        obs.fit_ended(result)
+    return result
+
+
+def _fit_rank(rank: int, world: int, port: int, payload: bytes, queue: Any) -> None:
+    """One rank of :func:`_fit_in_processes` (a spawned process: module-level, picklable)."""
+    import dataclasses
+    import io
+
+    import cloudpickle
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
+                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
+    if rank == 0:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [rank 0]: %(message)s")
+    model, train, val, params, desc, kwargs, threads = cloudpickle.loads(payload)
+    torch.set_num_threads(threads)
+    callbacks = (lambda epoch, row: queue.put(("epoch", epoch, row)),) if rank == 0 else ()
+    try:
+        result = fit(model, train, val, params=params, desc=desc, callbacks=callbacks, **kwargs)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if rank == 0:  # bytes, not tensors: shared-memory tensors would die with this process
+        buf = io.BytesIO()
+        torch.save(dataclasses.asdict(result), buf)
+        queue.put(("result", buf.getvalue()))
+
+
 def _reduce_sums(values: list[float], world: World) -> list[float]:
     """Sum per-rank partial sums across ranks (identity for one process)."""
     if world.size == 1:
@@ -315,6 +404,10 @@ def fit(
     """
     if task not in ("classification", "regression"):
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+    if params.nproc > 1 and params.distributed != "off" and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return _fit_in_processes(model, train, val, params=params, desc=desc, callbacks=callbacks, task=task,
+                                 loss_fn=loss_fn, checkpoint=checkpoint, config_hash=config_hash, augment=augment,
+                                 batch_sampler=batch_sampler, collate=collate)
     classify = task == "classification"
     eval_loss_fn = loss_fn or (classification_loss if classify else regression_loss)
     if loss_fn is None and classify and params.label_smoothing:
