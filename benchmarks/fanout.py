@@ -106,6 +106,9 @@ def _run_child(mode: str, project: Path, args: argparse.Namespace, runtime: dict
     cmd = [sys.executable, __file__, "--child", mode, "--project", str(project), "--env", args.env,
            "--runtime", json.dumps(runtime), "--workers", str(args.workers)]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    log = ROOT / "benchmarks" / "results" / f"fanout_{project.parent.name}_{mode}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(res.stderr)  # which node ran where and for how long ("Completed node: ...")
     if res.returncode != 0:
         raise SystemExit(f"{mode} run failed:\n{res.stdout[-3000:]}\n{res.stderr[-6000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])

@@ -408,3 +408,17 @@ def test_sweep_trials_fan_out_with_a_shared_storage_and_nested_runs(
         assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in trial_runs)
     assert found["dask"] == found["seq"]
     assert [s for _, s, _ in found["dask"]["runs"]] == ["FINISHED"] * 3
+
+
+def test_nodes_go_to_the_least_busy_worker_per_thread() -> None:
+    """Nodes reading the same in-memory input must not pile up on the worker that holds it."""
+    from collections import Counter
+
+    from mlsp_pipelines.runner import _least_busy
+
+    workers = {"tcp://a": {"nthreads": 1}, "tcp://b": {"nthreads": 1}, "tcp://c": {"nthreads": 2}}
+    assert _least_busy(workers, Counter()) == "tcp://a"
+    assert _least_busy(workers, Counter({"tcp://a": 1})) == "tcp://b"
+    assert _least_busy(workers, Counter({"tcp://a": 1, "tcp://b": 1})) == "tcp://c"
+    assert _least_busy(workers, Counter({"tcp://a": 1, "tcp://b": 1, "tcp://c": 1})) == "tcp://c"  # 1 of 2 threads
+    assert _least_busy({}, Counter()) is None

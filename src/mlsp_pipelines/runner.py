@@ -168,6 +168,13 @@ def _run_node_on_worker(node: Node, catalog_blob: bytes, upstream: dict[str, dic
     return {"data": data, "meta": meta}
 
 
+def _least_busy(workers: dict[str, dict[str, Any]], load: Counter) -> str | None:
+    """The address of the worker with the fewest of our nodes per thread (the first on ties)."""
+    if not workers:
+        return None
+    return min(workers, key=lambda w: load[w] / max(1, int(workers[w].get("nthreads", 1))))
+
+
 def _meta_of(result: dict[str, Any]) -> dict[str, Any]:
     return result["meta"]
 
@@ -266,9 +273,11 @@ class DaskRunner(AbstractRunner):
         todo, done = set(nodes), set()
         results: dict[Node, Any] = {}
         running: dict[Any, Node] = {}
+        placed: dict[Node, str] = {}  # the worker each node in flight was sent to
         try:
             while todo or running:
-                capacity = max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
+                workers = client.scheduler_info()["workers"]
+                capacity = max(1, sum(w.get("nthreads", 1) for w in workers.values()))
                 ready = sorted((n for n in todo if deps[n] <= done), key=order.__getitem__)
                 for node in ready[: max(0, capacity - len(running))]:
                     todo.discard(node)
@@ -276,9 +285,16 @@ class DaskRunner(AbstractRunner):
                     upstream = {name: results[producers[name]] for name in node.inputs if name in transfer}
                     key = f"{node.name}-{uuid.uuid4().hex[:8]}"
                     priority = len(order) - order[node]
+                    # The least busy worker, by our own count: Dask would put every node that reads
+                    # the same in-memory input (all the models of a task) on the worker holding it,
+                    # one after another, because a node's duration is unknown to it until it ran.
+                    target = _least_busy(workers, Counter(placed.values()))
                     fut = client.submit(_run_node_on_worker, node, blob, upstream, states, project,
                                         self._is_async, run_id, key=key, priority=priority,
-                                        retries=settings.retries, pure=False)
+                                        retries=settings.retries, pure=False,
+                                        workers=[target] if target else None, allow_other_workers=True)
+                    if target:
+                        placed[node] = target
                     results[node] = fut
                     running[client.submit(_meta_of, fut, key=f"meta-{key}", priority=priority, pure=False)] = node
                     self._logger.info("Submitted node: %s", node.name)
@@ -287,6 +303,7 @@ class DaskRunner(AbstractRunner):
                 finished, _ = wait(list(running), return_when="FIRST_COMPLETED")
                 for meta_future in finished:
                     node = running.pop(meta_future)
+                    placed.pop(node, None)
                     try:
                         meta = meta_future.result()
                     except BaseException as exc:
