@@ -457,3 +457,23 @@ def test_concurrent_first_runs_kill_9_rerun_and_a_refused_second_run(tmp_path: P
     killed = {r.info.run_id: r for r in runs if r.info.status == "KILLED"}
     assert live.info.run_id in killed and live.data.tags["mlflow.parentRunId"] in killed
     assert killed[live.info.run_id].info.end_time >= live.info.start_time
+
+
+def test_git_dirty_ignores_dvc_lock_which_dvc_repro_rewrites(tmp_path: Path) -> None:
+    import subprocess
+
+    from mlsp_pipelines.tracking import git_state
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert git_state(tmp_path)["git_dirty"] == "false"
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")  # what every dvc repro stage does
+    assert git_state(tmp_path)["git_dirty"] == "false"
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_state(tmp_path)["git_dirty"] == "true"

@@ -69,7 +69,11 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def git_state(root: Path) -> dict[str, str]:
-    """Commit, branch and whether the work tree has uncommitted changes (``unknown`` outside git)."""
+    """Commit, branch and whether the work tree has uncommitted changes (``unknown`` outside git).
+
+    ``dvc.lock`` does not count: ``dvc repro`` rewrites it after each stage, so every stage after
+    the first would otherwise be flagged as run from a changed tree.
+    """
     def _git(*args: str) -> str | None:
         try:
             res = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
@@ -80,7 +84,7 @@ def git_state(root: Path) -> dict[str, str]:
     commit = _git("rev-parse", "HEAD")
     if commit is None:
         return {"git_commit": "unknown", "git_dirty": "unknown", "git_branch": "unknown"}
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)dvc.lock")
     return {"git_commit": commit, "git_dirty": str(bool(status)).lower(),
             "git_branch": _git("rev-parse", "--abbrev-ref", "HEAD") or "unknown"}
 
