@@ -86,6 +86,12 @@ class _DefaultFileDataset(AbstractDataset):
     def filepath(self) -> Path:
         return self._filepath
 
+    @property
+    def source(self) -> str:
+        """The file as outputs record it: the path as configured, or ``gensim:<name>`` for the
+        bundled default, whose absolute path (inside the virtual environment) differs per clone."""
+        return str(self._filepath) if self._given else f"gensim:{self.DEFAULT}"
+
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "default": not self._given, "type": type(self).__name__}
 
@@ -136,7 +142,7 @@ class TextCorpusDataset(_DefaultFileDataset):
         if not docs:
             raise DatasetError(f"text corpus {self._filepath} is empty: it holds no non-blank line of text")
         logger.info("read %d documents from %s", len(docs), self._filepath)
-        return TextCorpus(docs, str(self._filepath))
+        return TextCorpus(docs, self.source)
 
     def save(self, data: list[str]) -> None:
         """Write one document per line (newlines inside a document become spaces)."""
