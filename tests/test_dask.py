@@ -195,6 +195,20 @@ def test_dask_settings_reject_typos_and_read_the_environment(monkeypatch: pytest
     assert env["MLSP_TORCH_THREADS"] == "3" and env["ATEN_CPU_CAPABILITY"] == "default"
 
 
+def _training_project(prepared: Path, tmp_path: Path, new_project_copy: Any,
+                      monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str, Path]:
+    """A project copy with the prepared features, its own MLflow store, and a folder for the
+    kill plugins' markers: ``(project, tracking uri, markers)``."""
+    project = new_project_copy(tmp_path / "project", git=True)
+    _copy_features(prepared, project)
+    uri = sqlite_uri(project / "mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("KEDRO_ENV", raising=False)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    return project, uri, markers
+
+
 def _kill_plugin_class() -> type:
     from distributed import WorkerPlugin
 
@@ -248,13 +262,7 @@ def test_a_node_is_not_blamed_for_a_worker_that_died_under_its_metadata(
 
     from mlsp_pipelines.runner import DaskRunner
 
-    project = new_project_copy(tmp_path / "project", git=True)
-    _copy_features(prepared, project)
-    uri = sqlite_uri(project / "mlflow.db")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.delenv("KEDRO_ENV", raising=False)
-    markers = tmp_path / "markers"
-    markers.mkdir()
+    project, uri, markers = _training_project(prepared, tmp_path, new_project_copy, monkeypatch)
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     plugin = type("KillMetadataFetch", (_KillMetadataFetch, WorkerPlugin), {})(str(markers))
     dask_client.register_plugin(plugin, name=_KillMetadataFetch.name)
@@ -279,13 +287,7 @@ def test_a_killed_worker_is_retried_then_fails_the_run_cleanly(
 
     from mlsp_pipelines.runner import DaskRunner
 
-    project = new_project_copy(tmp_path / "project", git=True)
-    _copy_features(prepared, project)
-    uri = sqlite_uri(project / "mlflow.db")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.delenv("KEDRO_ENV", raising=False)
-    markers = tmp_path / "markers"
-    markers.mkdir()
+    project, uri, markers = _training_project(prepared, tmp_path, new_project_copy, monkeypatch)
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the plugin's class travels by value
     plugin = _kill_plugin_class()(str(markers))
     dask_client.register_plugin(plugin, name=_KillTraining.name)
