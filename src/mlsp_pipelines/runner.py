@@ -246,6 +246,9 @@ class DaskRunner(AbstractRunner):
         client.gather([client.submit(cluster.warm_up, workers=[w], pure=False, key=f"warm-up-{uuid.uuid4().hex[:8]}")
                        for w in workers])
         reports = client.run(cluster.worker_report)
+        for address, report in reports.items():
+            if report.get("malloc"):
+                self._logger.warning("Dask worker %s: %s", address, report["malloc"])
         self._logger.info("Dask: %d worker(s) ready (%s)", len(reports),
                           "; ".join(f"{w}: pid {r['pid']}, torch threads {r['torch_threads']}" for w, r in reports.items()))
 
