@@ -170,3 +170,26 @@ def test_kedro_finder_without_an_activated_environment(tmp_path: Path) -> None:
     _fake_kedro(tmp_path / "other" / "bin" / "kedro", "active")
     active = _finder(project, "run", VIRTUAL_ENV=str(tmp_path / "other"))
     assert active.stdout.split()[0] == "active"
+
+
+# -- float64 diagnostics: the C library's exp/tanh variants -------------------------------------------
+DIAGNOSTICS = """
+import json, numpy as np, mlsp_pipelines
+from mlsp_pipelines.evaluation import diagnostics as d
+rng = np.random.default_rng(0)
+x, y = rng.normal(size=(4, 120, 2)), rng.normal(size=(4, 120, 1))
+cells = {"gru": d.CellSpec(arch="gru"), "lstm": d.CellSpec(arch="lstm"), "rnn": d.CellSpec(arch="rnn")}
+table, summary = d.run_gradient_diagnostics(cells, x, y, hidden_size=16, train_steps=10)
+print(json.dumps({"summary": summary, "norms": [repr(v) for v in table["grad_norm"]]}))
+"""
+
+
+def test_float64_gradient_diagnostics_are_the_same_bytes_with_and_without_fma() -> None:
+    """The diagnostics run in float64, where the gates' exp/tanh come from glibc, whose FMA and
+    non-FMA variants differ in the last bit: the reported values are rounded far above that, so a
+    CPU without FMA (masked here) writes the same numbers."""
+    import json
+
+    native, old = (json.loads(_python(DIAGNOSTICS, **env).stdout.strip().splitlines()[-1]) for env in ({}, SSE4_CPU))
+    assert len(native["norms"]) == 3 * 2 * 120 and native["summary"]["trained"]["lstm"]["norm_last"] > 0
+    assert native == old
