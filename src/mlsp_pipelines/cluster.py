@@ -245,10 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("command", choices=["worker-env"])
     ap.add_argument("--torch-threads", type=int, default=DaskSettings().torch_threads)
     args = ap.parse_args(argv)
-    for key, value in worker_env(DaskSettings(torch_threads=args.torch_threads)).items():
-        print(f"export {key}={value!r}" if " " in value else f"export {key}={value}")
-    print("export DASK_DISTRIBUTED__WORKER__DAEMON=False")
-    print(f"export {nanny_environ_override()}")
+    # the command's product is shell lines on stdout (job scripts capture them), not log messages
+    lines = [f"export {key}={value!r}" if " " in value else f"export {key}={value}"
+             for key, value in worker_env(DaskSettings(torch_threads=args.torch_threads)).items()]
+    lines += ["export DASK_DISTRIBUTED__WORKER__DAEMON=False", f"export {nanny_environ_override()}"]
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 

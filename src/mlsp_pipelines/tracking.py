@@ -554,16 +554,18 @@ def main(argv: list[str] | None = None) -> int:
     uri = resolve_tracking_uri(_configured_uri(root), root)
     base = f"http://{args.host}:{args.port}"
     urls = ui_urls(uri, base)
-    print(f"MLflow UI for {uri}")
+    # the command's product is this text on stdout (`make mlflow-ui` shows it before the server starts)
+    lines = [f"MLflow UI for {uri}"]
     if not urls:
-        print(f"  no runs yet: `make run` (or kedro run --pipeline=asc), then open {base}/#/experiments"
-              "?workflowType=machine_learning")
+        lines.append(f"  no runs yet: `make run` (or kedro run --pipeline=asc), then open {base}/#/experiments"
+                     "?workflowType=machine_learning")
     for name, url, compare in urls:
-        print(f"  {name:<24} runs:    {url}")
+        lines.append(f"  {name:<24} runs:    {url}")
         if compare:
-            print(f"  {'':<24} compare: {compare}  (the models of the latest run)")
-    print("Compare models: in the runs view expand a run (+), tick its model runs, press 'Compare'; on the compare "
-          "page pick confusion_matrix.png or learning_curves.png under Artifacts to see them side by side.")
+            lines.append(f"  {'':<24} compare: {compare}  (the models of the latest run)")
+    lines.append("Compare models: in the runs view expand a run (+), tick its model runs, press 'Compare'; on the "
+                 "compare page pick confusion_matrix.png or learning_curves.png under Artifacts to see them side by side.")
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 
