@@ -11,7 +11,9 @@ features are made once, then ``asc_train`` runs twice in fresh copies of them:
 * ``sequential``: the project's default runner, ``MLSP_TORCH_THREADS=1`` (what each worker uses);
 * ``dask``: :class:`~mlsp_pipelines.runner.DaskRunner` on a LocalCluster of ``--workers`` workers ×
   1 thread, one torch thread per node, started before the clock starts (its start-up is reported
-  apart).
+  apart). It starts with the node durations the sequential run recorded
+  (``data/08_reporting/node_seconds.json``, as any earlier run on the machine leaves them), so the
+  longest models start first; ``--no-history`` runs it without them (namespace order).
 
 Each run is a child process (its own memory high-water mark, ``VmHWM``; for Dask also every
 worker's). Reported: wall time of the run, the speed-up, peak memory per process, and whether
@@ -35,6 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = {"KEDRO_DISABLE_TELEMETRY": "1", "MLSP_PROGRESS": "0", "OMP_WAIT_POLICY": "PASSIVE"}
+NODE_SECONDS = "data/08_reporting/node_seconds.json"  # mlsp_pipelines.runner.NODE_SECONDS
 SCENARIOS = {"fixed": {}, "cv": {"asc": {"split": {"cv": True}}}}
 
 
@@ -127,6 +130,7 @@ def main() -> None:
     ap.add_argument("--scenarios", default="fixed,cv", help="fixed, cv or both")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=None, help="override asc.train.epochs (default: the config's)")
+    ap.add_argument("--no-history", action="store_true", help="Dask without recorded node durations")
     ap.add_argument("--child", choices=["prepare", "sequential", "dask"], help=argparse.SUPPRESS)
     ap.add_argument("--project", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--runtime", default="{}", help=argparse.SUPPRESS)
@@ -135,7 +139,7 @@ def main() -> None:
         print(json.dumps(child(args.child, args.project, args.env, json.loads(args.runtime), args.workers)))
         return
 
-    report: dict = {"env": args.env, "workers": args.workers, "cpu_count": os.cpu_count(),
+    report: dict = {"env": args.env, "workers": args.workers, "node_history": not args.no_history, "cpu_count": os.cpu_count(),
                     "load_avg_at_start": os.getloadavg(), "scenarios": {}}
     with tempfile.TemporaryDirectory(prefix="mlsp-fanout-") as tmp:
         for name in args.scenarios.split(","):
@@ -149,6 +153,8 @@ def main() -> None:
                 project = _copy_project(Path(tmp) / name / mode)
                 shutil.rmtree(project / "data", ignore_errors=True)
                 shutil.copytree(base / "data", project / "data", ignore=shutil.ignore_patterns(".locks"))
+                if mode == "dask" and not args.no_history:  # what the sequential run recorded, as an earlier run would
+                    shutil.copy2(Path(tmp) / name / "sequential" / NODE_SECONDS, project / NODE_SECONDS)
                 results[mode] = _run_child(mode, project, args, runtime)
                 results[mode]["digests"] = _digests(project)
             same = results["sequential"]["digests"] == results["dask"]["digests"] and bool(results["dask"]["digests"])

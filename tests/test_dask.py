@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 ARCHS = ("cnn", "attn_lstm")  # conf/test/parameters_asc.yml
 #: Outputs that differ on every run by design (wall-clock times), outside every DVC output.
-TIMINGS = ("timings",)
+TIMINGS = ("timings", "node_seconds")
 
 
 def sqlite_uri(path: Path) -> str:
@@ -439,3 +439,56 @@ def test_workers_keep_glibcs_own_memory_trimming(dask_client: Any) -> None:
     problem = cluster.malloc_trim_problem({cluster.MALLOC_TRIM_ENV: "65536"})
     assert problem and "MALLOC_TRIM_THRESHOLD_=65536" in problem and "PRE_SPAWN_ENVIRON" in problem
     assert cluster.malloc_trim_problem({cluster.MALLOC_TRIM_ENV: str(cluster.MIN_MALLOC_TRIM)}) is None
+
+
+def _toy_pipeline() -> Any:
+    """Three models of one step each, independent of one another, then a report reading all three."""
+    from kedro.pipeline import Pipeline, node
+
+    return Pipeline([node(abs, "x", f"{m}_out", name="train", namespace=m) for m in ("a", "b", "c")]
+                    + [node(max, ["a_out", "b_out", "c_out"], "best", name="report")])
+
+
+def test_critical_path_seconds_ranks_the_longest_chain_first() -> None:
+    from mlsp_pipelines.runner import critical_path_seconds
+
+    pipe = _toy_pipeline()
+    by_name = lambda ranks: {n.name: v for n, v in ranks.items()}  # noqa: E731
+    ranks = by_name(critical_path_seconds(pipe, {"a.train": 1.0, "b.train": 5.0, "c.train": 3.0, "report": 0.5}))
+    assert ranks == {"a.train": 1.5, "b.train": 5.5, "c.train": 3.5, "report": 0.5}
+    # a node never timed counts as the mean of those that were; no history: all equal
+    assert by_name(critical_path_seconds(pipe, {"a.train": 1.0, "b.train": 5.0}))["c.train"] == 3.0 + 3.0
+    assert set(critical_path_seconds(pipe, {}).values()) == {0.0}
+
+
+def test_dask_runner_starts_the_longest_recorded_work_first_and_records_durations(
+        dask_client: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """With two workers and three ready models, the two that took longest last time start first
+    (not the first two in namespace order); both runners record each node's duration."""
+    import logging
+
+    from kedro.framework.hooks.manager import _create_hook_manager
+    from kedro.io import DataCatalog, MemoryDataset
+
+    from mlsp_pipelines import runner as runners
+
+    history = tmp_path / runners.NODE_SECONDS
+    runners.set_project_root(tmp_path)
+    try:
+        (tmp_path / "data").mkdir()
+        runners.NamespaceSequentialRunner().run(_toy_pipeline(), DataCatalog({"x": MemoryDataset(-2)}),
+                                                hook_manager=_create_hook_manager())
+        recorded = json.loads(history.read_text())
+        assert sorted(recorded) == ["a.train", "b.train", "c.train", "report"]
+        assert all(v >= 0 for v in recorded.values())
+
+        history.write_text(json.dumps({"a.train": 1.0, "b.train": 5.0, "c.train": 3.0}))
+        with caplog.at_level(logging.INFO):
+            runners.DaskRunner(client=dask_client).run(_toy_pipeline(), DataCatalog({"x": MemoryDataset(-2)}))
+        submitted = [r.getMessage().removeprefix("Submitted node: ") for r in caplog.records
+                     if r.getMessage().startswith("Submitted node: ")]
+        assert submitted[:2] == ["b.train", "c.train"] and submitted[2:] == ["a.train", "report"]
+        after = json.loads(history.read_text())
+        assert sorted(after) == ["a.train", "b.train", "c.train", "report"] and after["b.train"] != 5.0
+    finally:
+        runners.set_project_root(None)

@@ -37,6 +37,7 @@ from distributed import WorkerPlugin
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlsp_pipelines import determinism
+from mlsp_pipelines.runner import NODE_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ class DaskSettings(BaseModel):
     retries: int = Field(0, ge=0)  # re-runs of a node that raised (0: an error fails the run at once)
     dashboard_address: str | None = None  # LocalCluster: e.g. ":8787"; None: no dashboard
     check_workers: bool = True  # refuse workers whose CPU kernels are not pinned (see module doc)
+    #: node durations of earlier runs (JSON, by node name): the longest work starts first; None: namespace order
+    node_seconds: str | None = NODE_SECONDS
 
 
 def set_active(conf: dict[str, Any] | None) -> None:

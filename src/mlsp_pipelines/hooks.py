@@ -91,8 +91,9 @@ class GraphParamsHook:
     def after_context_created(self, context: Any) -> None:
         params = dict(context.config_loader["parameters"])
         config.set_active_params(params)
-        from mlsp_pipelines import cluster
+        from mlsp_pipelines import cluster, runner
 
+        runner.set_project_root(context.project_path)  # where the runners keep node durations
         try:  # dask.yml of the environment, for a DaskRunner run (none: defaults)
             cluster.set_active(dict(context.config_loader["dask"]))
         except Exception:  # noqa: BLE001 - no dask.yml anywhere

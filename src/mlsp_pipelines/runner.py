@@ -11,16 +11,26 @@ train → evaluate → explain run back to back. It is the default of ``kedro ru
 
 :class:`DaskRunner` (``--runner=dask``) runs the independent nodes -- architectures,
 cross-validation folds -- at once on a Dask cluster, in the same namespace order, with the same
-outputs byte for byte (``cluster.py`` sets up the cluster and its workers).
+outputs byte for byte (``cluster.py`` sets up the cluster and its workers). When several nodes are
+ready and fewer workers are free, it starts the longest work first -- the longest chain of node
+durations below each node, read from :data:`NODE_SECONDS`, which both runners keep up to date.
+Without that, the last model to start (alphabetically the transformer, the slowest) ran alone at
+the end of a 2-worker asc run while the other worker idled. Durations only choose an order
+among ready nodes: the outputs are the same whatever order runs them.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import time
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Pipeline
 from kedro.pipeline.node import Node
 from kedro.runner import AbstractRunner, SequentialRunner
@@ -63,8 +73,86 @@ def namespace_order(pipeline: Pipeline) -> list[Node]:
     return order
 
 
+# -- node durations -----------------------------------------------------------------------------------
+#: Seconds each node took in its latest run, by node name (relative to the project root, where
+#: ``kedro run`` runs). Wall-clock times: kept apart from every output that must reproduce.
+NODE_SECONDS = "data/08_reporting/node_seconds.json"
+_PROJECT_ROOT: Path | None = None
+
+
+def set_project_root(path: str | os.PathLike | None) -> None:
+    """The Kedro project of this run (the project hook sets it): relative duration files live there."""
+    global _PROJECT_ROOT
+    _PROJECT_ROOT = Path(path) if path is not None else None
+
+
+def _resolve(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path if path.is_absolute() else (_PROJECT_ROOT or Path.cwd()) / path
+
+
+def load_node_seconds(path: str | os.PathLike | None = NODE_SECONDS) -> dict[str, float]:
+    """The recorded node durations; empty when there are none (or the file is unreadable: it is a hint)."""
+    if path is None or not _resolve(path).is_file():
+        return {}
+    try:
+        data = json.loads(_resolve(path).read_text(encoding="utf-8"))
+        return {str(k): float(v) for k, v in data.items()}
+    except (ValueError, TypeError, AttributeError) as exc:
+        logging.getLogger(__name__).warning("Ignoring node durations in %s (%s); nodes start in namespace order",
+                                            path, exc)
+        return {}
+
+
+def record_node_seconds(seconds: dict[str, float], path: str | os.PathLike | None = NODE_SECONDS) -> None:
+    """Merge ``seconds`` into ``path`` (atomically); nothing when the project has no ``data/`` folder."""
+    if path is None or not seconds or not _resolve(path).parent.parent.is_dir():
+        return
+    from mlsp_pipelines.datasets.atomic import atomic_path
+
+    merged = {**load_node_seconds(path), **{k: round(float(v), 3) for k, v in seconds.items()}}
+    with atomic_path(_resolve(path)) as tmp:
+        tmp.write_text(json.dumps(dict(sorted(merged.items())), indent=1) + "\n", encoding="utf-8")
+
+
+def critical_path_seconds(pipeline: Pipeline, seconds: dict[str, float]) -> dict[Node, float]:
+    """Each node's expected duration plus the longest chain of expected durations that waits for it.
+
+    A node never timed counts as the mean of those that were (0 when none was): with no history
+    every node ties and the runner keeps the namespace order.
+    """
+    known = [seconds[n.name] for n in pipeline.nodes if n.name in seconds]
+    default = sum(known) / len(known) if known else 0.0
+    children: dict[Node, list[Node]] = {n: [] for n in pipeline.nodes}
+    for n, ds in pipeline.node_dependencies.items():
+        for d in ds:
+            children[d].append(n)
+    rank: dict[Node, float] = {}
+    for n in reversed(pipeline.nodes):  # topological order reversed: children first
+        rank[n] = seconds.get(n.name, default) + max((rank[c] for c in children[n]), default=0.0)
+    return rank
+
+
+class _NodeClock:
+    """A hook that times each node of a sequential run (registered by the runner for its run)."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+
+    @hook_impl
+    def before_node_run(self, node: Node) -> None:
+        self.started[node.name] = time.perf_counter()
+
+    @hook_impl
+    def after_node_run(self, node: Node) -> None:
+        if node.name in self.started:
+            self.seconds[node.name] = time.perf_counter() - self.started.pop(node.name)
+
+
 class NamespaceSequentialRunner(SequentialRunner):
-    """``SequentialRunner`` in :func:`namespace_order` (each model trained and evaluated in one go)."""
+    """``SequentialRunner`` in :func:`namespace_order` (each model trained and evaluated in one go);
+    records each node's duration in :data:`NODE_SECONDS` for the Dask runner's next start order."""
 
     def _run(self, pipeline: Pipeline, catalog: Any, hook_manager: Any = None, run_id: str | None = None) -> None:
         ordered = Pipeline(pipeline.nodes)
@@ -72,7 +160,16 @@ class NamespaceSequentialRunner(SequentialRunner):
         # sequential loop follows; set it to ours (tests/test_tracking.py checks the order is used)
         ordered._toposorted_nodes = namespace_order(pipeline)  # noqa: SLF001
         ordered.__dict__.pop("nodes", None)
-        super()._run(ordered, catalog, hook_manager, run_id)
+        clock = _NodeClock()
+        register = getattr(hook_manager, "register", None)  # Kedro's null manager (no hooks) has none
+        if register is not None:
+            register(clock)
+        try:
+            super()._run(ordered, catalog, hook_manager, run_id)
+        finally:
+            if register is not None:
+                hook_manager.unregister(clock)
+            record_node_seconds(clock.seconds)
 
 
 # -- Dask ----------------------------------------------------------------------------------------------
@@ -191,9 +288,11 @@ class DaskRunner(AbstractRunner):
 
     * in-memory datasets travel as task results, worker to worker, and are released when their
       last reader is done; file datasets are read and written by the workers (same paths);
-    * nodes are submitted in :func:`namespace_order` as soon as their inputs exist, at most as
-      many at once as the cluster has worker threads, so each model's nodes run back to back and
-      its MLflow run lasts about as long as its own work;
+    * nodes are submitted as soon as their inputs exist, at most as many at once as the cluster
+      has worker threads: first the nodes of a namespace already started (so each model's nodes
+      run back to back and its MLflow run lasts about as long as its own work), then the one with
+      the longest :func:`critical_path_seconds` by the durations in ``node_seconds`` of
+      ``dask.yml`` (recorded by every run), then :func:`namespace_order`;
     * hooks with a remote side (``MlflowHook``) hand each task what it needs (the parent run, the
       model's run) and take back what the task learnt; runs are opened and closed by the driver;
     * a node error fails the run at once (``retries`` in ``dask.yml`` re-runs it); a worker that
@@ -265,12 +364,17 @@ class DaskRunner(AbstractRunner):
             project = (None, None)
         nodes = pipeline.nodes
         order = {n: i for i, n in enumerate(namespace_order(pipeline))}
+        history = load_node_seconds(settings.node_seconds)
+        expected = critical_path_seconds(pipeline, history)
+        started: set[str | None] = set()  # namespaces with a node submitted
+        took: dict[str, float] = {}
         deps = {n: set(d) for n, d in pipeline.node_dependencies.items()}
         producers = {out: n for n in nodes for out in n.outputs}
         transfer = {name for name in producers if _is_ephemeral(catalog, name)}
         readers = Counter(name for n in nodes for name in n.inputs if name in transfer)
         blob = cloudpickle.dumps(catalog)  # datasets (paths, metadata) and parameters; no data of ours
-        remote_hooks = [p for p in (hook_manager.get_plugins() if hook_manager is not None else ())
+        plugins = getattr(hook_manager, "get_plugins", lambda: None)() or ()  # Kedro's null manager: None
+        remote_hooks = [p for p in plugins
                         if hasattr(p, "remote_node_state") and hasattr(type(p), "for_remote_node")]
 
         todo, done = set(nodes), set()
@@ -281,9 +385,11 @@ class DaskRunner(AbstractRunner):
             while todo or running:
                 workers = client.scheduler_info()["workers"]
                 capacity = max(1, sum(w.get("nthreads", 1) for w in workers.values()))
-                ready = sorted((n for n in todo if deps[n] <= done), key=order.__getitem__)
+                ready = sorted((n for n in todo if deps[n] <= done),
+                               key=lambda n: (n.namespace not in started, -expected[n], order[n]))
                 for node in ready[: max(0, capacity - len(running))]:
                     todo.discard(node)
+                    started.add(node.namespace)
                     states = {_hook_key(p): p.remote_node_state(node) for p in remote_hooks}
                     upstream = {name: results[producers[name]] for name in node.inputs if name in transfer}
                     key = f"{node.name}-{uuid.uuid4().hex[:8]}"
@@ -326,6 +432,7 @@ class DaskRunner(AbstractRunner):
                     for p in remote_hooks:
                         p.remote_node_done(node, meta["hooks"].get(_hook_key(p)), None)
                     done.add(node)
+                    took[node.name] = meta["seconds"]
                     self._logger.info("Completed node: %s (%.1f s on worker pid %s)", node.name, meta["seconds"],
                                       meta["worker"]["pid"])
                     self._logger.info("Completed %d out of %d tasks", len(done), len(nodes))
@@ -341,6 +448,8 @@ class DaskRunner(AbstractRunner):
             client.cancel([*running, *results.values()], force=True)
             self._suggest_resume_scenario(pipeline, done, catalog)
             raise
+        finally:
+            record_node_seconds(took, settings.node_seconds)
 
     @staticmethod
     def _keep_outputs(client: Any, node: Node, results: dict[Node, Any], pipeline: Pipeline, catalog: Any,
