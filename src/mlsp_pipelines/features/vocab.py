@@ -231,6 +231,13 @@ def bucket_batches(lengths: np.ndarray, batch_size: int, *, seed: int, epoch: in
     return [torch.from_numpy(batches[i]) for i in rng.permutation(len(batches))]
 
 
+def flat_targets(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """``(src, tgt_in, tgt_out)`` with ``tgt_out`` reduced to its M non-padded ids (row-major): the
+    targets of a model whose ``valid_only`` logits are (M, V)."""
+    src, tgt_in, tgt_out = batch
+    return src, tgt_in, tgt_out[tgt_out != IGNORE_INDEX]
+
+
 def trim_batch(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     """``(src, tgt_in, tgt_out)`` without the trailing padding columns that no row uses."""
     src, tgt_in, tgt_out = batch

@@ -84,6 +84,13 @@ class Seq2SeqModel(nn.Module, metaclass=ABCMeta):
     eos_idx: int
     out_features: int
     model_name: str = "seq2seq"
+    #: Teacher forcing returns logits (M, V) for the M non-padded target steps only (row-major),
+    #: not (B, T, V): training sets it, so no output-layer work is spent on padding.
+    valid_only: bool = False
+
+    def _rows(self, features: Tensor, tgt_in: Tensor) -> Tensor:
+        """``features`` (B, T, F) at every target step, or (M, F) at the non-padded ones with ``valid_only``."""
+        return features[tgt_in != self.pad_idx] if self.valid_only else features
 
     @property
     def has_attention(self) -> bool:
@@ -372,22 +379,24 @@ class RNNSeq2Seq(Seq2SeqModel):
                 contexts.append(context)
                 attns.append(attn)
             out, context, weights = torch.stack(outs, 1), torch.stack(contexts, 1), torch.stack(attns, 1)
-            logits = self.head(self.dropout(torch.cat([out, context], dim=-1)))
+            logits = self.head(self.dropout(self._rows(torch.cat([out, context], dim=-1), tgt_in)))
         elif cfg.attention == "none":
             context = state["summary"].unsqueeze(1).expand(-1, steps, -1)
             out, _ = self.decoder(torch.cat([emb, context], dim=-1), hidden)
-            logits = self.head(self.dropout(torch.cat([out, context], dim=-1)))
+            logits = self.head(self.dropout(self._rows(torch.cat([out, context], dim=-1), tgt_in)))
         else:  # luong: the recurrence sees only the embeddings; attention follows each output
             out, _ = self.decoder(emb, hidden)  # (B, T, H)
             scores = torch.bmm(out, state["keys"].transpose(1, 2)).masked_fill(~state["valid"].unsqueeze(1),
                                                                                  float("-inf"))
             weights = torch.softmax(scores, dim=-1)  # (B, T, S)
             context = torch.bmm(weights, state["memory"])
-            logits = self.head(self.dropout(torch.tanh(self.combine(torch.cat([out, context], dim=-1)))))
+            logits = self.head(self.dropout(self._rows(torch.tanh(self.combine(torch.cat([out, context], dim=-1))),
+                                                       tgt_in)))
         return logits, weights
 
     def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
-        """Teacher forcing: src (B, S), tgt_in (B, T) → logits (B, T, out_features)."""
+        """Teacher forcing: src (B, S), tgt_in (B, T) → logits (B, T, out_features) ((M, out_features)
+        at the non-padded steps with ``valid_only``)."""
         return self._teacher_forced(src, tgt_in)[0]
 
     def attention_weights(self, src: Tensor, tgt_in: Tensor) -> Tensor | None:

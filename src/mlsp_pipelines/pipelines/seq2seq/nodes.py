@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from mlsp_pipelines.features.vocab import (
     pad_batch,
     sequence_lengths,
     tokenize,
+    flat_targets,
     trim_batch,
 )
 from mlsp_pipelines.models import build_model, count_parameters
@@ -29,6 +31,7 @@ from mlsp_pipelines.modular.report.nodes import build_leaderboard, to_markdown
 from mlsp_pipelines.params import ModelSpec, TrainParams
 from mlsp_pipelines.simulation.dates import generate_date_pairs
 from mlsp_pipelines.training.loop import fingerprint, fit
+from mlsp_pipelines.training.token_loss import softmax_cross_entropy
 
 from . import metrics as m
 from .params import (
@@ -215,7 +218,7 @@ def train_seq2seq(
         torch.set_num_threads(tp.num_threads)
     threads = torch.get_num_threads()
     config_hash = fingerprint(model.model_dump(), tp.model_dump(exclude={"progress", "resume", "log_every"}),
-                              batching.model_dump(), threads,
+                              batching.model_dump(), threads, "valid-steps softmax cross-entropy",
                               _digest(*model_input["train"], *model_input["val"]), src_vocab.tokens, tgt_vocab.tokens)
     sampler, collate = None, None
     if batching.bucket:
@@ -225,12 +228,21 @@ def train_seq2seq(
             return bucket_batches(lengths[n], tp.batch_size, seed=tp.seed, epoch=epoch, shuffle=shuffle,
                                   pool=batching.pool)
 
-        collate = trim_batch
+    def collate(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        return flat_targets(trim_batch(batch) if batching.bucket else batch)
+
     logger.info("%s: training on %d thread(s)%s", name or model.arch, threads,
                 ", length-bucketed batches" if batching.bucket else "")
-    result = fit(net, model_input["train"], model_input["val"], params=tp, task="classification",
-                 checkpoint=checkpoints, config_hash=config_hash, desc=name or model.arch,
-                 batch_sampler=sampler, collate=collate)
+    # The output layer and the loss see the non-padded target steps only (logits (tokens, vocabulary)),
+    # and the loss keeps one softmax for the backward: over a large vocabulary they are most of the work.
+    net.valid_only = True
+    try:
+        result = fit(net, model_input["train"], model_input["val"], params=tp, task="classification",
+                     checkpoint=checkpoints, config_hash=config_hash, desc=name or model.arch,
+                     batch_sampler=sampler, collate=collate,
+                     loss_fn=partial(softmax_cross_entropy, label_smoothing=tp.label_smoothing))
+    finally:
+        net.valid_only = False
     bundle = {
         "name": name or model.arch, "arch": model.arch, "kwargs": dict(model.kwargs), "in_features": len(src_vocab),
         "out_features": len(tgt_vocab), "state_dict": result.state_dict,
