@@ -5,6 +5,7 @@ fitted on the same training clips in the same run.
 
     python benchmarks/recipe.py [--data-dir ../shared/data/fsdd] [--env generic] [--params k=v,...]
     python benchmarks/recipe.py --standin esc50 --params asc.split.cv=true    # 5-fold CV timing
+    python benchmarks/recipe.py --architectures transformer,attn_lstm        # some of the models
 
 ``--standin esc50`` writes a seeded stand-in of ESC-10's shape (400 clips x 5 s at 44.1 kHz,
 8 synthetic scene classes, 5 folds, ESC-50 layout) and runs ``--env=esc50`` on it: the cost of
@@ -98,6 +99,7 @@ def main() -> None:
     ap.add_argument("--env", default="generic")
     ap.add_argument("--params", default="", help="extra kedro --params, comma-separated")
     ap.add_argument("--keep", action="store_true", help="keep the temporary project copy")
+    ap.add_argument("--architectures", default="", help="comma-separated entries of asc.models (default: the config's)")
     ap.add_argument("--standin", choices=["esc50"], help="generate a stand-in of that dataset's shape")
     args = ap.parse_args()
     if args.standin:
@@ -111,6 +113,9 @@ def main() -> None:
         src = ROOT / part
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / part)
     (work / "conf/local").mkdir(exist_ok=True)
+    if args.architectures:  # a list: --params cannot carry one
+        archs = [a.strip() for a in args.architectures.split(",") if a.strip()]
+        (work / "conf/local/parameters_asc.yml").write_text(json.dumps({"asc": {"architectures": archs}}))
     env = {**os.environ, "MLSP_PROGRESS": "0", "KEDRO_DISABLE_TELEMETRY": "1",
            "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlflow.db", "PYTHONPATH": str(work / "src")}
     params = ",".join(p for p in (f"data_dir={data_dir}", args.params) if p)
