@@ -113,9 +113,14 @@ def main() -> None:
         src = ROOT / part
         (shutil.copytree if src.is_dir() else shutil.copy)(src, work / part)
     (work / "conf/local").mkdir(exist_ok=True)
-    if args.architectures:  # a list: --params cannot carry one
+    if args.architectures:  # a list: --params cannot carry one; conf/local is not read with --env
+        import yaml
+
         archs = [a.strip() for a in args.architectures.split(",") if a.strip()]
-        (work / "conf/local/parameters_asc.yml").write_text(json.dumps({"asc": {"architectures": archs}}))
+        env_params = work / "conf" / args.env / "parameters_asc.yml"
+        conf = yaml.safe_load(env_params.read_text()) if env_params.is_file() else {}
+        conf.setdefault("asc", {})["architectures"] = archs
+        env_params.write_text(yaml.safe_dump(conf, sort_keys=False))
     env = {**os.environ, "MLSP_PROGRESS": "0", "KEDRO_DISABLE_TELEMETRY": "1",
            "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlflow.db", "PYTHONPATH": str(work / "src")}
     params = ",".join(p for p in (f"data_dir={data_dir}", args.params) if p)
