@@ -47,15 +47,21 @@ def _shared_depth(a: str | None, b: str | None) -> int:
     return n
 
 
+def _children(pipeline: Pipeline) -> dict[Node, list[Node]]:
+    """For every node, the nodes that read one of its outputs."""
+    children: dict[Node, list[Node]] = {n: [] for n in pipeline.nodes}
+    for n, ds in pipeline.node_dependencies.items():
+        for d in ds:
+            children[d].append(n)
+    return children
+
+
 def namespace_order(pipeline: Pipeline) -> list[Node]:
     """A topological order of ``pipeline``'s nodes that keeps each namespace's nodes together
     wherever the dependencies allow."""
     rank = {n: i for i, n in enumerate(pipeline.nodes)}  # Kedro's own order breaks ties
     deps = {n: set(d) for n, d in pipeline.node_dependencies.items()}
-    children: dict[Node, list[Node]] = {n: [] for n in deps}
-    for n, ds in deps.items():
-        for d in ds:
-            children[d].append(n)
+    children = _children(pipeline)
     ready = {n for n, ds in deps.items() if not ds}
     order: list[Node] = []
     last: Node | None = None
@@ -93,10 +99,11 @@ def _resolve(path: str | os.PathLike) -> Path:
 
 def load_node_seconds(path: str | os.PathLike | None = NODE_SECONDS) -> dict[str, float]:
     """The recorded node durations; empty when there are none (or the file is unreadable: it is a hint)."""
-    if path is None or not _resolve(path).is_file():
+    file = _resolve(path) if path is not None else None
+    if file is None or not file.is_file():
         return {}
     try:
-        data = json.loads(_resolve(path).read_text(encoding="utf-8"))
+        data = json.loads(file.read_text(encoding="utf-8"))
         return {str(k): float(v) for k, v in data.items()}
     except (ValueError, TypeError, AttributeError) as exc:
         logging.getLogger(__name__).warning("Ignoring node durations in %s (%s); nodes start in namespace order",
@@ -123,10 +130,7 @@ def critical_path_seconds(pipeline: Pipeline, seconds: dict[str, float]) -> dict
     """
     known = [seconds[n.name] for n in pipeline.nodes if n.name in seconds]
     default = sum(known) / len(known) if known else 0.0
-    children: dict[Node, list[Node]] = {n: [] for n in pipeline.nodes}
-    for n, ds in pipeline.node_dependencies.items():
-        for d in ds:
-            children[d].append(n)
+    children = _children(pipeline)
     rank: dict[Node, float] = {}
     for n in reversed(pipeline.nodes):  # topological order reversed: children first
         rank[n] = seconds.get(n.name, default) + max((rank[c] for c in children[n]), default=0.0)
