@@ -107,6 +107,21 @@ def test_model_spec_train_overrides() -> None:
         ModelSpec(arch="cnn", train={"lrate": 0.1})
 
 
+def test_epochs_scale_is_relative_to_the_task_epochs_and_an_absolute_epochs_wins() -> None:
+    """A per-model length must follow the task's epochs (conf/test's 2, ``--params
+    asc.train.epochs=5``), where an absolute per-model ``epochs`` would shadow them."""
+    spec = ModelSpec(arch="cnn", train={"epochs_scale": 1.67, "lr": 0.002})
+    assert spec.train_params(TrainParams(epochs=30)).epochs == 50
+    assert spec.train_params(TrainParams(epochs=2)).epochs == 3
+    assert spec.train_params(TrainParams(epochs=1)).lr == 0.002
+    assert ModelSpec(arch="cnn", train={"epochs_scale": 0.01}).train_params(TrainParams(epochs=5)).epochs == 1
+    assert ModelSpec(arch="cnn", train={"epochs_scale": 3, "epochs": 4}).train_params(TrainParams(epochs=30)).epochs == 4
+    assert ModelSpec(arch="cnn").train_params(TrainParams(epochs=7)).epochs == 7
+    for bad in (0, -1, "2", True):
+        with pytest.raises(ValidationError, match="epochs_scale"):
+            ModelSpec(arch="cnn", train={"epochs_scale": bad})
+
+
 def test_a_broken_pipeline_config_does_not_block_another_pipeline(project_copy, caplog) -> None:
     """A dangling architecture in word2vec's parameters stops `kedro run --pipeline=word2vec`
     but not `--pipeline=asc_data`, which runs and warns that word2vec was left out."""

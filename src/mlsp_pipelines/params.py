@@ -196,25 +196,37 @@ class ModelSpec(_Section):
 
     arch: str
     kwargs: dict[str, Any] = Field(default_factory=dict)
-    train: dict[str, Any] = Field(default_factory=dict)  # per-model overrides of TrainParams
+    # per-model overrides of TrainParams, plus ``epochs_scale``: this model's length relative to
+    # the task's ``train.epochs`` (rounded, at least 1). A relative length keeps the task-level and
+    # command-line epoch settings (``--params asc.train.epochs=5``, conf/test) in force for every
+    # model; an absolute per-model ``epochs`` wins over both and over the scale.
+    train: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> "ModelSpec":
         from mlsp_pipelines.models import model_config
 
         model_config(self.arch, **self.kwargs)
-        TrainParams(**self.train)  # overrides must be valid TrainParams fields
+        scale = self.train.get("epochs_scale", 1.0)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+            raise ValueError(f"train.epochs_scale must be a number > 0, got {scale!r}")
+        TrainParams(**{k: v for k, v in self.train.items() if k != "epochs_scale"})  # valid TrainParams fields
         return self
 
     def train_params(self, base: TrainParams) -> TrainParams:
         """``base`` with this model's overrides applied (nested sections such as ``augment`` are
-        merged key by key, so a model can switch off mixup alone)."""
+        merged key by key, so a model can switch off mixup alone; ``epochs_scale`` multiplies the
+        task's epochs unless the model sets ``epochs`` itself)."""
         merged = base.model_dump()
         for key, value in self.train.items():
+            if key == "epochs_scale":
+                continue
             if isinstance(value, dict) and isinstance(merged.get(key), dict):
                 merged[key] = {**merged[key], **value}
             else:
                 merged[key] = value
+        if "epochs" not in self.train:
+            merged["epochs"] = max(1, round(base.epochs * float(self.train.get("epochs_scale", 1.0))))
         return TrainParams(**merged)
 
 
