@@ -10,9 +10,12 @@ before Kedro first asks for the pipelines; outside a session (``kedro registry l
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 _ACTIVE_PARAMS: dict[str, Any] | None = None
 
@@ -43,10 +46,45 @@ def graph_params() -> dict[str, Any]:
         base_env="base",
         default_run_env=os.environ.get("KEDRO_ENV", "local"),
     )
+    from kedro.config import MissingConfigException
+
     try:
         return dict(loader["parameters"])
-    except Exception:  # noqa: BLE001 - no parameters yet: an empty graph spec
+    except MissingConfigException:  # no parameter files yet: an empty graph spec (a YAML error propagates)
         return {}
+
+
+# -- Kedro's pipeline registry ---------------------------------------------------------------------
+# Kedro builds the pipelines once per process and has no public getter for the names a run asked
+# for. The two functions below are the project's only access to that state, kept in one place and
+# guarded: on a Kedro major version other than the tested one, or without the attribute, the
+# requested names are unknown (None) and every pipeline counts as requested.
+KEDRO_TESTED_MAJOR = 1
+
+
+def requested_pipelines() -> list[str] | None:
+    """The pipeline names of the ``kedro run`` being set up (None: all, or unknown)."""
+    import kedro
+    from kedro.framework.project import pipelines
+
+    major = int(str(kedro.__version__).split(".", 1)[0])
+    if major != KEDRO_TESTED_MAJOR or not hasattr(pipelines, "_requested_pipelines"):
+        logger.warning("kedro %s: the requested pipelines are unknown, so every pipeline's parameters "
+                       "must build its graph (tested with kedro %d.x)", kedro.__version__, KEDRO_TESTED_MAJOR)
+        return None
+    requested = pipelines._requested_pipelines  # noqa: SLF001 - guarded above, tested in tests/test_config.py
+    return list(requested) if requested is not None else None
+
+
+def rebuild_pipelines() -> None:
+    """Make Kedro rebuild this project's pipelines (from the parameters just recorded) on their next
+    use, keeping which pipelines the run asked for: an earlier session in this process may have
+    cached them with other parameters."""
+    from kedro.framework.project import pipelines
+
+    requested = requested_pipelines()
+    pipelines.configure(f"{__package__}.pipeline_registry")
+    pipelines.set_requested(requested)
 
 
 def section(params: dict[str, Any], dotted: str, default: Any = None) -> Any:

@@ -98,13 +98,7 @@ class GraphParamsHook:
             cluster.set_active(dict(context.config_loader["dask"]))
         except Exception:  # noqa: BLE001 - no dask.yml anywhere
             cluster.set_active(None)
-        from kedro.framework.project import pipelines
-
-        # Pipelines may already be cached from an earlier session in this process: rebuild them
-        # from these parameters, keeping which pipelines this run asked for.
-        requested = getattr(pipelines, "_requested_pipelines", None)
-        pipelines.configure(pipelines._pipelines_module)  # noqa: SLF001
-        pipelines.set_requested(requested)
+        config.rebuild_pipelines()  # an earlier session in this process may have cached other graphs
 
 
 @dataclass

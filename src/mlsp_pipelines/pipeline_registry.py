@@ -9,16 +9,9 @@ import pkgutil
 from kedro.pipeline import Pipeline
 
 import mlsp_pipelines.pipelines as _pkg
-from mlsp_pipelines.config import graph_params
+from mlsp_pipelines.config import graph_params, requested_pipelines
 
 logger = logging.getLogger(__name__)
-
-
-def _requested() -> list[str] | None:
-    """The pipeline names of the current ``kedro run`` (None: all, e.g. ``kedro registry list``)."""
-    from kedro.framework.project import pipelines
-
-    return getattr(pipelines, "_requested_pipelines", None)
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -29,7 +22,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     so a broken ``word2vec`` configuration does not block ``kedro run --pipeline=asc``.
     """
     params = graph_params()
-    requested = _requested()
+    requested = requested_pipelines()
     pipelines: dict[str, Pipeline] = {}
     for info in sorted(pkgutil.iter_modules(_pkg.__path__), key=lambda i: i.name):
         module = importlib.import_module(f"{_pkg.__name__}.{info.name}")
