@@ -127,7 +127,7 @@ def main() -> None:
     for seed in args.seeds:
         train = Word2VecTrainParams(**{**base.model_dump(), "seed": seed})
         for kind, spec in specs.items():
-            bundle, _, timing = nodes.train_word2vec(data, spec, train, emb, None)
+            bundle, _, timing = nodes.train_word2vec(data, spec, train, emb, None, name=kind)
             compile_s.append(timing["compile_seconds"])
             project, _ = nodes.export_embeddings(bundle)
             anchor, _, anchor_timing = nodes.train_gensim(data, spec, train, emb, pre, baseline)

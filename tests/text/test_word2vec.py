@@ -345,16 +345,16 @@ def _w2v_spec(kind: str, **train: object) -> Word2VecModelSpec:
 @pytest.mark.parametrize("kind", ["sg", "cbow"])
 def test_sgd_training_learns_and_is_seeded(lee_data: dict, kind: str) -> None:
     train = Word2VecTrainParams(epochs=3, progress=False)
-    bundle, history, timings = nodes.train_word2vec(lee_data, _w2v_spec(kind), train, EmbeddingParams(dim=16), None)
+    bundle, history, timings = nodes.train_word2vec(lee_data, _w2v_spec(kind), train, EmbeddingParams(dim=16), None, name=kind)
     loss = history["train_loss"].to_numpy()
     assert len(loss) == 3 and np.all(np.diff(loss) < 0), loss
     assert bundle["epochs_run"] == 3 and bundle["engine"] == "numba"
-    assert timings["words_per_second"] > 0 and timings["model"] == f"word2vec_{kind}"
+    assert timings["words_per_second"] > 0 and timings["model"] == bundle["name"] == kind and timings["kind"] == kind
     assert not {"words_per_second", "train_seconds", "compile_seconds"} & set(bundle)  # hashes alike on re-runs
-    again, _, _ = nodes.train_word2vec(lee_data, _w2v_spec(kind), train, EmbeddingParams(dim=16), None)
+    again, _, _ = nodes.train_word2vec(lee_data, _w2v_spec(kind), train, EmbeddingParams(dim=16), None, name=kind)
     for k, v in bundle["state_dict"].items():  # seeded: the same weights again
         assert torch.equal(v, again["state_dict"][k]), k
-    other, _, _ = nodes.train_word2vec(lee_data, _w2v_spec(kind, seed=1), train, EmbeddingParams(dim=16), None)
+    other, _, _ = nodes.train_word2vec(lee_data, _w2v_spec(kind, seed=1), train, EmbeddingParams(dim=16), None, name=kind)
     assert not torch.equal(other["state_dict"]["in_embed.weight"], bundle["state_dict"]["in_embed.weight"])
 
 
@@ -387,7 +387,7 @@ def test_torch_engine_learns_like_the_kernel(lee_data: dict, kind: str) -> None:
     losses = {}
     for engine in ("numba", "torch"):
         train = Word2VecTrainParams(epochs=4, progress=False, engine=engine, batch_pairs=256)
-        bundle, history, _ = nodes.train_word2vec(lee_data, _w2v_spec(kind), train, emb, None)
+        bundle, history, _ = nodes.train_word2vec(lee_data, _w2v_spec(kind), train, emb, None, name=kind)
         losses[engine] = history["train_loss"].to_numpy()
         assert bundle["engine"] == engine
     assert losses["torch"][-1] < losses["torch"][0] - 0.03  # it learns (CBOW starts slowly here) ...
@@ -459,7 +459,7 @@ def test_export_of_a_trained_model_loads_in_gensim_and_torch(tmp_path: Path, lee
 
     spec = Word2VecModelSpec(arch="word2vec_sg", kwargs={"negative": 2})
     bundle, _, _ = nodes.train_word2vec(lee_data, spec, Word2VecTrainParams(epochs=1, progress=False),
-                                        EmbeddingParams(dim=8), None)
+                                        EmbeddingParams(dim=8), None, name="sg")
     emb, txt = nodes.export_embeddings(bundle)
     Word2VecTextDataset(filepath=str(tmp_path / "sg.vec.txt")).save(txt)
     TorchDataset(filepath=str(tmp_path / "sg.pt")).save(emb)
@@ -539,28 +539,34 @@ def test_neighbours_and_projection(random_vectors: tuple[list[str], np.ndarray])
 
 
 def test_reports_put_quality_and_speed_apart() -> None:
+    """Rows are model entries, not architectures: two skip-gram entries are two rows, each compared
+    with the gensim anchor of its kind."""
     base = {"wordsim_pairs_used": 100, "wordsim_pairs_oov": 253, "analogy_accuracy": 0.1, "analogy_questions_used": 50,
             "epochs_run": 5, "threads": 1, "vocab_size": 10, "dim": 4, "params": 80}
     board, md, fig, summary = nodes.build_report(
-        {**base, "model": "word2vec_sg", "spearman": 0.30},
-        {**base, "model": "gensim_sg", "spearman": 0.20},
-        {**base, "model": "word2vec_cbow", "spearman": None},
+        {**base, "model": "sg", "kind": "sg", "spearman": 0.30},
+        {**base, "model": "sg_wide", "kind": "sg", "spearman": 0.25},
+        {**base, "model": "gensim_sg", "kind": "sg", "spearman": 0.20},
+        {**base, "model": "cbow", "kind": "cbow", "spearman": None},
     )
-    assert board["model"].tolist() == ["word2vec_sg", "gensim_sg", "word2vec_cbow"]
-    assert "spearman" in board and "| word2vec_sg |" in md
+    assert board["model"].tolist() == ["sg", "sg_wide", "gensim_sg", "cbow"]
+    assert "spearman" in board and "| sg_wide | sg |" in md
     assert not {"words_per_second", "train_seconds"} & set(board.columns)  # the board hashes alike on re-runs
-    assert summary["word2vec_sg_vs_anchor"] == {"anchor": "gensim_sg", "spearman_minus_anchor": 0.1}
-    assert "word2vec_cbow_vs_anchor" not in summary  # no gensim CBOW anchor
+    assert summary["sg_vs_anchor"] == {"anchor": "gensim_sg", "spearman_minus_anchor": 0.1}
+    assert summary["sg_wide_vs_anchor"] == {"anchor": "gensim_sg", "spearman_minus_anchor": 0.05}
+    assert "cbow_vs_anchor" not in summary and "gensim_sg_vs_anchor" not in summary  # no gensim CBOW anchor
     assert len(fig.axes) == 2  # Spearman, analogies
 
     speed, speed_fig = nodes.build_speed_report(
-        {"model": "word2vec_sg", "words_per_second": 1000.0, "train_seconds": 2.0, "engine": "numba", "threads": 1},
-        {"model": "gensim_sg", "words_per_second": 4000.0, "train_seconds": 0.5, "engine": "gensim", "threads": 1},
-        {"model": "word2vec_cbow", "words_per_second": 2000.0, "train_seconds": 1.0, "engine": "numba", "threads": 1},
+        {"model": "sg", "kind": "sg", "words_per_second": 1000.0, "train_seconds": 2.0, "engine": "numba", "threads": 1},
+        {"model": "gensim_sg", "kind": "sg", "words_per_second": 4000.0, "train_seconds": 0.5, "engine": "gensim",
+         "threads": 1},
+        {"model": "cbow", "kind": "cbow", "words_per_second": 2000.0, "train_seconds": 1.0, "engine": "numba",
+         "threads": 1},
     )
-    assert speed["model"].tolist() == ["gensim_sg", "word2vec_cbow", "word2vec_sg"]  # fastest first
+    assert speed["model"].tolist() == ["gensim_sg", "cbow", "sg"]  # fastest first
     ratio = dict(zip(speed["model"], speed["speed_ratio_to_anchor"]))
-    assert ratio["word2vec_sg"] == 0.25 and pd.isna(ratio["word2vec_cbow"]) and pd.isna(ratio["gensim_sg"])
+    assert ratio["sg"] == 0.25 and pd.isna(ratio["cbow"]) and pd.isna(ratio["gensim_sg"])
     assert len(speed_fig.axes) == 1
 
 
@@ -570,7 +576,7 @@ def test_gensim_anchor_uses_the_same_vocabulary(lee_data: dict, kind: str) -> No
     train = Word2VecTrainParams(epochs=1, progress=False)
     pre = TextPreprocessParams(min_count=5, window=3)
     emb, _, timings = nodes.train_gensim(lee_data, spec, train, EmbeddingParams(dim=8), pre, BaselineParams())
-    assert emb["model"] == f"gensim_{kind}"
+    assert emb["model"] == f"gensim_{kind}" and emb["kind"] == kind
     assert sorted(emb["words"]) == sorted(str(w) for w in lee_data["words"])
     assert int(emb["counts"].sum()) == int(np.asarray(lee_data["counts"]).sum())
     assert emb["stats"]["threads"] == 1 and timings["words_per_second"] > 0 and timings["model"] == emb["model"]

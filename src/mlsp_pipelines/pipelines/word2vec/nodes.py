@@ -94,9 +94,9 @@ def sgd_settings(training_data: dict, model: Word2VecModelSpec, tp: Word2VecTrai
 
 # -- training --------------------------------------------------------------------------------------
 def train_word2vec(training_data: dict, model: Word2VecModelSpec, train: Word2VecTrainParams,
-                   embedding: EmbeddingParams, checkpoints: CheckpointStore | None
+                   embedding: EmbeddingParams, checkpoints: CheckpointStore | None, *, name: str
                    ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
-    """Train one word2vec architecture with word2vec's SGD (compiled kernel on CPU, torch on GPU).
+    """Train the model entry ``name`` with word2vec's SGD (compiled kernel on CPU, torch on GPU).
 
     Returns a self-contained bundle (architecture, kwargs, the registry module's weights,
     vocabulary), the per-epoch loss and the timings, apart: they differ on every run and the
@@ -111,13 +111,14 @@ def train_word2vec(training_data: dict, model: Word2VecModelSpec, train: Word2Ve
     config_hash = fingerprint(model.model_dump(), tp.model_dump(exclude={"progress", "resume", "device"}),
                               embedding.dim, words, array_digest(ids), array_digest(doc))
     result = sgd.train(ids, doc, training_data["keep_prob"], training_data["noise"], settings,
-                       checkpoint=checkpoints, config_hash=config_hash, resume=tp.resume, desc=model.arch,
+                       checkpoint=checkpoints, config_hash=config_hash, resume=tp.resume, desc=name,
                        show_progress=tp.progress)
     net = build_model(model.arch, in_features=len(words), out_features=embedding.dim, **model.kwargs)
     net.load_vectors(result.syn0, result.syn1, training_data["noise"])
     tokens = int(len(ids))
     threads = 1 if result.engine == "numba" else torch.get_num_threads()
     bundle = {
+        "name": name, "kind": model.kind,
         "arch": model.arch, "kwargs": dict(model.kwargs), "in_features": len(words), "out_features": embedding.dim,
         "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()}, "words": words,
         "counts": torch.from_numpy(np.asarray(training_data["counts"], dtype=np.int64)),
@@ -127,13 +128,14 @@ def train_word2vec(training_data: dict, model: Word2VecModelSpec, train: Word2Ve
     }
     history = pd.DataFrame({"epoch": np.arange(1, len(result.history["train_loss"]) + 1),
                             "train_loss": result.history["train_loss"]})
-    timings = _timings(model.arch, tokens * result.epochs_run, result.train_seconds, result.engine, threads,
+    timings = _timings(name, model.kind, tokens * result.epochs_run, result.train_seconds, result.engine, threads,
                        compile_seconds=result.compile_seconds)
     return bundle, history, timings
 
 
-def _timings(model: str, words: int, seconds: float, engine: str, threads: int, **extra: float) -> dict[str, Any]:
-    return {"model": model, "words_per_second": round(words / max(seconds, 1e-9), 1),
+def _timings(model: str, kind: str, words: int, seconds: float, engine: str, threads: int,
+             **extra: float) -> dict[str, Any]:
+    return {"model": model, "kind": kind, "words_per_second": round(words / max(seconds, 1e-9), 1),
             "train_seconds": round(seconds, 3), **{k: round(v, 3) for k, v in extra.items()},
             "engine": engine, "threads": threads}
 
@@ -151,7 +153,8 @@ def export_embeddings(bundle: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     row ``i`` = ``words[i]``) and the same in the word2vec text format."""
     vectors = rebuild_model(bundle).embeddings()
     emb = {
-        "words": list(bundle["words"]), "vectors": vectors, "counts": bundle["counts"], "model": bundle["arch"],
+        "words": list(bundle["words"]), "vectors": vectors, "counts": bundle["counts"], "model": bundle["name"],
+        "kind": bundle["kind"],
         "dim": int(vectors.shape[1]),
         "stats": {k: bundle[k] for k in ("epochs_run", "threads", "params", "tokens_per_epoch", "engine")
                   if k in bundle},
@@ -199,11 +202,11 @@ def train_gensim(training_data: dict, model: Word2VecModelSpec, train: Word2VecT
     emb = {
         "words": list(kv.index_to_key), "vectors": torch.from_numpy(np.array(kv.vectors, dtype=np.float32)),
         "counts": torch.tensor([kv.get_vecattr(w, "count") for w in kv.index_to_key], dtype=torch.int64),
-        "model": name, "dim": embedding.dim,
+        "model": name, "kind": model.kind, "dim": embedding.dim,
         "stats": {"epochs_run": tp.epochs, "threads": baseline.workers, "engine": "gensim",
                   "params": int(kv.vectors.size + w2v.syn1neg.size), "tokens_per_epoch": tokens},
     }
-    timings = _timings(name, tokens * tp.epochs, seconds, "gensim", baseline.workers)
+    timings = _timings(name, model.kind, tokens * tp.epochs, seconds, "gensim", baseline.workers)
     logger.info("gensim Word2Vec (sg=%d, workers=%d): %d words, %.2f s, %.0f words/s", sg,
                 baseline.workers, len(kv), seconds, timings["words_per_second"])
     return emb, {"words": emb["words"], "vectors": kv.vectors}, timings
@@ -222,7 +225,7 @@ def evaluate_embeddings(embeddings: dict[str, Any], wordsim: pd.DataFrame, analo
     neighbours, missing = ev.nearest_neighbours(words, vectors, evaluation.probe_words, evaluation.n_neighbours)
     stats = embeddings.get("stats", {})
     metrics: dict[str, Any] = {
-        "model": name, "spearman": ws["spearman"], "spearman_pvalue": ws["spearman_pvalue"],
+        "model": name, "kind": embeddings.get("kind"), "spearman": ws["spearman"], "spearman_pvalue": ws["spearman_pvalue"],
         "pearson": ws["pearson"], "wordsim_pairs": ws["pairs"], "wordsim_pairs_used": ws["pairs_used"],
         "wordsim_pairs_oov": ws["pairs_oov"],
         "analogy_accuracy": an["accuracy"], "analogy_semantic_accuracy": an["semantic_accuracy"],
@@ -241,12 +244,12 @@ def evaluate_embeddings(embeddings: dict[str, Any], wordsim: pd.DataFrame, analo
     return metrics, neighbours, fig
 
 
-def plot_learning_curve(history: pd.DataFrame, model: Word2VecModelSpec) -> Figure:
-    return ev.learning_curve_figure(history, f"{model.arch}: negative-sampling loss")
+def plot_learning_curve(history: pd.DataFrame, model: Word2VecModelSpec, *, name: str) -> Figure:
+    return ev.learning_curve_figure(history, f"{name} ({model.arch}): negative-sampling loss")
 
 
 # -- report ----------------------------------------------------------------------------------------
-BOARD_COLUMNS = ("model", "spearman", "wordsim_pairs_used", "wordsim_pairs_oov", "analogy_accuracy",
+BOARD_COLUMNS = ("model", "kind", "spearman", "wordsim_pairs_used", "wordsim_pairs_oov", "analogy_accuracy",
                  "analogy_semantic_accuracy", "analogy_syntactic_accuracy", "analogy_questions_used",
                  "epochs_run", "engine", "threads", "vocab_size", "dim", "params")
 
@@ -267,8 +270,7 @@ def build_report(*metrics: dict[str, Any]) -> tuple[pd.DataFrame, str, Figure, d
     }
     by_name = {m["model"]: m for m in metrics}
     for m in metrics:
-        kind = m["model"].removeprefix("word2vec_")
-        anchor = by_name.get(f"gensim_{kind}")
+        anchor = by_name.get(f"gensim_{m.get('kind')}")
         if anchor is None or m is anchor:
             continue
         cmp: dict[str, Any] = {"anchor": anchor["model"]}
@@ -284,8 +286,8 @@ def build_speed_report(*timings: dict[str, Any]) -> tuple[pd.DataFrame, Figure]:
     table = pd.DataFrame(list(timings))
     by_name = dict(zip(table["model"], table["words_per_second"]))
     table["speed_ratio_to_anchor"] = [
-        round(wps / by_name[a], 4) if (a := f"gensim_{m.removeprefix('word2vec_')}") in by_name and m != a else None
-        for m, wps in zip(table["model"], table["words_per_second"])]
+        round(wps / by_name[a], 4) if (a := f"gensim_{kind}") in by_name and m != a else None
+        for m, kind, wps in zip(table["model"], table["kind"], table["words_per_second"])]
     table = table.sort_values("words_per_second", ascending=False, kind="stable").reset_index(drop=True)
     return table, ev.comparison_figure(table, "word2vec: training speed (same corpus and hyper-parameters)",
                                        panels=(("words_per_second", "training words / second"),))

@@ -9,6 +9,7 @@ leaderboard of all of them is the task-level report.
 
 from __future__ import annotations
 
+from functools import partial, update_wrapper
 from typing import Any
 
 from kedro.pipeline import Pipeline, node
@@ -25,9 +26,10 @@ def _model_pipeline(name: str) -> Pipeline:
     """Train → learning curve → export → evaluate for one project model (namespace ``name``)."""
     return Pipeline(
         [
-            node(nodes.train_word2vec, ["training_data", "params:model", "params:train", "params:embedding",
+            node(update_wrapper(partial(nodes.train_word2vec, name=name), nodes.train_word2vec), ["training_data", "params:model", "params:train", "params:embedding",
                                         "checkpoints"], ["model", "history", "timings"], name="train_model"),
-            node(nodes.plot_learning_curve, ["history", "params:model"], "learning_curves",
+            node(update_wrapper(partial(nodes.plot_learning_curve, name=name), nodes.plot_learning_curve),
+                 ["history", "params:model"], "learning_curves",
                  name="plot_learning_curve"),
             node(nodes.export_embeddings, "model", ["embeddings", "embeddings_txt"], name="export_embeddings"),
             node(nodes.evaluate_embeddings, ["embeddings", "wordsim", "analogies", "params:evaluation"],
