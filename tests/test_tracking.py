@@ -212,7 +212,7 @@ def test_served_model_in_a_fresh_process_equals_the_pipeline(tracked: Tracked, t
     import torch
 
     from mlsp_pipelines.datasets import TorchDataset
-    from mlsp_pipelines.serving import rebuild_module
+    from mlsp_pipelines.models import rebuild_model
     from mlsp_pipelines.training.loop import predict
 
     run = tracked.children()["cnn"]
@@ -237,7 +237,7 @@ def test_served_model_in_a_fresh_process_equals_the_pipeline(tracked: Tracked, t
     bundle = TorchDataset(filepath=str(tracked.project / "data/06_models/asc/cnn.pt")).load()
     assert out["columns"] == list(bundle["classes"])
     X = torch.from_numpy(np.ascontiguousarray(data["X_test"][:3]))
-    ours = torch.softmax(predict(rebuild_module(bundle), (X,)), dim=-1).numpy()
+    ours = torch.softmax(predict(rebuild_model(bundle), (X,)), dim=-1).numpy()
     np.testing.assert_allclose(served, ours, atol=1e-5)
     pred = pd.read_csv(tracked.project / "data/08_reporting/asc/models/cnn/predictions.csv").set_index("filename")
     for i, row in zip(ids, served):

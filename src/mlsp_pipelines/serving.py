@@ -41,15 +41,6 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 BATCH_CLIPS = 64  # clips featurised at once (bounds memory for long inputs)
 
 
-def rebuild_module(bundle: dict[str, Any]) -> Any:
-    """The trained ``nn.Module`` of a model bundle (architecture name, kwargs, weights), in eval mode."""
-    from mlsp_pipelines.models import build_model
-
-    net = build_model(bundle["arch"], in_features=int(bundle["in_features"]), out_features=int(bundle["out_features"]),
-                      **bundle["kwargs"])
-    net.load_state_dict(bundle["state_dict"])
-    return net.eval()
-
 
 def requirements() -> list[str]:
     """``name==version`` of :data:`SERVING_PACKAGES` as installed here."""
@@ -75,12 +66,13 @@ class AudioClassifier(mlflow.pyfunc.PythonModel):
     def setup(self, bundle: dict[str, Any], features: dict[str, Any]) -> None:
         """Everything :meth:`predict` needs, from a bundle and the feature settings."""
         from mlsp_pipelines.features.logmel import n_frames
+        from mlsp_pipelines.models import rebuild_model
         from mlsp_pipelines.params import FeatureParams
 
         self.features = FeatureParams(**features)
         self.classes = [str(c) for c in bundle["classes"]]
         self.norm = bundle["norm"]
-        self.net = rebuild_module(bundle)
+        self.net = rebuild_model(bundle)
         if int(bundle["in_features"]) != self.features.n_mels:
             raise ValueError(f"the model takes {bundle['in_features']} mel bands but the feature settings give "
                              f"{self.features.n_mels}")
@@ -202,9 +194,11 @@ def log_module(run_id: str, bundle: dict[str, Any], *, name: str = "model", regi
     """Log the network of any bundle with the ``pytorch`` flavour (pickle format: loads as the module)."""
     import mlflow.pytorch
 
+    from mlsp_pipelines.models import rebuild_model
+
     with _quiet_pickle_warning():
         return mlflow.pytorch.log_model(
-            rebuild_module(bundle), name=name, run_id=run_id, serialization_format="pickle",
+            rebuild_model(bundle), name=name, run_id=run_id, serialization_format="pickle",
             registered_model_name=registered_model_name, params=params, code_paths=[str(PACKAGE_DIR)],
             pip_requirements=requirements(), await_registration_for=0,
         )

@@ -422,3 +422,18 @@ def test_mlp_bag_of_frames_ignores_frame_order() -> None:
     with torch.no_grad():
         torch.testing.assert_close(net(x), net(x[:, torch.randperm(10)]))  # memoryless: order-free
         assert not torch.allclose(net(x), net(x.mean(1, keepdim=True).expand_as(x)))  # but not just the mean
+
+
+def test_rebuild_model_returns_the_saved_module_and_names_a_missing_key() -> None:
+    """Every pipeline's model artefact and the serving package come back through one function."""
+    from mlsp_pipelines.models import rebuild_model
+
+    torch.manual_seed(0)
+    net = build_model("mlp", in_features=6, out_features=3, hidden_sizes=[8])
+    bundle = {"arch": "mlp", "in_features": 6, "out_features": 3, "kwargs": {"hidden_sizes": [8]},
+              "state_dict": net.state_dict()}
+    back = rebuild_model(bundle)
+    x = torch.randn(2, 5, 6)
+    assert not back.training and torch.equal(back(x), net.eval()(x))
+    with pytest.raises(KeyError, match="state_dict"):
+        rebuild_model({k: v for k, v in bundle.items() if k != "state_dict"})

@@ -10,6 +10,7 @@ from mlsp_pipelines.models.registry import (
     count_parameters,
     list_models,
     model_config,
+    rebuild_model,
     register_model,
 )
 

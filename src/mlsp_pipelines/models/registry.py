@@ -96,6 +96,21 @@ def build_model(name: str, *, in_features: int, out_features: int, **kwargs: Any
     return model
 
 
+BUNDLE_KEYS = ("arch", "in_features", "out_features", "kwargs", "state_dict")
+
+
+def rebuild_model(bundle: dict[str, Any]) -> nn.Module:
+    """The trained module of a saved model bundle (every pipeline's ``model`` artefact and the
+    serving package), in ``eval()`` mode: the one way back from an artefact to its module."""
+    missing = [k for k in BUNDLE_KEYS if k not in bundle]
+    if missing:
+        raise KeyError(f"model bundle lacks {missing} (has {sorted(bundle)}): not a bundle saved by a training node")
+    net = build_model(bundle["arch"], in_features=int(bundle["in_features"]), out_features=int(bundle["out_features"]),
+                      **bundle["kwargs"])
+    net.load_state_dict(bundle["state_dict"])
+    return net.eval()
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters (frozen ones excluded)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -24,7 +24,7 @@ from mlsp_pipelines.evaluation.metrics import (
     confusion_matrix,
     icbhi_scores,
 )
-from mlsp_pipelines.models import build_model, count_parameters
+from mlsp_pipelines.models import build_model, count_parameters, rebuild_model
 from mlsp_pipelines.modular.audio.nodes import make_fold_input
 from mlsp_pipelines.params import ModelSpec, ReportParams, SplitParams, TrainParams
 from mlsp_pipelines.training.augment import BatchAugmenter
@@ -36,13 +36,6 @@ logger = logging.getLogger(__name__)
 def _tensors(data: dict, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(np.ascontiguousarray(data[f"X_{split}"])), torch.from_numpy(data[f"y_{split}"])
 
-
-def rebuild_model(bundle: dict[str, Any]) -> torch.nn.Module:
-    """The trained ``nn.Module`` from a saved model bundle (architecture name, kwargs, weights)."""
-    model = build_model(bundle["arch"], in_features=bundle["in_features"], out_features=bundle["out_features"],
-                        **bundle["kwargs"])
-    model.load_state_dict(bundle["state_dict"])
-    return model.eval()
 
 
 def _complexity(net: torch.nn.Module, data: dict) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from mlsp_pipelines.features.vocab import (
     flat_targets,
     trim_batch,
 )
-from mlsp_pipelines.models import build_model, count_parameters
+from mlsp_pipelines.models import build_model, count_parameters, rebuild_model
 from mlsp_pipelines.modular.report.nodes import build_leaderboard, to_markdown
 from mlsp_pipelines.params import ModelSpec, TrainParams
 from mlsp_pipelines.simulation.dates import generate_date_pairs
@@ -176,13 +176,6 @@ def make_model_input(pairs: dict[str, dict[str, list[str]]], vocab: dict[str, An
 
 
 # -- models -------------------------------------------------------------------------------------
-def rebuild_model(bundle: dict[str, Any]) -> torch.nn.Module:
-    """The trained encoder–decoder of a saved model bundle, in ``eval()`` mode."""
-    model = build_model(bundle["arch"], in_features=bundle["in_features"], out_features=bundle["out_features"],
-                        **bundle["kwargs"])
-    model.load_state_dict(bundle["state_dict"])
-    return model.eval()
-
 
 def _history_frame(history: dict[str, list[float]]) -> pd.DataFrame:
     n = len(next(iter(history.values()), []))

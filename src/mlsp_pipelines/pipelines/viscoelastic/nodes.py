@@ -53,7 +53,7 @@ from mlsp_pipelines.evaluation.regression import (  # noqa: E402
     regression_metrics,
     relative_rmse,
 )
-from mlsp_pipelines.models import build_model, count_parameters  # noqa: E402
+from mlsp_pipelines.models import build_model, count_parameters, rebuild_model  # noqa: E402
 from mlsp_pipelines.models.generator import ONE_TO_MANY  # noqa: E402
 from mlsp_pipelines.modular.report.nodes import build_leaderboard, to_markdown  # noqa: E402
 from mlsp_pipelines.params import ModelSpec, TrainParams  # noqa: E402
@@ -333,13 +333,6 @@ def _train(
     seconds = {"train_seconds": float(result.train_seconds), "train_cpu_seconds": float(cpu)}
     return bundle, pd.DataFrame({"epoch": np.arange(1, n + 1), **result.history}), seconds
 
-
-def rebuild_model(bundle: dict[str, Any]) -> torch.nn.Module:
-    """The trained module from a saved bundle, in eval mode."""
-    net = build_model(bundle["arch"], in_features=bundle["in_features"], out_features=bundle["out_features"],
-                      **bundle["kwargs"])
-    net.load_state_dict(bundle["state_dict"])
-    return net.eval()
 
 
 def predict_stress(bundle: dict[str, Any], inputs: np.ndarray, net: torch.nn.Module | None = None) -> np.ndarray:

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from mlsp_pipelines.datasets.files import CheckpointStore
 from mlsp_pipelines.features import text
-from mlsp_pipelines.models import build_model, count_parameters, model_config
+from mlsp_pipelines.models import build_model, count_parameters, rebuild_model, model_config
 from mlsp_pipelines.modular.report.nodes import to_markdown
 from mlsp_pipelines.training import word2vec_sgd as sgd
 from mlsp_pipelines.training.loop import array_digest, fingerprint
@@ -139,13 +139,6 @@ def _timings(model: str, kind: str, words: int, seconds: float, engine: str, thr
             "train_seconds": round(seconds, 3), **{k: round(v, 3) for k, v in extra.items()},
             "engine": engine, "threads": threads}
 
-
-def rebuild_model(bundle: dict[str, Any]) -> torch.nn.Module:
-    """The trained module of a saved bundle (e.g. to continue training or score pairs)."""
-    net = build_model(bundle["arch"], in_features=bundle["in_features"], out_features=bundle["out_features"],
-                      **bundle["kwargs"])
-    net.load_state_dict(bundle["state_dict"])
-    return net.eval()
 
 
 def export_embeddings(bundle: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
