@@ -40,7 +40,6 @@ class AudioDataParams(_Section):
     """Where the audio comes from and how bad files are treated."""
 
     source: Literal["synthetic", "esc50", "generic", "tau"] = "synthetic"
-    path: str | None = None  # dataset folder for esc50/generic (also MLSP_DATA_DIR)
     metadata: str | None = None  # CSV path for 'generic', relative to ``path``
     audio_dir: str = "audio"  # audio folder for 'generic', relative to ``path``
     label_column: str = "label"

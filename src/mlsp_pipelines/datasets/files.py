@@ -1,5 +1,11 @@
 """Local-file datasets with atomic saves (the kedro-datasets shape: keyword-only ``__init__``,
-``load``/``save``/``_describe``/``_exists``)."""
+``load``/``save``/``_describe``/``_exists``).
+
+Hand-written rather than kedro-datasets' ``pandas.CSVDataset`` / ``json.JSONDataset`` /
+``matplotlib.MatplotlibDataset``: those write through fsspec straight into the target file, so
+an interrupted run leaves a half-written artefact that DVC and the next run take as complete.
+Every save here goes to a temporary file in the same folder and is renamed into place. The
+project does not depend on kedro-datasets."""
 
 from __future__ import annotations
 

@@ -34,5 +34,6 @@ __all__ = [
     "count_parameters",
     "list_models",
     "model_config",
+    "rebuild_model",
     "register_model",
 ]

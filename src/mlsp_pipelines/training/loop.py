@@ -18,7 +18,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -290,7 +290,6 @@ class FitResult:
     train_seconds: float
     stopped_early: bool
     resumed_from: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _batches(tensors: Sequence[Tensor], batch_size: int, order: Tensor | None,

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mlsp_pipelines.features.logmel import apply_normaliser, extract_logmel, fit_normaliser, resolve_features
-from mlsp_pipelines.ingestion.index import QualityReport, index_esc50, index_generic
+from mlsp_pipelines.ingestion.index import index_esc50, index_generic
 from mlsp_pipelines.ingestion.tau import index_tau
 from mlsp_pipelines.params import AudioDataParams, FeatureParams, SplitParams
 

@@ -1,5 +1,5 @@
 """Acoustic scene classification: audio → log-mel → every listed architecture → leaderboard."""
 
-from .pipeline import create_pipeline, create_pipelines
+from .pipeline import create_pipelines
 
-__all__ = ["create_pipeline", "create_pipelines"]
+__all__ = ["create_pipelines"]

@@ -18,8 +18,3 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
     """All ``asc`` pipelines; which architectures and whether data is synthesised come from parameters."""
     return create_task_pipelines(TASK, graph_params() if params is None else params,
                                  synthesise=nodes.synthesise_scenes)
-
-
-def create_pipeline(**kwargs: Any) -> Pipeline:
-    """The whole ``asc`` pipeline."""
-    return create_pipelines()[TASK]

@@ -1,5 +1,5 @@
 """Wheeze and crackle detection in respiratory cycles, on the shared audio pipeline."""
 
-from .pipeline import create_pipeline, create_pipelines
+from .pipeline import create_pipelines
 
-__all__ = ["create_pipeline", "create_pipelines"]
+__all__ = ["create_pipelines"]

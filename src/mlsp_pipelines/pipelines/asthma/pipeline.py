@@ -20,8 +20,3 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
     return create_task_pipelines(TASK, graph_params() if params is None else params,
                                  synthesise=nodes.synthesise_respiratory, index_func=nodes.index_cycles,
                                  sort_by="icbhi_score")
-
-
-def create_pipeline(**kwargs: Any) -> Pipeline:
-    """The whole ``asthma`` pipeline."""
-    return create_pipelines()[TASK]

@@ -213,7 +213,7 @@ def train_seq2seq(
     config_hash = fingerprint(model.model_dump(), tp.model_dump(exclude={"progress", "resume", "log_every"}),
                               batching.model_dump(), threads, "valid-steps softmax cross-entropy",
                               _digest(*model_input["train"], *model_input["val"]), src_vocab.tokens, tgt_vocab.tokens)
-    sampler, collate = None, None
+    sampler = None
     if batching.bucket:
         lengths = {len(t[0]): sequence_lengths(t[0], t[2]) for t in (model_input["train"], model_input["val"])}
 

@@ -78,8 +78,3 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
         train += report.create_pipeline(TASK, archs, func=nodes.build_report,
                                         timings=[f"{TASK}.{a}.timings" for a in archs])
     return {TASK: data + train, f"{TASK}_data": data, f"{TASK}_train": train}
-
-
-def create_pipeline(**kwargs: Any) -> Pipeline:
-    """The whole ``seq2seq`` pipeline."""
-    return create_pipelines()[TASK]

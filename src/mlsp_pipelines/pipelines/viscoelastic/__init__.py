@@ -2,6 +2,6 @@
 (memoryless MLP, RNN, GRU, LSTM, causal transformer, one-to-many generator) → leaderboard,
 σ–λ loops and gradient-through-time diagnostics."""
 
-from .pipeline import create_pipeline, create_pipelines
+from .pipeline import create_pipelines
 
-__all__ = ["create_pipeline", "create_pipelines"]
+__all__ = ["create_pipelines"]

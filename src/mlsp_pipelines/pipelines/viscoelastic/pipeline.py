@@ -77,8 +77,3 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
             extra_inputs=(f"{TASK}.gradient_summary", f"{TASK}.trained_gradient_summary"),
             timings=[f"{TASK}.{a}.timings" for a in archs])
     return {TASK: data + train, f"{TASK}_data": data, f"{TASK}_train": train}
-
-
-def create_pipeline(**kwargs: Any) -> Pipeline:
-    """The whole ``viscoelastic`` pipeline."""
-    return create_pipelines()[TASK]

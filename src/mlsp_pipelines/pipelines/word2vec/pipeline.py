@@ -103,8 +103,3 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
 
 def _arch(spec: Any) -> str | None:
     return spec.get("arch") if isinstance(spec, dict) else getattr(spec, "arch", None)
-
-
-def create_pipeline(**kwargs: Any) -> Pipeline:
-    """The whole ``word2vec`` pipeline."""
-    return create_pipelines()[TASK]
