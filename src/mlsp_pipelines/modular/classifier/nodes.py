@@ -24,11 +24,12 @@ from mlsp_pipelines.evaluation.metrics import (
     confusion_matrix,
     icbhi_scores,
 )
-from mlsp_pipelines.models import build_model, count_parameters, rebuild_model
+from mlsp_pipelines.models import rebuild_model
 from mlsp_pipelines.modular.audio.nodes import make_fold_input
 from mlsp_pipelines.params import ModelSpec, ReportParams, SplitParams, TrainParams
 from mlsp_pipelines.training.augment import BatchAugmenter
-from mlsp_pipelines.training.loop import array_digest, fingerprint, fit, predict
+from mlsp_pipelines.training.loop import array_digest, predict
+from mlsp_pipelines.training.model_run import TrainedModel, train_model
 
 logger = logging.getLogger(__name__)
 
@@ -44,29 +45,34 @@ def _complexity(net: torch.nn.Module, data: dict) -> dict[str, Any]:
 
 
 def _fit_one(data: dict, model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore | None,
-             splits: tuple[str, str] = ("train", "val"), desc: str = "",
-             report: ReportParams | None = None) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
-    """Build (and budget-check) the network, then train it with the shared loop; augmentation
-    from ``train.augment``, its gain converted to normalised units by the training statistics."""
-    tp = model.train_params(train)
-    torch.manual_seed(tp.seed)  # same initial weights for the same seed, whatever ran before
-    net = build_model(model.arch, in_features=data["X_train"].shape[-1], out_features=len(data["classes"]),
-                      **model.kwargs)
-    cx = _complexity(net, data)
-    if report is not None:
-        cx["within_budget"] = check_budget(desc or model.arch, cx, max_macs=report.max_macs,
-                                           max_param_bytes=report.max_param_bytes, action=report.budget_action)
-    config_hash = fingerprint(model.model_dump(), tp.model_dump(exclude={"progress", "resume"}),
-                              [array_digest(data[f"{a}_{s}"]) for s in splits for a in ("X", "y")], data["classes"])
-    augment = None
-    if tp.augment.enabled:
+             splits: tuple[str, str] = ("train", "val"), desc: str = "", report: ReportParams | None = None,
+             name: str | None = None) -> tuple[TrainedModel, dict[str, Any]]:
+    """Train with :func:`train_model`: the complexity (and budget) is checked on the built network
+    before training, augmentation comes from ``train.augment``, its gain converted to normalised
+    units by the training statistics. Returns the trained model and its complexity."""
+    cx: dict[str, Any] = {}
+
+    def prepare(net: torch.nn.Module, tp: TrainParams) -> dict[str, Any]:
+        cx.update(_complexity(net, data))
+        if report is not None:
+            cx["within_budget"] = check_budget(desc or model.arch, cx, max_macs=report.max_macs,
+                                               max_param_bytes=report.max_param_bytes, action=report.budget_action)
+        if not tp.augment.enabled:
+            return {}
         std = np.asarray(data["norm"]["std"], dtype=np.float32) if "norm" in data else None
-        augment = BatchAugmenter(tp.augment, seed=tp.seed + 1, n_classes=len(data["classes"]),
-                                 gain_scale=None if std is None else 1.0 / np.maximum(std, 1e-3))
+        return {"augment": BatchAugmenter(tp.augment, seed=tp.seed + 1, n_classes=len(data["classes"]),
+                                          gain_scale=None if std is None else 1.0 / np.maximum(std, 1e-3))}
+
     val = _tensors(data, splits[1]) if len(data[f"y_{splits[1]}"]) else None
-    result = fit(net, _tensors(data, splits[0]), val, params=tp, task="classification",
-                 checkpoint=checkpoints, config_hash=config_hash, desc=desc or model.arch, augment=augment)
-    return net, result, cx
+    trained = train_model(
+        name or model.arch, model, train, _tensors(data, splits[0]), val,
+        in_features=int(data["X_train"].shape[-1]), out_features=len(data["classes"]), task="classification",
+        checkpoints=checkpoints, prepare=prepare, desc=desc or model.arch,
+        fingerprint_parts=([array_digest(data[f"{a}_{s}"]) for s in splits for a in ("X", "y")], data["classes"]),
+        bundle_extra={"complexity": cx, "classes": list(data["classes"]), "norm": data["norm"],
+                      "hop_s": data["hop_s"], "features": data.get("features")},
+    )
+    return trained, cx
 
 
 def history_frame(history: dict[str, list[float]]) -> pd.DataFrame:
@@ -83,22 +89,8 @@ def train_classifier(
     model bundle, the per-epoch history and the training seconds (kept out of the bundle: the
     saved model must hash the same on every run)."""
     name = name or model.arch
-    net, result, cx = _fit_one(model_input, model, train, checkpoints, desc=name, report=report)
-    return _bundle(name, model, model_input, net, result, cx), history_frame(result.history), result.train_seconds
-
-
-def _bundle(name: str, model: ModelSpec, model_input: dict, net: torch.nn.Module, result: Any,
-            cx: dict[str, Any]) -> dict[str, Any]:
-    """Everything needed to rebuild the trained network and to feed it raw audio."""
-    return {
-        "name": name, "complexity": cx,
-        "arch": model.arch, "kwargs": dict(model.kwargs), "in_features": int(model_input["X_train"].shape[-1]),
-        "out_features": len(model_input["classes"]), "state_dict": result.state_dict,
-        "classes": list(model_input["classes"]), "norm": model_input["norm"], "hop_s": model_input["hop_s"],
-        "features": model_input.get("features"),
-        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-        "params": count_parameters(net), "resumed_from": result.resumed_from,
-    }
+    trained, _ = _fit_one(model_input, model, train, checkpoints, desc=name, report=report, name=name)
+    return dict(trained.bundle), history_frame(trained.result.history), trained.result.train_seconds
 
 
 def _latency_ms(net: torch.nn.Module, x: torch.Tensor, report: ReportParams) -> float:
@@ -204,7 +196,8 @@ def cross_validate_fold(features: dict[str, np.ndarray], model: ModelSpec, train
     their own statistics); returns the fold's test metrics, its timings and its model bundle."""
     name = name or model.arch
     data = make_fold_input(features, split, fold)
-    net, result, cx = _fit_one(data, model, train, checkpoints, desc=f"{name} fold {fold}", report=report)
+    trained, cx = _fit_one(data, model, train, checkpoints, desc=f"{name} fold {fold}", report=report, name=name)
+    net, result = trained.net, trained.result
     pred = predict(net, (torch.from_numpy(np.ascontiguousarray(data["X_test"])),)).argmax(-1).numpy()
     rep = classification_report(data["y_test"], pred, list(data["classes"]))
     if report.normal_class is not None:
@@ -213,7 +206,7 @@ def cross_validate_fold(features: dict[str, np.ndarray], model: ModelSpec, train
     return ({"model": name, "arch": model.arch, "fold": int(fold), **rep, **cx, "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run, "n_train": int(len(data["y_train"])), "n_val": int(len(data["y_val"]))},
             {"model": name, "fold": int(fold), "train_seconds": round(result.train_seconds, 3)},
-            _bundle(name, model, data, net, result, cx))
+            dict(trained.bundle))
 
 
 def summarise_folds(*fold_metrics: dict[str, Any]) -> tuple[dict[str, Any], pd.DataFrame]:

@@ -26,11 +26,11 @@ from mlsp_pipelines.features.vocab import (
     flat_targets,
     trim_batch,
 )
-from mlsp_pipelines.models import build_model, count_parameters, rebuild_model
+from mlsp_pipelines.models import rebuild_model
 from mlsp_pipelines.modular.report.nodes import build_leaderboard, to_markdown
 from mlsp_pipelines.params import ModelSpec, TrainParams
 from mlsp_pipelines.simulation.dates import generate_date_pairs
-from mlsp_pipelines.training.loop import fingerprint, fit
+from mlsp_pipelines.training.model_run import train_model
 from mlsp_pipelines.training.token_loss import softmax_cross_entropy
 
 from . import metrics as m
@@ -204,15 +204,11 @@ def train_seq2seq(
     short sentences costs what short sentences cost. ``train.num_threads: null`` uses every
     core; results are reproducible per thread count, which the bundle records (``threads``)."""
     tp = model.train_params(train)
+    name = name or model.arch
     src_vocab, tgt_vocab = model_input["src_vocab"], model_input["tgt_vocab"]
-    torch.manual_seed(tp.seed)
-    net = build_model(model.arch, in_features=len(src_vocab), out_features=len(tgt_vocab), **model.kwargs)
     if tp.num_threads:
         torch.set_num_threads(tp.num_threads)
     threads = torch.get_num_threads()
-    config_hash = fingerprint(model.model_dump(), tp.model_dump(exclude={"progress", "resume", "log_every"}),
-                              batching.model_dump(), threads, "valid-steps softmax cross-entropy",
-                              _digest(*model_input["train"], *model_input["val"]), src_vocab.tokens, tgt_vocab.tokens)
     sampler = None
     if batching.bucket:
         lengths = {len(t[0]): sequence_lengths(t[0], t[2]) for t in (model_input["train"], model_input["val"])}
@@ -224,27 +220,24 @@ def train_seq2seq(
     def collate(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         return flat_targets(trim_batch(batch) if batching.bucket else batch)
 
-    logger.info("%s: training on %d thread(s)%s", name or model.arch, threads,
-                ", length-bucketed batches" if batching.bucket else "")
-    # The output layer and the loss see the non-padded target steps only (logits (tokens, vocabulary)),
-    # and the loss keeps one softmax for the backward: over a large vocabulary they are most of the work.
-    net.valid_only = True
-    try:
-        result = fit(net, model_input["train"], model_input["val"], params=tp, task="classification",
-                     checkpoint=checkpoints, config_hash=config_hash, desc=name or model.arch,
-                     batch_sampler=sampler, collate=collate,
-                     loss_fn=partial(softmax_cross_entropy, label_smoothing=tp.label_smoothing))
-    finally:
-        net.valid_only = False
-    bundle = {
-        "name": name or model.arch, "arch": model.arch, "kwargs": dict(model.kwargs), "in_features": len(src_vocab),
-        "out_features": len(tgt_vocab), "state_dict": result.state_dict,
-        "src_vocab": src_vocab.to_dict(), "tgt_vocab": tgt_vocab.to_dict(),
-        "max_target_len": int(model_input["train"][2].shape[1]),
-        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-        "params": count_parameters(net), "resumed_from": result.resumed_from, "threads": threads,
-    }
-    return bundle, _history_frame(result.history), float(result.train_seconds)
+    def prepare(net: torch.nn.Module, settings: TrainParams) -> dict[str, Any]:
+        # The output layer and the loss see the non-padded target steps only (logits (tokens, vocabulary)),
+        # and the loss keeps one softmax for the backward: over a large vocabulary they are most of the work.
+        net.valid_only = True
+        return {"batch_sampler": sampler, "collate": collate,
+                "loss_fn": partial(softmax_cross_entropy, label_smoothing=settings.label_smoothing)}
+
+    logger.info("%s: training on %d thread(s)%s", name, threads, ", length-bucketed batches" if batching.bucket else "")
+    trained = train_model(
+        name, model, train, model_input["train"], model_input["val"], in_features=len(src_vocab),
+        out_features=len(tgt_vocab), task="classification", checkpoints=checkpoints, prepare=prepare,
+        fingerprint_parts=(batching.model_dump(), threads, "valid-steps softmax cross-entropy",
+                           _digest(*model_input["train"], *model_input["val"]), src_vocab.tokens, tgt_vocab.tokens),
+        bundle_extra={"src_vocab": src_vocab.to_dict(), "tgt_vocab": tgt_vocab.to_dict(),
+                      "max_target_len": int(model_input["train"][2].shape[1]), "threads": threads},
+    )
+    trained.net.valid_only = False
+    return dict(trained.bundle), _history_frame(trained.result.history), float(trained.result.train_seconds)
 
 
 def decode(net: torch.nn.Module, src: torch.Tensor, report: Seq2SeqReportParams, max_len: int) -> list[torch.Tensor]:

@@ -53,7 +53,7 @@ from mlsp_pipelines.evaluation.regression import (  # noqa: E402
     regression_metrics,
     relative_rmse,
 )
-from mlsp_pipelines.models import build_model, count_parameters, rebuild_model  # noqa: E402
+from mlsp_pipelines.models import rebuild_model  # noqa: E402
 from mlsp_pipelines.models.generator import ONE_TO_MANY  # noqa: E402
 from mlsp_pipelines.modular.report.nodes import build_leaderboard, to_markdown  # noqa: E402
 from mlsp_pipelines.params import ModelSpec, TrainParams  # noqa: E402
@@ -64,7 +64,8 @@ from mlsp_pipelines.simulation.viscoelastic import (  # noqa: E402
     sequence_features,
     simulate,
 )
-from mlsp_pipelines.training.loop import fingerprint, fit, predict  # noqa: E402
+from mlsp_pipelines.training.loop import predict  # noqa: E402
+from mlsp_pipelines.training.model_run import train_model  # noqa: E402
 
 from .params import (  # noqa: E402
     DiagnosticsParams,
@@ -301,38 +302,35 @@ def _model_kwargs(model: ModelSpec, model_input: dict[str, Any]) -> dict[str, An
 def _train(
     name: str, model_input: dict[str, Any], model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore | None
 ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, float]]:
-    tp = model.train_params(train)
     x_tr, y_tr = _train_arrays(model_input, name, model.arch, "train")
     x_va, y_va = _train_arrays(model_input, name, model.arch, "val")
-    kwargs = _model_kwargs(model, model_input)
-    torch.manual_seed(tp.seed)  # same initial weights for the same seed, whatever ran before
-    net = build_model(model.arch, in_features=int(x_tr.shape[-1]), out_features=int(y_tr.shape[-1]), **kwargs)
     norm = model_input["norm"]
     gen = _is_generator(model.arch)
     fs = None if gen else feature_set(model_input, name)
     x_spec = {"features": None, "norm_x": norm["gen_p"]} if gen else {
         "features": fs["names"], "scaling": fs["scaling"], "rate_scale": fs["rate_scale"], "norm_x": fs["norm"]}
-    config_hash = fingerprint(model.model_dump(), tp.model_dump(exclude={"progress", "resume"}),
-                              [x_tr.shape, x_va.shape], norm, x_spec)
-    # A teacher-forced model (rate_ode) gets the true sequence as a second input in training only:
-    # validation calls it without, so early stopping judges its free-running predictions.
-    train_data = (_tensor(x_tr), _tensor(y_tr)) + ((_tensor(y_tr),) if getattr(net, "teacher_forcing", False) else ())
+    plain = (_tensor(x_tr), _tensor(y_tr))
+
+    def prepare(net: torch.nn.Module, settings: TrainParams) -> dict[str, Any]:
+        # A teacher-forced model (rate_ode) gets the true sequence as a second input in training only:
+        # validation calls it without, so early stopping judges its free-running predictions.
+        return {"train": plain + (_tensor(y_tr),)} if getattr(net, "teacher_forcing", False) else {}
+
     cpu0 = time.process_time()
-    result = fit(net, train_data, (_tensor(x_va), _tensor(y_va)), params=tp, task="regression",
-                 checkpoint=checkpoints, config_hash=config_hash, desc=name)
+    trained = train_model(
+        name, model, train, plain, (_tensor(x_va), _tensor(y_va)), in_features=int(x_tr.shape[-1]),
+        out_features=int(y_tr.shape[-1]), task="regression", checkpoints=checkpoints,
+        kwargs=_model_kwargs(model, model_input), prepare=prepare,
+        fingerprint_parts=([x_tr.shape, x_va.shape], norm, x_spec),
+        bundle_extra={"kind": "generator" if gen else "sequence", **x_spec,
+                      "norm_y": norm["gen_y"] if gen else norm["y"]},
+    )
     cpu = time.process_time() - cpu0  # this process's CPU time: on a shared machine wall time says little
-    bundle = {
-        "name": name, "arch": model.arch, "kwargs": kwargs, "kind": "generator" if gen else "sequence",
-        "in_features": int(x_tr.shape[-1]), "out_features": int(y_tr.shape[-1]), "state_dict": result.state_dict,
-        **x_spec, "norm_y": norm["gen_y"] if gen else norm["y"],
-        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-        "params": count_parameters(net), "resumed_from": result.resumed_from,
-    }
+    bundle, result = dict(trained.bundle), trained.result
     n = len(result.history["train_loss"])
     # Times differ on every run: a separate output, so the saved bundle hashes alike on every re-run.
     seconds = {"train_seconds": float(result.train_seconds), "train_cpu_seconds": float(cpu)}
     return bundle, pd.DataFrame({"epoch": np.arange(1, n + 1), **result.history}), seconds
-
 
 
 def predict_stress(bundle: dict[str, Any], inputs: np.ndarray, net: torch.nn.Module | None = None) -> np.ndarray:
