@@ -18,6 +18,7 @@ from mlsp_pipelines.models import build_model, count_parameters, rebuild_model, 
 from mlsp_pipelines.modular.report.nodes import to_markdown
 from mlsp_pipelines.training import word2vec_sgd as sgd
 from mlsp_pipelines.training.loop import array_digest, fingerprint
+from mlsp_pipelines.training.model_run import model_bundle
 from mlsp_pipelines.training.word2vec_sgd import SGDSettings
 
 from . import evaluation as ev
@@ -117,15 +118,13 @@ def train_word2vec(training_data: dict, model: Word2VecModelSpec, train: Word2Ve
     net.load_vectors(result.syn0, result.syn1, training_data["noise"])
     tokens = int(len(ids))
     threads = 1 if result.engine == "numba" else torch.get_num_threads()
-    bundle = {
-        "name": name, "kind": model.kind,
-        "arch": model.arch, "kwargs": dict(model.kwargs), "in_features": len(words), "out_features": embedding.dim,
-        "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()}, "words": words,
-        "counts": torch.from_numpy(np.asarray(training_data["counts"], dtype=np.int64)),
-        "best_epoch": result.epochs_run, "epochs_run": result.epochs_run, "engine": result.engine,
-        "device": settings.device, "tokens_per_epoch": tokens, "threads": threads, "params": count_parameters(net),
-        "resumed_from": result.resumed_from,
-    }
+    bundle = model_bundle(
+        name, model.arch, model.kwargs, len(words), embedding.dim,
+        {k: v.detach().clone() for k, v in net.state_dict().items()}, kind=model.kind, words=words,
+        counts=torch.from_numpy(np.asarray(training_data["counts"], dtype=np.int64)),
+        best_epoch=result.epochs_run, epochs_run=result.epochs_run, engine=result.engine, device=settings.device,
+        tokens_per_epoch=tokens, threads=threads, params=count_parameters(net), resumed_from=result.resumed_from,
+    )
     history = pd.DataFrame({"epoch": np.arange(1, len(result.history["train_loss"]) + 1),
                             "train_loss": result.history["train_loss"]})
     timings = _timings(name, model.kind, tokens * result.epochs_run, result.train_seconds, result.engine, threads,
