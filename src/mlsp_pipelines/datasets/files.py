@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +104,11 @@ class FigureDataset(_FileDataset):
         return self._filepath.read_bytes()
 
     def save(self, data: Any) -> None:
-        import matplotlib.pyplot as plt
-
         with atomic_path(self._filepath) as tmp:
             data.savefig(tmp, format="png", dpi=self._dpi, bbox_inches="tight")
-        plt.close(data)
+        pyplot = sys.modules.get("matplotlib.pyplot")  # a pyplot figure (a user's node) is released;
+        if pyplot is not None:  # the project's own figures are plain Figure objects, never registered
+            pyplot.close(data)
 
 
 class NpzDataset(_FileDataset):

@@ -30,18 +30,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from torch import nn
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from torch import nn  # noqa: E402
-
-from mlsp_pipelines.models import build_model  # noqa: E402
+from mlsp_pipelines.evaluation.figures import subplots
+from mlsp_pipelines.models import build_model
 
 RECURRENT_INITS = ("default", "identity")
 
@@ -208,7 +204,7 @@ def run_gradient_diagnostics(
 def gradient_norms_figure(table: pd.DataFrame, title: str = "") -> Figure:
     """``‖∂L/∂h_t‖`` against steps back from the loss, log scale, one panel per phase."""
     phases = list(dict.fromkeys(table["phase"])) or ["init"]
-    fig, axes = plt.subplots(1, len(phases), figsize=(5.5 * len(phases), 4), squeeze=False, sharey=True)
+    fig, axes = subplots(1, len(phases), figsize=(5.5 * len(phases), 4), squeeze=False, sharey=True)
     labels = {"init": "at initialisation", "trained": "after brief training"}
     for ax, phase in zip(axes[0], phases):
         part = table[table["phase"] == phase]

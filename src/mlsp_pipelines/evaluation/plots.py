@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from mlsp_pipelines.evaluation.figures import subplots
 
 
 def confusion_figure(cm: np.ndarray, classes: list[str], title: str = "") -> Figure:
     """Row-normalised confusion matrix with counts in the cells."""
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     size = max(4.0, 0.55 * len(classes) + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig, ax = subplots(figsize=(size + 1, size))
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
@@ -35,7 +32,7 @@ def confusion_figure(cm: np.ndarray, classes: list[str], title: str = "") -> Fig
 def learning_curves_figure(history: dict[str, list[float]], title: str = "") -> Figure:
     """Loss (and accuracy when present) per epoch for train and validation."""
     keys = [k for k in ("loss", "acc") if f"train_{k}" in history]
-    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
+    fig, axes = subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
     for ax, k in zip(axes[0], keys):
         epochs = np.arange(1, len(history[f"train_{k}"]) + 1)
         ax.plot(epochs, history[f"train_{k}"], "o-", label="train", ms=3)
@@ -54,7 +51,7 @@ def leaderboard_figure(board: pd.DataFrame, metrics: tuple[str, ...] = ("accurac
     cols = [m for m in metrics if m in board]
     x = np.arange(len(board))
     width = 0.8 / max(len(cols), 1)
-    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(board) + 2), 3.8))
+    fig, ax = subplots(figsize=(max(5, 1.3 * len(board) + 2), 3.8))
     for i, m in enumerate(cols):
         vals = board[m].to_numpy(dtype=float)
         err = board[f"{m}_std"].to_numpy(dtype=float) if f"{m}_std" in board else None
@@ -76,7 +73,7 @@ def attention_figure(
 ) -> Figure:
     """For a few clips: the log-mel image with the attention weights over time drawn beneath it."""
     n = len(spectrograms)
-    fig, axes = plt.subplots(2, n, figsize=(3.6 * n, 4.2), squeeze=False,
+    fig, axes = subplots(2, n, figsize=(3.6 * n, 4.2), squeeze=False,
                              gridspec_kw={"height_ratios": [3, 1]}, sharex="col")
     for k in range(n):
         spec = spectrograms[k]  # (T, F)
@@ -101,7 +98,7 @@ def filters_figure(weights: np.ndarray, title: str = "") -> Figure:
     n = len(w)
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols + 1, 1.2 * rows + 0.6), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(1.2 * cols + 1, 1.2 * rows + 0.6), squeeze=False)
     lim = float(np.abs(w).max()) or 1.0
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -115,7 +112,7 @@ def filters_figure(weights: np.ndarray, title: str = "") -> Figure:
 def examples_figure(spectrograms: np.ndarray, titles: list[str], *, hop_s: float, title: str = "") -> Figure:
     """Log-mel images of a few test clips with the model's prediction in the title."""
     n = len(spectrograms)
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3), squeeze=False)
+    fig, axes = subplots(1, n, figsize=(3.6 * n, 3), squeeze=False)
     for k, ax in enumerate(axes[0]):
         spec = spectrograms[k]
         ax.imshow(spec.T, origin="lower", aspect="auto", cmap="magma", extent=(0, spec.shape[0] * hop_s, 0, spec.shape[1]))
@@ -132,7 +129,7 @@ def breakdown_figure(table: pd.DataFrame, title: str = "") -> Figure:
     kinds = [k for k in ("class", "device", "city") if (table["by"] == k).any()]
     overall = table[table["by"] == "overall"].iloc[0] if (table["by"] == "overall").any() else None
     widths = [max(2, int((table["by"] == k).sum())) for k in kinds]
-    fig, axes = plt.subplots(2, len(kinds), figsize=(1.5 + 0.45 * sum(widths) + 1.2 * len(kinds), 5.5),
+    fig, axes = subplots(2, len(kinds), figsize=(1.5 + 0.45 * sum(widths) + 1.2 * len(kinds), 5.5),
                              squeeze=False, gridspec_kw={"width_ratios": widths})
     for col, kind in enumerate(kinds):
         part = table[table["by"] == kind]

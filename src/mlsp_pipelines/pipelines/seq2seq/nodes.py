@@ -379,9 +379,9 @@ def build_report(*metrics: dict[str, Any]) -> tuple[pd.DataFrame, str, Figure, d
 
 def seq2seq_leaderboard_figure(board: pd.DataFrame) -> Figure:
     """Two panels: exact match and token accuracy (0–1); sacreBLEU BLEU and chrF (0–100)."""
-    import matplotlib.pyplot as plt
+    from mlsp_pipelines.evaluation.figures import subplots
 
-    fig, axes = plt.subplots(1, 2, figsize=(max(9, 2.6 * len(board) + 3), 3.8))
+    fig, axes = subplots(1, 2, figsize=(max(9, 2.6 * len(board) + 3), 3.8))
     x = np.arange(len(board))
     for ax, cols, top in ((axes[0], ("exact_match", "token_accuracy"), 1.05), (axes[1], ("bleu", "chrf"), 105)):
         width = 0.8 / len(cols)

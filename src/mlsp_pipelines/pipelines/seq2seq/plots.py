@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from mlsp_pipelines.evaluation.figures import subplots
 
 
 @dataclass
@@ -41,7 +38,7 @@ def attention_figure(examples: Sequence[AttentionExample], title: str = "") -> F
     widths = [max(len(e.source), 6) for e in examples] or [6]
     heights = [max(len(e.output), 4) for e in examples] or [4]
     cell = 0.22 if max(widths) < 40 else 0.12
-    fig, axes = plt.subplots(rows, cols, squeeze=False,
+    fig, axes = subplots(rows, cols, squeeze=False,
                              figsize=(cols * (max(widths) * cell + 2.0), rows * (max(heights) * cell + 1.6)))
     for ax in axes.flat[len(examples):]:
         ax.axis("off")
@@ -70,7 +67,7 @@ def _decoded_text_figure(examples: Sequence[AttentionExample], title: str = "") 
         ok = "✓" if e.prediction == e.reference else "✗"
         lines += [f"source:    {e.source_text}", f"output:    {e.prediction} {ok}", f"reference: {e.reference}", ""]
     lines.append("(no attention: the decoder sees only a fixed summary of the source)")
-    fig, ax = plt.subplots(figsize=(8, 0.22 * len(lines) + 0.8))
+    fig, ax = subplots(figsize=(8, 0.22 * len(lines) + 0.8))
     ax.axis("off")
     ax.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=9, family="monospace", transform=ax.transAxes)
     ax.set_title(title or "decoded examples", loc="left")

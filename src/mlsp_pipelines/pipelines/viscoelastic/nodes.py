@@ -23,26 +23,22 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from mlsp_pipelines.datasets.files import CheckpointStore  # noqa: E402
-from mlsp_pipelines.evaluation import plots  # noqa: E402
-from mlsp_pipelines.evaluation.diagnostics import (  # noqa: E402
+from mlsp_pipelines.datasets.files import CheckpointStore
+from mlsp_pipelines.evaluation import plots
+from mlsp_pipelines.evaluation.diagnostics import (
     CellSpec,
     decay_summary,
     gradient_norms_figure,
     gradient_norms_through_time,
     run_gradient_diagnostics,
 )
-from mlsp_pipelines.evaluation.regression import (  # noqa: E402
+from mlsp_pipelines.evaluation.figures import subplots
+from mlsp_pipelines.evaluation.regression import (
     cycle_energies,
     denormalise,
     energy_relative_errors,
@@ -53,21 +49,21 @@ from mlsp_pipelines.evaluation.regression import (  # noqa: E402
     regression_metrics,
     relative_rmse,
 )
-from mlsp_pipelines.models import rebuild_model  # noqa: E402
-from mlsp_pipelines.models.generator import ONE_TO_MANY  # noqa: E402
-from mlsp_pipelines.modular.report.nodes import build_leaderboard, to_markdown  # noqa: E402
-from mlsp_pipelines.params import ModelSpec, TrainParams  # noqa: E402
-from mlsp_pipelines.simulation.viscoelastic import (  # noqa: E402
+from mlsp_pipelines.models import rebuild_model
+from mlsp_pipelines.models.generator import ONE_TO_MANY
+from mlsp_pipelines.modular.report.nodes import build_leaderboard, to_markdown
+from mlsp_pipelines.params import ModelSpec, TrainParams
+from mlsp_pipelines.simulation.viscoelastic import (
     Protocols,
     build_sequence_dataset,
     generate_protocols,
     sequence_features,
     simulate,
 )
-from mlsp_pipelines.training.loop import predict  # noqa: E402
-from mlsp_pipelines.training.model_run import train_model  # noqa: E402
+from mlsp_pipelines.training.loop import predict
+from mlsp_pipelines.training.model_run import train_model
 
-from .params import (  # noqa: E402
+from .params import (
     DiagnosticsParams,
     GeneratorDataParams,
     InputParams,
@@ -364,7 +360,7 @@ def _example_rows(kinds: np.ndarray, n: int) -> list[int]:
 def _loops_figure(panels: list[dict[str, Any]], title: str) -> Figure:
     """σ–λ loops (top) and σ(t) (bottom) per trajectory; the truth in black, models in colour."""
     n = len(panels)
-    fig, axes = plt.subplots(2, n, figsize=(3.4 * n + 0.6, 6.0), squeeze=False)
+    fig, axes = subplots(2, n, figsize=(3.4 * n + 0.6, 6.0), squeeze=False)
     for k, p in enumerate(panels):
         lam, t = p["stretch"], p["t"]
         axes[0, k].plot(lam, p["true"], color="black", lw=2.0, label="simulated")
@@ -559,7 +555,7 @@ def trained_gradients(
     t, steps_back, grad_norm, rel_err``), a two-panel figure and ``{model: decay summary + errors}``.
     """
     rows, summary = [], {}
-    fig, (ax_g, ax_e) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_g, ax_e) = subplots(1, 2, figsize=(11, 4))
     for b in _recurrent(bundles, BPTT_ARCHS):
         net = rebuild_model(b)
         x = feature_set(model_input, b["name"])
@@ -613,7 +609,7 @@ def plot_hysteresis(
     models = _recurrent(bundles)
     cyclic = np.flatnonzero((model_input["kind_extrap"] == "cyclic") & (model_input["cycles_extrap"] >= 1))
     if not models or cyclic.size == 0:
-        fig, ax = plt.subplots(figsize=(4, 2))
+        fig, ax = subplots(figsize=(4, 2))
         ax.text(0.5, 0.5, "no recurrent model or no complete cycle at unseen rates", ha="center", va="center")
         ax.set_axis_off()
         return fig, {}
@@ -635,7 +631,7 @@ def plot_hysteresis(
         preds[b["name"]] = pred
     order = cyclic[np.argsort(model_input["rate_extrap"][cyclic], kind="stable")]
     picks = list(dict.fromkeys([order[0], order[len(order) // 2], order[-1]]))[: max(report.n_examples - 1, 1)]
-    fig, axes = plt.subplots(1, len(picks), figsize=(4.2 * len(picks), 4.2), squeeze=False)
+    fig, axes = subplots(1, len(picks), figsize=(4.2 * len(picks), 4.2), squeeze=False)
     # For contrast, the best model of the other family: a cell trained through time beside a
     # learned rate law, or the other way round (their energy errors differ by orders of magnitude).
     family = [b for b in models if b is not best and (b["arch"] in BPTT_ARCHS) != (best["arch"] in BPTT_ARCHS)]
@@ -671,7 +667,7 @@ def _leaderboard_figure(board: pd.DataFrame) -> Figure:
     cols = [c for c in ("rel_rmse", "rel_rmse_extrap") if c in board]
     x = np.arange(len(board))
     width = 0.8 / max(len(cols), 1)
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(board) + 2), 3.8))
+    fig, ax = subplots(figsize=(max(5.0, 1.3 * len(board) + 2), 3.8))
     for i, c in enumerate(cols):
         bars = ax.bar(x + i * width - 0.4 + width / 2, board[c].to_numpy(dtype=float), width,
                       label={"rel_rmse": "test", "rel_rmse_extrap": "extrapolation (faster loading)"}[c])
@@ -709,7 +705,6 @@ def build_report(
     with warnings.catch_warnings():  # its bar plot shows non-"rel_" metrics only: none here (replaced below)
         warnings.simplefilter("ignore", UserWarning)
         board, _, base_fig, summary = build_leaderboard(*metrics, sort_by="rel_rmse")
-    plt.close(base_fig)
     by_name = {m["model"]: m for m in metrics}
     timing = [c for c in ("params",) if c in board]
     for col in EXTRA_COLUMNS:

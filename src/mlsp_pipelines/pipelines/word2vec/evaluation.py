@@ -10,14 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from mlsp_pipelines.evaluation.figures import subplots
 
 
 def lookup_table(words: Sequence[str]) -> dict[str, int]:
@@ -127,7 +124,7 @@ def projection_figure(words: Sequence[str], vectors: np.ndarray, counts: np.ndar
     """Scatter of the PCA projection of frequent words (ranks ``skip .. skip + n``), labelled."""
     order = np.argsort(-np.asarray(counts), kind="stable")
     sel = order[skip : skip + n] if len(order) > skip + 1 else order[:n]
-    fig, ax = plt.subplots(figsize=(9, 7))
+    fig, ax = subplots(figsize=(9, 7))
     if len(sel) >= 2:
         xy, var = pca_2d(np.asarray(vectors)[sel])
         ax.scatter(xy[:, 0], xy[:, 1], s=8, alpha=0.6)
@@ -148,7 +145,7 @@ def comparison_figure(board: pd.DataFrame, title: str = "",
                       panels: tuple[tuple[str, str], ...] = QUALITY_PANELS) -> Figure:
     """One bar panel per ``(column, label)`` of ``panels`` (default: WordSim353 Spearman and
     analogy accuracy), one bar per model (gensim anchors in orange)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(4 * len(panels), 3.0 * len(board) + 2), 3.8),
+    fig, axes = subplots(1, len(panels), figsize=(max(4 * len(panels), 3.0 * len(board) + 2), 3.8),
                              squeeze=False)
     names = board["model"].astype(str).tolist()
     x = np.arange(len(board))
@@ -169,7 +166,7 @@ def comparison_figure(board: pd.DataFrame, title: str = "",
 
 def learning_curve_figure(history: pd.DataFrame, title: str = "") -> Figure:
     """Negative-sampling loss per epoch (training, and validation when held out)."""
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = subplots(figsize=(5, 3.5))
     ax.plot(history["epoch"], history["train_loss"], "o-", ms=3, label="train")
     if "val_loss" in history:
         ax.plot(history["epoch"], history["val_loss"], "s-", ms=3, label="validation")
