@@ -211,7 +211,7 @@ class Bench:
         model_arch = f"{spec['arch']}_increments" if row.increments else spec["arch"]
         model = ModelSpec(arch=model_arch, kwargs=kwargs)
         t0 = time.process_time()
-        bundle, history, _ = nodes._train(arch, model_input, model, TrainParams(**train), None)
+        bundle, history, _ = nodes.train_sequence_model(model_input, model, TrainParams(**train), None, name=arch)
         cpu = time.process_time() - t0
         result = {"row": key, "label": row.label, "arch": model_arch, "cpu_s": round(cpu, 1),
                   "epochs": int(bundle["epochs_run"]), "best_epoch": int(bundle["best_epoch"]),

@@ -250,13 +250,13 @@ def test_training_node_does_not_resume_a_checkpoint_trained_on_other_data(tmp_pa
     tp = params(epochs=3)
     ckpt = tmp_path / "mlp.ckpt"
     with pytest.raises(KeyboardInterrupt):
-        train_classifier(_model_input(), spec, tp, CrashingStore(ckpt, 2))
-    bundle, _, _ = train_classifier(_model_input(), spec, tp, CheckpointStore(ckpt))
+        train_classifier(_model_input(), spec, tp, CrashingStore(ckpt, 2), name="m")
+    bundle, _, _ = train_classifier(_model_input(), spec, tp, CheckpointStore(ckpt), name="m")
     assert bundle["resumed_from"] == 1  # same data, same configuration: resumed
 
     with pytest.raises(KeyboardInterrupt):
-        train_classifier(_model_input(), spec, tp, CrashingStore(ckpt, 2))
-    other, _, _ = train_classifier(_model_input(shift=3.0), spec, tp, CheckpointStore(ckpt))
-    clean, _, _ = train_classifier(_model_input(shift=3.0), spec, tp, None)
+        train_classifier(_model_input(), spec, tp, CrashingStore(ckpt, 2), name="m")
+    other, _, _ = train_classifier(_model_input(shift=3.0), spec, tp, CheckpointStore(ckpt), name="m")
+    clean, _, _ = train_classifier(_model_input(shift=3.0), spec, tp, None, name="m")
     assert other["resumed_from"] == 0
     assert_same_weights(other["state_dict"], clean["state_dict"])

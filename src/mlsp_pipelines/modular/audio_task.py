@@ -13,6 +13,7 @@ from mlsp_pipelines.config import architectures, section
 from mlsp_pipelines.params import SplitParams
 
 from . import audio, classifier, report, sweep
+from .model_pipeline import compose_task
 from .audio import nodes as audio_nodes
 
 
@@ -44,9 +45,9 @@ def create_task_pipelines(
         train += classifier.create_pipeline(task, arch, cv=cv, folds=folds, breakdown=breakdown)
     if search.get("enabled"):
         train += sweep.create_pipeline(task, search.get("model", "cnn"))
-    train = Pipeline(train, namespace=task)
+    reports = None
     if archs:
         timings = [f"{task}.{a}.fold_{k}.timings" for a in archs for k in folds] if cv else [
             f"{task}.{a}.timings" for a in archs]
-        train += report.create_pipeline(task, archs, cv=cv, sort_by=sort_by, timings=timings, breakdown=breakdown)
-    return {task: data + features + train, f"{task}_data": data, f"{task}_features": features, f"{task}_train": train}
+        reports = report.create_pipeline(task, archs, cv=cv, sort_by=sort_by, timings=timings, breakdown=breakdown)
+    return compose_task(task, data=data, features=features, train=train, report=reports)

@@ -44,9 +44,9 @@ def _complexity(net: torch.nn.Module, data: dict) -> dict[str, Any]:
     return model_complexity(net, example, float(data.get("clip_s", example.shape[1] * data["hop_s"])))
 
 
-def _fit_one(data: dict, model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore | None,
-             splits: tuple[str, str] = ("train", "val"), desc: str = "", report: ReportParams | None = None,
-             name: str | None = None) -> tuple[TrainedModel, dict[str, Any]]:
+def _fit_one(data: dict, model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore | None, *, name: str,
+             splits: tuple[str, str] = ("train", "val"), desc: str = "",
+             report: ReportParams | None = None) -> tuple[TrainedModel, dict[str, Any]]:
     """Train with :func:`train_model`: the complexity (and budget) is checked on the built network
     before training, augmentation comes from ``train.augment``, its gain converted to normalised
     units by the training statistics. Returns the trained model and its complexity."""
@@ -55,7 +55,7 @@ def _fit_one(data: dict, model: ModelSpec, train: TrainParams, checkpoints: Chec
     def prepare(net: torch.nn.Module, tp: TrainParams) -> dict[str, Any]:
         cx.update(_complexity(net, data))
         if report is not None:
-            cx["within_budget"] = check_budget(desc or model.arch, cx, max_macs=report.max_macs,
+            cx["within_budget"] = check_budget(desc or name, cx, max_macs=report.max_macs,
                                                max_param_bytes=report.max_param_bytes, action=report.budget_action)
         if not tp.augment.enabled:
             return {}
@@ -65,9 +65,9 @@ def _fit_one(data: dict, model: ModelSpec, train: TrainParams, checkpoints: Chec
 
     val = _tensors(data, splits[1]) if len(data[f"y_{splits[1]}"]) else None
     trained = train_model(
-        name or model.arch, model, train, _tensors(data, splits[0]), val,
+        name, model, train, _tensors(data, splits[0]), val,
         in_features=int(data["X_train"].shape[-1]), out_features=len(data["classes"]), task="classification",
-        checkpoints=checkpoints, prepare=prepare, desc=desc or model.arch,
+        checkpoints=checkpoints, prepare=prepare, desc=desc or name,
         fingerprint_parts=([array_digest(data[f"{a}_{s}"]) for s in splits for a in ("X", "y")], data["classes"]),
         bundle_extra={"complexity": cx, "classes": list(data["classes"]), "norm": data["norm"],
                       "hop_s": data["hop_s"], "features": data.get("features")},
@@ -83,12 +83,11 @@ def history_frame(history: dict[str, list[float]]) -> pd.DataFrame:
 
 def train_classifier(
     model_input: dict, model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore,
-    report: ReportParams | None = None, *, name: str | None = None,
+    report: ReportParams | None = None, *, name: str,
 ) -> tuple[dict[str, Any], pd.DataFrame, float]:
-    """Train one model entry (``name``, default its architecture); returns a self-contained
+    """Train the model entry ``name``; returns a self-contained
     model bundle, the per-epoch history and the training seconds (kept out of the bundle: the
     saved model must hash the same on every run)."""
-    name = name or model.arch
     trained, _ = _fit_one(model_input, model, train, checkpoints, desc=name, report=report, name=name)
     return dict(trained.bundle), history_frame(trained.result.history), trained.result.train_seconds
 
@@ -191,10 +190,9 @@ def explain_classifier(bundle: dict[str, Any], model_input: dict, report: Report
 
 def cross_validate_fold(features: dict[str, np.ndarray], model: ModelSpec, train: TrainParams, split: SplitParams,
                         report: ReportParams, checkpoints: CheckpointStore | None = None, *, fold: int,
-                        name: str | None = None) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+                        name: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """One fold of the ESC-50 protocol: ``fold`` tests, the other folds train (normalised by
     their own statistics); returns the fold's test metrics, its timings and its model bundle."""
-    name = name or model.arch
     data = make_fold_input(features, split, fold)
     trained, cx = _fit_one(data, model, train, checkpoints, desc=f"{name} fold {fold}", report=report, name=name)
     net, result = trained.net, trained.result

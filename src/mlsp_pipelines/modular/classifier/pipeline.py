@@ -3,15 +3,19 @@ cross-validation, one node per fold (so folds run and resume independently) → 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial, update_wrapper
+from typing import Any
 
-from kedro.pipeline import Pipeline, node
+from kedro.pipeline import Pipeline
+
+from mlsp_pipelines.modular.model_pipeline import Step, model_pipeline
 
 from . import nodes
 
 
-def _bound(func, **kwargs):  # noqa: ANN001, ANN202 - a named partial Kedro can describe
-    return update_wrapper(partial(func, **kwargs), func)
+def _fold(k: int) -> Callable[..., Any]:  # a named partial Kedro can describe
+    return update_wrapper(partial(nodes.cross_validate_fold, fold=k), nodes.cross_validate_fold)
 
 
 def create_pipeline(task: str, name: str, *, cv: bool = False, folds: list[int] | None = None,
@@ -21,31 +25,25 @@ def create_pipeline(task: str, name: str, *, cv: bool = False, folds: list[int] 
     from the shared ``model_input``. Cross-validation: ``cnn.fold_<k>.metrics`` per fold from the
     un-normalised ``features``, then ``cnn.cv_metrics``. ``breakdown`` (fixed split only) adds
     the per class/device/city test report: ``cnn.breakdown_metrics``, ``cnn.breakdown`` (+ plot)."""
-    params = {"params:model": f"params:models.{name}", "params:train": "params:train",
-              "params:report": "params:report"}
     if cv:
-        fold_nodes = [
-            node(_bound(nodes.cross_validate_fold, fold=k, name=name),
-                 ["features", "params:model", "params:train", "params:split", "params:report", f"fold_{k}.checkpoints"],
-                 [f"fold_{k}.metrics", f"fold_{k}.timings", f"fold_{k}.model"], name=f"cross_validate_fold_{k}")
+        steps: list[Step] = [
+            (_fold(k), ["features", "params:model", "params:train", "params:split", "params:report",
+                        f"fold_{k}.checkpoints"],
+             [f"fold_{k}.metrics", f"fold_{k}.timings", f"fold_{k}.model"], f"cross_validate_fold_{k}")
             for k in folds or []
         ]
-        summary = node(nodes.summarise_folds, [f"fold_{k}.metrics" for k in folds or []], ["cv_metrics", "cv_folds"],
-                       name="summarise_folds")
-        return Pipeline(fold_nodes + [summary], namespace=name, inputs={"features"},
-                        parameters={**params, "params:split": "params:split"}, tags=[f"{task}_train", "model_run"])
-    base = [
-        node(_bound(nodes.train_classifier, name=name),
-             ["model_input", "params:model", "params:train", "checkpoints", "params:report"],
-             ["model", "history", "train_seconds"], name="train_model"),
-        node(nodes.evaluate_classifier, ["model", "history", "model_input", "params:report", "train_seconds"],
-             ["metrics", "timings", "predictions", "confusion_matrix", "confusion_matrix_plot", "learning_curves"],
-             name="evaluate_model"),
-        node(nodes.explain_classifier, ["model", "model_input", "params:report"], "insight_plot",
-             name="explain_model"),
+        steps.append((nodes.summarise_folds, [f"fold_{k}.metrics" for k in folds or []], ["cv_metrics", "cv_folds"],
+                      "summarise_folds"))
+        return model_pipeline(task, name, steps, inputs={"features"}, parameters=("train", "report", "split"))
+    steps = [
+        (nodes.train_classifier, ["model_input", "params:model", "params:train", "checkpoints", "params:report"],
+         ["model", "history", "train_seconds"], "train_model"),
+        (nodes.evaluate_classifier, ["model", "history", "model_input", "params:report", "train_seconds"],
+         ["metrics", "timings", "predictions", "confusion_matrix", "confusion_matrix_plot", "learning_curves"],
+         "evaluate_model"),
+        (nodes.explain_classifier, ["model", "model_input", "params:report"], "insight_plot", "explain_model"),
     ]
     if breakdown:
-        base.append(node(nodes.evaluate_breakdown, ["model", "model_input"],
-                         ["breakdown_metrics", "breakdown", "breakdown_plot"], name="evaluate_breakdown"))
-    return Pipeline(base, namespace=name, inputs={"model_input"}, parameters=params,
-                    tags=[f"{task}_train", "model_run"])
+        steps.append((nodes.evaluate_breakdown, ["model", "model_input"],
+                      ["breakdown_metrics", "breakdown", "breakdown_plot"], "evaluate_breakdown"))
+    return model_pipeline(task, name, steps, inputs={"model_input"}, parameters=("train", "report"))

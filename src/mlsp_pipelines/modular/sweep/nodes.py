@@ -104,7 +104,7 @@ def _evaluate_trial(model_input: dict, model: ModelSpec, train: TrainParams, swe
     if sweep.epochs is not None:
         overrides["epochs"] = sweep.epochs
     spec = ModelSpec(arch=model.arch, kwargs=kwargs, train=overrides)
-    result = _fit_one(model_input, spec, train, None, desc=f"trial {number}")[0].result
+    result = _fit_one(model_input, spec, train, None, name=sweep.model, desc=f"trial {number}")[0].result
     best = result.best_epoch - 1
     metrics = {"val_loss": result.history["val_loss"][best], "val_acc": result.history["val_acc"][best],
                "best_epoch": result.best_epoch, "train_seconds": result.train_seconds}

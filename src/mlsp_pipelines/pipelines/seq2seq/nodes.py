@@ -193,7 +193,7 @@ def _digest(*tensors: torch.Tensor) -> str:
 
 def train_seq2seq(
     model_input: dict[str, Any], model: ModelSpec, train: TrainParams, batching: Seq2SeqBatchParams,
-    checkpoints: CheckpointStore, *, name: str | None = None,
+    checkpoints: CheckpointStore, *, name: str,
 ) -> tuple[dict[str, Any], pd.DataFrame, float]:
     """Teacher-forced training with the shared loop (token cross-entropy, padding ignored);
     returns a self-contained model bundle (weights, architecture, vocabularies), the history and
@@ -204,7 +204,6 @@ def train_seq2seq(
     short sentences costs what short sentences cost. ``train.num_threads: null`` uses every
     core; results are reproducible per thread count, which the bundle records (``threads``)."""
     tp = model.train_params(train)
-    name = name or model.arch
     src_vocab, tgt_vocab = model_input["src_vocab"], model_input["tgt_vocab"]
     if tp.num_threads:
         torch.set_num_threads(tp.num_threads)

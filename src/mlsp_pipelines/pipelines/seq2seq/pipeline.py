@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from functools import partial, update_wrapper
 from typing import Any
 
 from kedro.pipeline import Pipeline, node
 
 from mlsp_pipelines.config import architectures, graph_params, section
 from mlsp_pipelines.modular import report
+from mlsp_pipelines.modular.model_pipeline import compose_task, model_pipeline
 
 from . import nodes
 
@@ -31,25 +31,13 @@ def corpus_source(params: dict[str, Any]) -> str:
     return source
 
 
-def create_model_pipeline(arch: str) -> Pipeline:
-    """Namespace ``{arch}`` (inside ``seq2seq``): train → evaluate → attention plot, reading the
-    shared ``model_input`` and the parameters ``models.{arch}``, ``train``, ``report``."""
-    return Pipeline(
-        [
-            node(update_wrapper(partial(nodes.train_seq2seq, name=arch), nodes.train_seq2seq),
-                 ["model_input", "params:model", "params:train", "params:batching", "checkpoints"],
-                 ["model", "history", "train_seconds"], name="train_model"),
-            node(nodes.evaluate_seq2seq, ["model", "history", "model_input", "params:report", "train_seconds"],
-                 ["metrics", "timings", "predictions", "learning_curves"], name="evaluate_model"),
-            node(nodes.plot_attention, ["model", "model_input", "params:report"], "attention_plot",
-                 name="plot_attention"),
-        ],
-        namespace=arch,
-        inputs={"model_input"},
-        parameters={"params:model": f"params:models.{arch}", "params:train": "params:train",
-                    "params:batching": "params:batching", "params:report": "params:report"},
-        tags=[f"{TASK}_train", "model_run"],
-    )
+MODEL_STEPS = [
+    (nodes.train_seq2seq, ["model_input", "params:model", "params:train", "params:batching", "checkpoints"],
+     ["model", "history", "train_seconds"], "train_model"),
+    (nodes.evaluate_seq2seq, ["model", "history", "model_input", "params:report", "train_seconds"],
+     ["metrics", "timings", "predictions", "learning_curves"], "evaluate_model"),
+    (nodes.plot_attention, ["model", "model_input", "params:report"], "attention_plot", "plot_attention"),
+]
 
 
 def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline]:
@@ -71,10 +59,9 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
 
     train = Pipeline([node(nodes.make_model_input, ["pairs", "vocab"], "model_input", name="make_model_input")],
                      tags=[f"{TASK}_train"])
-    for arch in archs:
-        train += create_model_pipeline(arch)
-    train = Pipeline(train, namespace=TASK)
-    if archs:
-        train += report.create_pipeline(TASK, archs, func=nodes.build_report,
-                                        timings=[f"{TASK}.{a}.timings" for a in archs])
-    return {TASK: data + train, f"{TASK}_data": data, f"{TASK}_train": train}
+    for name in archs:
+        train += model_pipeline(TASK, name, MODEL_STEPS, inputs={"model_input"},
+                                parameters=("train", "batching", "report"))
+    reports = report.create_pipeline(TASK, archs, func=nodes.build_report,
+                                     timings=[f"{TASK}.{a}.timings" for a in archs]) if archs else None
+    return compose_task(TASK, data=data, train=train, report=reports)

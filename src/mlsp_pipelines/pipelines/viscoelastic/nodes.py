@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -295,9 +294,12 @@ def _model_kwargs(model: ModelSpec, model_input: dict[str, Any]) -> dict[str, An
     return kwargs
 
 
-def _train(
-    name: str, model_input: dict[str, Any], model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore | None
+def train_sequence_model(
+    model_input: dict[str, Any], model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore | None, *,
+    name: str,
 ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, float]]:
+    """Train the model entry ``name`` with the shared loop (MSE over the whole sequence, normalised
+    units); the wall and CPU seconds come out apart from the model."""
     x_tr, y_tr = _train_arrays(model_input, name, model.arch, "train")
     x_va, y_va = _train_arrays(model_input, name, model.arch, "val")
     norm = model_input["norm"]
@@ -396,8 +398,8 @@ def _panel(
 
 
 def evaluate_model(
-    name: str, bundle: dict[str, Any], history: pd.DataFrame, model_input: dict[str, Any], report: ViscoReportParams,
-    train_seconds: dict[str, float] | None = None,
+    bundle: dict[str, Any], history: pd.DataFrame, model_input: dict[str, Any], report: ViscoReportParams,
+    train_seconds: dict[str, float] | None = None, *, name: str,
 ) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame, Figure, Figure]:
     """Relative RMSE, max error and cycle-energy error on the test and extrapolation sets, the
     training times (wall and CPU, apart), a per-trajectory error table, σ–λ loops of a few test
@@ -445,33 +447,6 @@ def evaluate_model(
              f" ({metrics['test_set']})")
     curves = plots.learning_curves_figure(history.drop(columns="epoch").to_dict("list"), f"{name} learning curves")
     return metrics, timings, pd.DataFrame(rows), _loops_figure(panels, title), curves
-
-
-def make_train_node(name: str) -> Callable[..., tuple[dict[str, Any], pd.DataFrame]]:
-    """``train_model`` for the model namespace ``name`` (the name labels runs and metrics)."""
-
-    def train_model(
-        model_input: dict, model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore
-    ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, float]]:
-        """Train one model with the shared loop (MSE over the whole sequence, normalised units);
-        the wall and CPU seconds come out apart from the model."""
-        return _train(name, model_input, model, train, checkpoints)
-
-    return train_model
-
-
-def make_evaluate_node(name: str) -> Callable[..., tuple[dict[str, Any], dict[str, Any], pd.DataFrame, Figure, Figure]]:
-    """``evaluate_model`` for the model namespace ``name``."""
-
-    def evaluate(
-        model: dict, history: pd.DataFrame, model_input: dict, report: ViscoReportParams,
-        train_seconds: dict[str, float],
-    ) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame, Figure, Figure]:
-        """Metrics in physical units, timings, per-trajectory errors, σ–λ loops and learning curves."""
-        return evaluate_model(name, model, history, model_input, report, train_seconds)
-
-    evaluate.__name__ = evaluate.__qualname__ = "evaluate_model"
-    return evaluate
 
 
 # ----------------------------------------------------------------------------------------------

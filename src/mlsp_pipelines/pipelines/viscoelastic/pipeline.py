@@ -8,27 +8,19 @@ from kedro.pipeline import Pipeline, node
 
 from mlsp_pipelines.config import architectures, graph_params
 from mlsp_pipelines.modular import report
+from mlsp_pipelines.modular.model_pipeline import compose_task, model_pipeline
 
 from . import nodes
 
 TASK = "viscoelastic"
 
 
-def _model_pipeline(name: str) -> Pipeline:
-    """Namespace ``{name}`` (inside ``viscoelastic``): train with the shared loop, then evaluate."""
-    return Pipeline(
-        [
-            node(nodes.make_train_node(name), ["model_input", "params:model", "params:train", "checkpoints"],
-                 ["model", "history", "train_seconds"], name="train_model"),
-            node(nodes.make_evaluate_node(name), ["model", "history", "model_input", "params:report", "train_seconds"],
-                 ["metrics", "timings", "trajectory_errors", "loops_plot", "learning_curves"], name="evaluate_model"),
-        ],
-        namespace=name,
-        inputs={"model_input"},
-        parameters={"params:model": f"params:models.{name}", "params:train": "params:train",
-                    "params:report": "params:report"},
-        tags=[f"{TASK}_train", "model_run"],
-    )
+MODEL_STEPS = [
+    (nodes.train_sequence_model, ["model_input", "params:model", "params:train", "checkpoints"],
+     ["model", "history", "train_seconds"], "train_model"),
+    (nodes.evaluate_model, ["model", "history", "model_input", "params:report", "train_seconds"],
+     ["metrics", "timings", "trajectory_errors", "loops_plot", "learning_curves"], "evaluate_model"),
+]
 
 
 def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline]:
@@ -49,14 +41,14 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
         tags=[f"{TASK}_data"],
     )
     train = Pipeline([node(nodes.make_model_input, ["dataset", "norm_stats", "params:inputs"], "model_input",
-                           name="make_model_input")])
+                           name="make_model_input")], tags=[f"{TASK}_train"])
     for name in archs:
-        train += _model_pipeline(name)
+        train += model_pipeline(TASK, name, MODEL_STEPS, inputs={"model_input"}, parameters=("train", "report"))
     train += Pipeline([
         node(nodes.gradient_diagnostics, ["params:material", "params:protocols", "params:diagnostics", "model_input"],
              ["gradient_norms", "gradient_norms_plot", "gradient_summary"], name="gradient_diagnostics"),
-    ])
-    train = Pipeline(train, namespace=TASK, tags=[f"{TASK}_train"])
+    ], tags=[f"{TASK}_train"])
+    reports = None
     if archs:
         # Task-level nodes that read every model's outputs: full dataset names, node namespace only.
         models = [f"{TASK}.{a}.model" for a in archs]
@@ -72,8 +64,8 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
             ],
             tags=[f"{TASK}_train"],
         )
-        train += loops + report.create_pipeline(
+        reports = loops + report.create_pipeline(
             TASK, archs, func=nodes.build_report,
             extra_inputs=(f"{TASK}.gradient_summary", f"{TASK}.trained_gradient_summary"),
             timings=[f"{TASK}.{a}.timings" for a in archs])
-    return {TASK: data + train, f"{TASK}_data": data, f"{TASK}_train": train}
+    return compose_task(TASK, data=data, train=train, report=reports)

@@ -9,57 +9,35 @@ leaderboard of all of them is the task-level report.
 
 from __future__ import annotations
 
-from functools import partial, update_wrapper
 from typing import Any
 
 from kedro.pipeline import Pipeline, node
 
 from mlsp_pipelines.config import architectures, graph_params, section
 from mlsp_pipelines.modular import report
+from mlsp_pipelines.modular.model_pipeline import compose_task, model_pipeline
 
 from . import nodes
 
 TASK = "word2vec"
 
 
-def _model_pipeline(name: str) -> Pipeline:
-    """Train → learning curve → export → evaluate for one project model (namespace ``name``)."""
-    return Pipeline(
-        [
-            node(update_wrapper(partial(nodes.train_word2vec, name=name), nodes.train_word2vec), ["training_data", "params:model", "params:train", "params:embedding",
-                                        "checkpoints"], ["model", "history", "timings"], name="train_model"),
-            node(update_wrapper(partial(nodes.plot_learning_curve, name=name), nodes.plot_learning_curve),
-                 ["history", "params:model"], "learning_curves",
-                 name="plot_learning_curve"),
-            node(nodes.export_embeddings, "model", ["embeddings", "embeddings_txt"], name="export_embeddings"),
-            node(nodes.evaluate_embeddings, ["embeddings", "wordsim", "analogies", "params:evaluation"],
-                 ["metrics", "neighbours", "pca_plot"], name="evaluate_embeddings"),
-        ],
-        namespace=name,
-        inputs={"training_data", "wordsim", "analogies"},
-        parameters={"params:model": f"params:models.{name}", "params:train": "params:train",
-                    "params:embedding": "params:embedding", "params:evaluation": "params:evaluation"},
-        tags=[f"{TASK}_train", "model_run"],
-    )
-
-
-def _anchor_pipeline(name: str, model_key: str) -> Pipeline:
-    """gensim ``Word2Vec`` with the hyper-parameters of ``models.<model_key>``, evaluated alike."""
-    return Pipeline(
-        [
-            node(nodes.train_gensim, ["training_data", "params:model", "params:train", "params:embedding",
-                                      "params:preprocess", "params:baseline"],
-                 ["embeddings", "embeddings_txt", "timings"], name="train_gensim"),
-            node(nodes.evaluate_embeddings, ["embeddings", "wordsim", "analogies", "params:evaluation"],
-                 ["metrics", "neighbours", "pca_plot"], name="evaluate_embeddings"),
-        ],
-        namespace=name,
-        inputs={"training_data", "wordsim", "analogies"},
-        parameters={"params:model": f"params:models.{model_key}", "params:train": "params:train",
-                    "params:embedding": "params:embedding", "params:preprocess": "params:preprocess",
-                    "params:baseline": "params:baseline", "params:evaluation": "params:evaluation"},
-        tags=[f"{TASK}_train", "model_run"],
-    )
+MODEL_STEPS = [
+    (nodes.train_word2vec, ["training_data", "params:model", "params:train", "params:embedding", "checkpoints"],
+     ["model", "history", "timings"], "train_model"),
+    (nodes.plot_learning_curve, ["history", "params:model"], "learning_curves", "plot_learning_curve"),
+    (nodes.export_embeddings, "model", ["embeddings", "embeddings_txt"], "export_embeddings"),
+    (nodes.evaluate_embeddings, ["embeddings", "wordsim", "analogies", "params:evaluation"],
+     ["metrics", "neighbours", "pca_plot"], "evaluate_embeddings"),
+]
+# the gensim anchor: gensim ``Word2Vec`` with the hyper-parameters of another entry, evaluated alike
+ANCHOR_STEPS = [
+    (nodes.train_gensim, ["training_data", "params:model", "params:train", "params:embedding", "params:preprocess",
+                          "params:baseline"], ["embeddings", "embeddings_txt", "timings"], "train_gensim"),
+    (nodes.evaluate_embeddings, ["embeddings", "wordsim", "analogies", "params:evaluation"],
+     ["metrics", "neighbours", "pca_plot"], "evaluate_embeddings"),
+]
+INPUTS = {"training_data", "wordsim", "analogies"}
 
 
 def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline]:
@@ -80,7 +58,7 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
     )
     train = Pipeline([])
     for name in names:
-        train += _model_pipeline(name)
+        train += model_pipeline(TASK, name, MODEL_STEPS, inputs=INPUTS, parameters=("train", "embedding", "evaluation"))
     reported = list(names)
     for kind in kinds:
         arch = f"word2vec_{kind}"
@@ -89,16 +67,17 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
         if key is None:
             raise ValueError(f"{TASK}.baseline.kinds lists {kind!r} but no {TASK}.models entry has arch {arch} "
                              "for its hyper-parameters (negatives, epochs, alpha); add one, or drop the kind")
-        train += _anchor_pipeline(f"gensim_{kind}", key)
+        train += model_pipeline(TASK, f"gensim_{kind}", ANCHOR_STEPS, inputs=INPUTS, model_key=key,
+                                parameters=("train", "embedding", "preprocess", "baseline", "evaluation"))
         reported.append(f"gensim_{kind}")
-    train = Pipeline(train, namespace=TASK)
+    reports = None
     if reported:
-        train += report.create_pipeline(TASK, reported, func=nodes.build_report)
         # speed differs on every run: its own table and chart, outside the DVC outputs
-        train += Pipeline([node(nodes.build_speed_report, [f"{TASK}.{n}.timings" for n in reported],
-                                [f"{TASK}.timings", f"{TASK}.speed_plot"], name="build_speed_report",
-                                namespace=TASK)], tags=[f"{TASK}_train"])
-    return {TASK: data + train, f"{TASK}_data": data, f"{TASK}_train": train}
+        reports = report.create_pipeline(TASK, reported, func=nodes.build_report) + Pipeline(
+            [node(nodes.build_speed_report, [f"{TASK}.{n}.timings" for n in reported],
+                  [f"{TASK}.timings", f"{TASK}.speed_plot"], name="build_speed_report", namespace=TASK)],
+            tags=[f"{TASK}_train"])
+    return compose_task(TASK, data=data, train=train, report=reports)
 
 
 def _arch(spec: Any) -> str | None:
