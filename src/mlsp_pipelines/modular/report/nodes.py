@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -10,7 +11,7 @@ from matplotlib.figure import Figure
 from mlsp_pipelines.evaluation.plots import leaderboard_figure
 
 QUALITY_KEYS = ("accuracy", "macro_f1", "balanced_accuracy", "sensitivity", "specificity", "icbhi_score",
-                "rel_rmse", "rel_rmse_extrap", "exact_match", "token_accuracy", "bleu", "spearman",
+                "rel_rmse", "rel_rmse_extrap", "exact_match", "token_accuracy", "bleu", "chrf", "spearman",
                 "log_loss", "accuracy_seen", "accuracy_unseen", "log_loss_seen", "log_loss_unseen")
 # Deterministic cost columns (DCASE low-complexity style) stay in the leaderboard; wall-clock
 # timings never do: they differ on every run, and the leaderboard must hash identically.
@@ -30,28 +31,43 @@ def to_markdown(df: pd.DataFrame) -> str:
     return head + "".join("| " + " | ".join(_fmt(v) for v in row) + " |\n" for row in df.itertuples(index=False))
 
 
-def build_leaderboard(*metrics: dict[str, Any], sort_by: str = "accuracy") -> tuple[pd.DataFrame, str, Figure, dict]:
-    """Rows from each model's metrics (and ``cv_*`` metrics when present), best first."""
+def build_leaderboard(*metrics: dict[str, Any], sort_by: str = "accuracy", columns: Sequence[str] | None = None,
+                      figure: Callable[[pd.DataFrame], Figure] | None = None) -> tuple[pd.DataFrame, str, Figure, dict]:
+    """The one leaderboard builder: a row per model (metrics of one model, from several inputs,
+    merge into its row), best first; its Markdown, bar plot and ``metrics.json`` summary.
+
+    A task plugs in its table: ``columns`` (default: the quality, ``cv_*`` and complexity numbers
+    found, never timings) and ``figure`` (default: bars of the first quality metrics). Sorted by
+    ``sort_by`` (``cv_<sort_by>_mean`` under cross-validation), ascending for errors (``rel_*``),
+    missing values last.
+    """
     rows: dict[str, dict[str, Any]] = {}
     for m in metrics:
         row = rows.setdefault(m["model"], {"model": m["model"]})
-        row.update({k: v for k, v in m.items() if k not in TIMING_KEYS and (
-            k == "within_budget" or (isinstance(v, (int, float)) and not isinstance(v, bool)))})
+        if columns is not None:
+            row.update({k: m.get(k) for k in columns if k != "model"})
+        else:
+            row.update({k: v for k, v in m.items() if k not in TIMING_KEYS and (
+                k == "within_budget" or (isinstance(v, (int, float)) and not isinstance(v, bool)))})
     board = pd.DataFrame(list(rows.values()))
-    keys = [k for k in ("model", *QUALITY_KEYS, *(c for c in board.columns if c.startswith("cv_")), *COMPLEXITY_KEYS)
-            if k in board.columns]
+    keys = list(columns) if columns is not None else [
+        k for k in ("model", *QUALITY_KEYS, *(c for c in board.columns if c.startswith("cv_")), *COMPLEXITY_KEYS)
+        if k in board.columns]
     board = board[keys]
     if sort_by not in board and f"cv_{sort_by}_mean" in board:
         sort_by = f"cv_{sort_by}_mean"
     if sort_by in board:
-        board = board.sort_values(sort_by, ascending=sort_by.startswith("rel_"), kind="stable").reset_index(drop=True)
-    plot_metrics = tuple(k for k in QUALITY_KEYS if k in board and not k.startswith("rel_"))[:3]
-    if "accuracy_unseen" in board:  # DCASE Task 1: does the model generalise to unseen devices?
-        plot_metrics = ("accuracy", "accuracy_seen", "accuracy_unseen")
-    if "cv_accuracy_mean" in board:
+        board = board.sort_values(sort_by, ascending=sort_by.startswith("rel_"), na_position="last",
+                                  kind="stable").reset_index(drop=True)
+    if figure is not None:
+        fig = figure(board)
+    elif "cv_accuracy_mean" in board:
         board_plot = board.assign(accuracy=board["cv_accuracy_mean"], accuracy_std=board["cv_accuracy_std"])
         fig = leaderboard_figure(board_plot, ("accuracy",), "cross-validated accuracy (mean ± std)")
     else:
+        plot_metrics = tuple(k for k in QUALITY_KEYS if k in board and not k.startswith("rel_"))[:3]
+        if "accuracy_unseen" in board:  # DCASE Task 1: does the model generalise to unseen devices?
+            plot_metrics = ("accuracy", "accuracy_seen", "accuracy_unseen")
         fig = leaderboard_figure(board, plot_metrics or ("accuracy",))
     summary = {
         "best_model": str(board.iloc[0]["model"]),

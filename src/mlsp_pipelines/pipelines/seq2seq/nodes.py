@@ -27,7 +27,7 @@ from mlsp_pipelines.features.vocab import (
     trim_batch,
 )
 from mlsp_pipelines.models import rebuild_model
-from mlsp_pipelines.modular.report.nodes import build_leaderboard, to_markdown
+from mlsp_pipelines.modular.report.nodes import build_leaderboard
 from mlsp_pipelines.params import ModelSpec, TrainParams
 from mlsp_pipelines.simulation.dates import generate_date_pairs
 from mlsp_pipelines.training.model_run import train_model
@@ -366,14 +366,10 @@ def build_report(*metrics: dict[str, Any]) -> tuple[pd.DataFrame, str, Figure, d
     """One row per model, best BLEU first: exact match, token accuracy, sacreBLEU BLEU and chrF
     (0–100, signatures in ``metrics.json``) and the parameter count; no timings (they stay in
     ``timings.csv`` and each model's MLflow run)."""
-    board, _, _, summary = build_leaderboard(*metrics, sort_by="bleu")
-    by_model = {m["model"]: m for m in metrics}
-    board.insert(list(board.columns).index("bleu") + 1, "chrf", [by_model[n].get("chrf") for n in board["model"]])
+    board, md, fig, summary = build_leaderboard(*metrics, sort_by="bleu", figure=seq2seq_leaderboard_figure)
     for key in ("bleu_signature", "chrf_signature"):
         summary[key] = next((m[key] for m in metrics if key in m), None)
-    for name, row in summary["models"].items():
-        row["chrf"] = by_model[name].get("chrf")
-    return board, to_markdown(board), seq2seq_leaderboard_figure(board), summary
+    return board, md, fig, summary
 
 
 def seq2seq_leaderboard_figure(board: pd.DataFrame) -> Figure:

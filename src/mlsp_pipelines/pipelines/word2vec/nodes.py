@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from mlsp_pipelines.datasets.files import CheckpointStore
 from mlsp_pipelines.features import text
 from mlsp_pipelines.models import build_model, count_parameters, rebuild_model, model_config
-from mlsp_pipelines.modular.report.nodes import to_markdown
+from mlsp_pipelines.modular.report.nodes import build_leaderboard
 from mlsp_pipelines.training import word2vec_sgd as sgd
 from mlsp_pipelines.training.loop import array_digest, fingerprint
 from mlsp_pipelines.training.model_run import model_bundle
@@ -253,13 +253,8 @@ def build_report(*metrics: dict[str, Any]) -> tuple[pd.DataFrame, str, Figure, d
     same kind. Speed is in :func:`build_speed_report` (``timings.csv``, ``speed.png``): it
     differs on every run, and these reports must hash alike.
     """
-    board = pd.DataFrame([{k: m.get(k) for k in BOARD_COLUMNS} for m in metrics])
-    board = board.sort_values("spearman", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
-    fig = ev.comparison_figure(board)
-    summary: dict[str, Any] = {
-        "best_model": str(board.iloc[0]["model"]),
-        "models": {m["model"]: {k: m.get(k) for k in BOARD_COLUMNS[1:]} for m in metrics},
-    }
+    board, md, fig, summary = build_leaderboard(*metrics, sort_by="spearman", columns=BOARD_COLUMNS,
+                                                figure=ev.comparison_figure)
     by_name = {m["model"]: m for m in metrics}
     for m in metrics:
         anchor = by_name.get(f"gensim_{m.get('kind')}")
@@ -269,7 +264,7 @@ def build_report(*metrics: dict[str, Any]) -> tuple[pd.DataFrame, str, Figure, d
         if m.get("spearman") is not None and anchor.get("spearman") is not None:
             cmp["spearman_minus_anchor"] = round(m["spearman"] - anchor["spearman"], 4)
         summary[f"{m['model']}_vs_anchor"] = cmp
-    return board, to_markdown(board), fig, summary
+    return board, md, fig, summary
 
 
 def build_speed_report(*timings: dict[str, Any]) -> tuple[pd.DataFrame, Figure]:
