@@ -81,6 +81,7 @@ class PipelineLock:
         return ", ".join(parts)
 
     def _write(self) -> None:
-        tmp = self.info_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.info, indent=2), encoding="utf-8")
-        os.replace(tmp, self.info_path)
+        from mlsp_pipelines.datasets.atomic import atomic_path
+
+        with atomic_path(self.info_path) as tmp:
+            tmp.write_text(json.dumps(self.info, indent=2), encoding="utf-8")
