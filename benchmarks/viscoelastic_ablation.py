@@ -49,7 +49,9 @@ sys.path.insert(0, str(ROOT / "src"))
 from mlsp_pipelines.evaluation.regression import regression_metrics, relative_rmse  # noqa: E402
 from mlsp_pipelines.models.recurrent import GRUConfig, GRUModel, LSTMConfig, LSTMModel  # noqa: E402
 from mlsp_pipelines.models.registry import register_model  # noqa: E402
+from mlsp_pipelines.models.registry import rebuild_model  # noqa: E402
 from mlsp_pipelines.params import ModelSpec, TrainParams  # noqa: E402
+from mlsp_pipelines.pipelines.viscoelastic import data as vdata  # noqa: E402
 from mlsp_pipelines.pipelines.viscoelastic import nodes  # noqa: E402
 from mlsp_pipelines.pipelines.viscoelastic.params import (  # noqa: E402
     GeneratorDataParams,
@@ -174,9 +176,9 @@ class Bench:
         key = json.dumps(protocols, sort_keys=True)
         if key not in self._data:
             cfg = self.config
-            traj, gen = nodes.simulate_trajectories(MaterialSection(**cfg["material"]), ProtocolParams(**protocols),
+            traj, gen = vdata.simulate_trajectories(MaterialSection(**cfg["material"]), ProtocolParams(**protocols),
                                                     GeneratorDataParams(**cfg["generator_data"]))
-            data, norm, _ = nodes.build_dataset(traj, gen, TrajectorySplitParams(**cfg["split"]))
+            data, norm, _ = vdata.build_dataset(traj, gen, TrajectorySplitParams(**cfg["split"]))
             self._data[key] = (data, norm)
         return self._data[key]
 
@@ -207,7 +209,7 @@ class Bench:
             keep = np.isin(data["kind_train"], row.train_kinds)
             for k in [k for k in data if k.endswith("_train") and not k.startswith("gen_")]:
                 data[k] = data[k][keep]
-        model_input = nodes.make_model_input(data, norm, InputParams(**inputs))
+        model_input = vdata.make_model_input(data, norm, InputParams(**inputs))
         model_arch = f"{spec['arch']}_increments" if row.increments else spec["arch"]
         model = ModelSpec(arch=model_arch, kwargs=kwargs)
         t0 = time.process_time()
@@ -216,9 +218,9 @@ class Bench:
         result = {"row": key, "label": row.label, "arch": model_arch, "cpu_s": round(cpu, 1),
                   "epochs": int(bundle["epochs_run"]), "best_epoch": int(bundle["best_epoch"]),
                   "params": int(bundle["params"])}
-        fs = nodes.feature_set(model_input, arch)
-        net = nodes.rebuild_model(bundle)
-        for s in nodes.EVAL_SETS:
+        fs = vdata.feature_set(model_input, arch)
+        net = rebuild_model(bundle)
+        for s in vdata.EVAL_SETS:
             pred = nodes.predict_stress(bundle, fs[f"Xn_{s}"], net)
             result[s] = relative_rmse(model_input[f"y_{s}"], pred)
         cyc = model_input["kind_extrap"] == "cyclic"

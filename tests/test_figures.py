@@ -15,7 +15,7 @@ import sys
 import numpy as np
 from mlsp_pipelines.evaluation import diagnostics, plots
 from mlsp_pipelines.pipelines.seq2seq import plots as s2s_plots, nodes as s2s_nodes
-from mlsp_pipelines.pipelines.viscoelastic import nodes as visco_nodes
+from mlsp_pipelines.pipelines.viscoelastic import data as visco_data, nodes as visco_nodes, report as visco_report
 from mlsp_pipelines.pipelines.word2vec import evaluation
 from mlsp_pipelines.datasets.files import FigureDataset
 assert "matplotlib.pyplot" not in sys.modules, "a plotting module imported pyplot"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from mlsp_pipelines.pipelines.viscoelastic import nodes
+from mlsp_pipelines.pipelines.viscoelastic import data as vdata
 from mlsp_pipelines.pipelines.viscoelastic.params import (
     GeneratorDataParams,
     InputParams,
@@ -25,8 +25,8 @@ SPLIT = TrajectorySplitParams(val_fraction=0.2, test_fraction=0.2, seed=1)
 
 
 def make_dataset(protocols: ProtocolParams = PROTOCOLS) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
-    traj, gen = nodes.simulate_trajectories(MATERIAL, protocols, GENERATOR)
-    return nodes.build_dataset(traj, gen, SPLIT)
+    traj, gen = vdata.simulate_trajectories(MATERIAL, protocols, GENERATOR)
+    return vdata.build_dataset(traj, gen, SPLIT)
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +63,13 @@ def test_split_by_trajectory_has_no_overlap(built: tuple, prefix: str) -> None:
 
 
 def test_split_indices_are_disjoint_and_seeded() -> None:
-    a = nodes.split_by_trajectory(50, SPLIT)
+    a = vdata.split_by_trajectory(50, SPLIT)
     assert sorted(np.concatenate(list(a.values())).tolist()) == list(range(50))
     assert (len(a["test"]), len(a["val"]), len(a["train"])) == (10, 10, 30)
-    b = nodes.split_by_trajectory(50, SPLIT)
+    b = vdata.split_by_trajectory(50, SPLIT)
     assert all(np.array_equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="too few"):
-        nodes.split_by_trajectory(2, SPLIT)
+        vdata.split_by_trajectory(2, SPLIT)
 
 
 @pytest.mark.parametrize("prefix", ["", "gen_"])
@@ -96,7 +96,7 @@ def test_shapes_and_normalisation_fitted_on_train_only(built: tuple) -> None:
     n_test = data["X_test"].shape[0]
     assert data["X_train"].shape[1:] == (t, 3) and data["y_train"].shape[1:] == (t, 1)
     assert data["X_extrap"].shape == (PROTOCOLS.extrapolation.n_trajectories, t, 3)
-    assert data["gen_P_train"].shape[1:] == (len(nodes.GENERATOR_FEATURES),)
+    assert data["gen_P_train"].shape[1:] == (len(vdata.GENERATOR_FEATURES),)
     assert data["gen_y_test"].shape[1:] == (t, 1) and data["y_test"].shape[0] == n_test
     assert set(data["gen_kind_train"].tolist()) == {"cyclic"}
     assert np.allclose(np.diff(data["gen_X_train"][:, 1:, 2]), 0.0, atol=1e-6)  # uniform grid
@@ -104,8 +104,8 @@ def test_shapes_and_normalisation_fitted_on_train_only(built: tuple) -> None:
     np.testing.assert_allclose(norm["y"]["std"], data["y_train"].reshape(-1).std(), rtol=1e-5)
     everything = np.concatenate([data[f"y_{s}"] for s in ("train", "val", "test", "extrap")])
     assert not np.isclose(norm["y"]["std"][0], everything.std(), rtol=1e-3)
-    mi = nodes.make_model_input(data, norm, InputParams())
-    fs = nodes.feature_set(mi)
+    mi = vdata.make_model_input(data, norm, InputParams())
+    fs = vdata.feature_set(mi)
     z = fs["Xn_train"].reshape(-1, 3)
     np.testing.assert_allclose(z.mean(0), 0.0, atol=1e-4)
     np.testing.assert_allclose(z.std(0), 1.0, atol=1e-4)

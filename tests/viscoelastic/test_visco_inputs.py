@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from mlsp_pipelines.evaluation.diagnostics import gradient_norms_through_time
 from mlsp_pipelines.evaluation.regression import fit_range_scaling, normalise
 from mlsp_pipelines.models import build_model
-from mlsp_pipelines.pipelines.viscoelastic import nodes
+from mlsp_pipelines.pipelines.viscoelastic import data as vdata
 from mlsp_pipelines.pipelines.viscoelastic.params import (
     GeneratorDataParams,
     InputParams,
@@ -127,8 +127,8 @@ SPLIT = TrajectorySplitParams(val_fraction=0.2, test_fraction=0.2, seed=1)
 def test_coarse_grid_protocols_join_the_training_set_only() -> None:
     protocols = ProtocolParams(n_trajectories=15, n_steps=40, seed=3, extrapolation={"n_trajectories": 4},
                                augmentation={"dt_scales": [2.0, 3.0], "n_per_scale": 5, "seed": 50})
-    traj, gen = nodes.simulate_trajectories(MATERIAL, protocols, GENERATOR)
-    data, _, quality = nodes.build_dataset(traj, gen, SPLIT)
+    traj, gen = vdata.simulate_trajectories(MATERIAL, protocols, GENERATOR)
+    data, _, quality = vdata.build_dataset(traj, gen, SPLIT)
     assert quality["n_train"] == quality["n_train_main"] + 10
     ids = data["id_train"].astype(str)
     for k, scale in enumerate((2.0, 3.0)):
@@ -140,7 +140,7 @@ def test_coarse_grid_protocols_join_the_training_set_only() -> None:
     for s in ("val", "test", "extrap"):
         assert not np.any(np.char.startswith(data[f"id_{s}"].astype(str), "augment")), s
         assert data[f"X_{s}"][:, 1:, 2].max() <= protocols.dt_mean * (1 + protocols.dt_jitter) + 1e-6, s
-    plain, _, _ = nodes.build_dataset(*nodes.simulate_trajectories(MATERIAL, protocols.model_copy(
+    plain, _, _ = vdata.build_dataset(*vdata.simulate_trajectories(MATERIAL, protocols.model_copy(
         update={"augmentation": protocols.augmentation.model_copy(update={"dt_scales": []})}), GENERATOR), SPLIT)
     for s in ("val", "test", "extrap"):  # the evaluation sets do not depend on the augmentation
         np.testing.assert_array_equal(plain[f"y_{s}"], data[f"y_{s}"])
@@ -155,15 +155,15 @@ def test_augmentation_seeds_must_not_repeat_other_draws() -> None:
 
 def test_models_get_their_own_features_and_bundles_rebuild_them() -> None:
     protocols = ProtocolParams(n_trajectories=12, n_steps=30, seed=3, extrapolation={"n_trajectories": 3})
-    data, norm, _ = nodes.build_dataset(*nodes.simulate_trajectories(MATERIAL, protocols, GENERATOR), SPLIT)
+    data, norm, _ = vdata.build_dataset(*vdata.simulate_trajectories(MATERIAL, protocols, GENERATOR), SPLIT)
     inputs = InputParams(features=["stretch", "dt"], per_model={"mlp": {"features": ["stretch", "stretch_rate", "dt"]},
                                                                "ode": {"features": ["stretch_rate", "dt"], "scaling": "none"}})
-    mi = nodes.make_model_input(data, norm, inputs)
+    mi = vdata.make_model_input(data, norm, inputs)
     assert set(mi["feature_sets"]) == {"stretch+dt|standard", "stretch+stretch_rate+dt|standard", "stretch_rate+dt|none"}
-    assert nodes.feature_set(mi, "gru")["Xn_test"].shape[-1] == 2
-    assert nodes.feature_set(mi, "mlp")["Xn_test"].shape[-1] == 3
+    assert vdata.feature_set(mi, "gru")["Xn_test"].shape[-1] == 2
+    assert vdata.feature_set(mi, "mlp")["Xn_test"].shape[-1] == 3
     # Unscaled inputs are the physical rate and Δt, for every set.
-    np.testing.assert_array_equal(nodes.feature_set(mi, "ode")["Xn_extrap"], data["X_extrap"][..., 1:])
-    fs = nodes.feature_set(mi, "gru")
+    np.testing.assert_array_equal(vdata.feature_set(mi, "ode")["Xn_extrap"], data["X_extrap"][..., 1:])
+    fs = vdata.feature_set(mi, "gru")
     bundle = {"features": fs["names"], "norm_x": fs["norm"], "rate_scale": fs["rate_scale"]}
-    np.testing.assert_array_equal(nodes.input_features(bundle, data["X_extrap"]), fs["Xn_extrap"])
+    np.testing.assert_array_equal(vdata.input_features(bundle, data["X_extrap"]), fs["Xn_extrap"])

@@ -98,7 +98,7 @@ def test_regression_metrics_names_and_energy_mask() -> None:
 
 def test_cycle_table_of_the_hysteresis_report() -> None:
     """Loop areas scale with σ: a prediction 10 % too large dissipates 10 % more in every cycle."""
-    from mlsp_pipelines.pipelines.viscoelastic.nodes import _cycle_table
+    from mlsp_pipelines.pipelines.viscoelastic.report import _cycle_table
 
     lam = np.concatenate([STRETCH, STRETCH[1:], STRETCH[1:]])
     true = np.concatenate([SIGMA_TRUE, SIGMA_TRUE[1:], SIGMA_TRUE[1:]])
