@@ -6,14 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mlsp_pipelines.evaluation.hysteresis import cycle_boundaries, hysteresis_energy
 from mlsp_pipelines.simulation.viscoelastic import (
     MaterialParams,
     Protocols,
     build_sequence_dataset,
-    cycle_boundaries,
     dissipated_energy,
     generate_protocols,
-    hysteresis_energy,
     linear_maxwell_hold,
     linear_maxwell_ramp,
     power_law_hold,

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mlsp_pipelines.simulation.viscoelastic import cycle_boundaries, hysteresis_energy
+from mlsp_pipelines.evaluation.hysteresis import cycle_boundaries, hysteresis_energy
 
 
 def normalise(x: np.ndarray, mean: Sequence[float] | np.ndarray, std: Sequence[float] | np.ndarray) -> np.ndarray:
