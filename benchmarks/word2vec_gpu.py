@@ -101,7 +101,7 @@ def compare(npz: Path, results_dir: Path) -> None:
     from gensim.models import Word2Vec
 
     from mlsp_pipelines.ingestion.text import AnalogyDataset, WordSimDataset
-    from mlsp_pipelines.pipelines.word2vec import evaluation as ev
+    from mlsp_pipelines.evaluation import embeddings as ev
 
     d = np.load(npz)
     res = json.loads((results_dir / "gpu_results.json").read_text())

@@ -14,9 +14,10 @@ def test_the_plotting_modules_leave_the_backend_and_pyplot_alone(tmp_path: Path)
 import sys
 import numpy as np
 from mlsp_pipelines.evaluation import diagnostics, plots
-from mlsp_pipelines.pipelines.seq2seq import plots as s2s_plots, nodes as s2s_nodes
+from mlsp_pipelines.evaluation import attention, embeddings, translation
+from mlsp_pipelines.pipelines.seq2seq import nodes as s2s_nodes
+from mlsp_pipelines.pipelines.word2vec import nodes as w2v_nodes
 from mlsp_pipelines.pipelines.viscoelastic import data as visco_data, nodes as visco_nodes, report as visco_report
-from mlsp_pipelines.pipelines.word2vec import evaluation
 from mlsp_pipelines.datasets.files import FigureDataset
 assert "matplotlib.pyplot" not in sys.modules, "a plotting module imported pyplot"
 fig = plots.confusion_figure(np.array([[3, 1], [0, 4]]), ["a", "b"], "t")

@@ -38,7 +38,7 @@ from mlsp_pipelines.ingestion.parallel import (
     write_parallel_tsv,
 )
 from mlsp_pipelines.pipelines.seq2seq import nodes
-from mlsp_pipelines.pipelines.seq2seq.metrics import (
+from mlsp_pipelines.evaluation.translation import (
     corpus_bleu,
     corpus_bleu_details,
     exact_match,

@@ -26,7 +26,7 @@ from mlsp_pipelines.ingestion.text import (
 )
 from mlsp_pipelines.models import build_model, list_models, model_config
 from mlsp_pipelines.params import TrainParams
-from mlsp_pipelines.pipelines.word2vec import evaluation as ev
+from mlsp_pipelines.evaluation import embeddings as ev
 from mlsp_pipelines.pipelines.word2vec import nodes
 from mlsp_pipelines.pipelines.word2vec.params import (
     BaselineParams,

@@ -33,7 +33,7 @@ from mlsp_pipelines.simulation.dates import generate_date_pairs
 from mlsp_pipelines.training.model_run import train_model
 from mlsp_pipelines.training.token_loss import softmax_cross_entropy
 
-from . import metrics as m
+from mlsp_pipelines.evaluation import translation as m
 from .params import (
     DateSynthParams,
     Seq2SeqBatchParams,
@@ -42,7 +42,7 @@ from .params import (
     Seq2SeqSplitParams,
     VocabParams,
 )
-from .plots import AttentionExample, attention_figure
+from mlsp_pipelines.evaluation.attention import AttentionExample, attention_figure
 
 logger = logging.getLogger(__name__)
 

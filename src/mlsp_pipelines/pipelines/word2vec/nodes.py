@@ -21,7 +21,7 @@ from mlsp_pipelines.training.loop import array_digest, fingerprint
 from mlsp_pipelines.training.model_run import model_bundle
 from mlsp_pipelines.training.word2vec_sgd import SGDSettings
 
-from . import evaluation as ev
+from mlsp_pipelines.evaluation import embeddings as ev
 from .params import (
     BaselineParams,
     EmbeddingParams,
