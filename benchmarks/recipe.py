@@ -5,6 +5,7 @@ fitted on the same training clips in the same run.
 
     python benchmarks/recipe.py [--data-dir ../shared/data/fsdd] [--env generic] [--params k=v,...]
     python benchmarks/recipe.py --standin esc50 --params asc.split.cv=true    # 5-fold CV timing
+    python benchmarks/recipe.py --standin esc50 --params asc.split.cv=true --runner dask   # on 2 workers
     python benchmarks/recipe.py --architectures transformer,attn_lstm        # some of the models
 
 ``--standin esc50`` writes a seeded stand-in of ESC-10's shape (400 clips x 5 s at 44.1 kHz,
@@ -101,6 +102,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the temporary project copy")
     ap.add_argument("--architectures", default="", help="comma-separated entries of asc.models (default: the config's)")
     ap.add_argument("--standin", choices=["esc50"], help="generate a stand-in of that dataset's shape")
+    ap.add_argument("--runner", choices=["sequential", "dask"], default="sequential",
+                    help="dask: the 2-worker Dask runner (--runner=dask --runner-params n_workers=2), same outputs")
     args = ap.parse_args()
     if args.standin:
         args.data_dir = str(write_esc50_standin(Path(tempfile.mkdtemp(prefix="standin-")) / "ESC-50"))
@@ -129,7 +132,8 @@ def main() -> None:
 
     t0 = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    res = subprocess.run([str(kedro), "run", "--pipeline=asc", f"--env={args.env}", "--params", params],
+    runner = ["--runner=dask", "--runner-params", "n_workers=2"] if args.runner == "dask" else []
+    res = subprocess.run([str(kedro), "run", "--pipeline=asc", f"--env={args.env}", "--params", params, *runner],
                          cwd=work, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
