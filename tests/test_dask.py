@@ -494,3 +494,33 @@ def test_dask_runner_starts_the_longest_recorded_work_first_and_records_duration
         assert sorted(after) == ["a.train", "b.train", "c.train", "report"] and after["b.train"] != 5.0
     finally:
         runners.set_project_root(None)
+
+
+def test_a_task_pinned_to_a_dead_worker_is_released_to_any_worker() -> None:
+    """distributed leaves a ``no-worker`` task restricted to a dead worker's address unrunnable even
+    with ``allow_other_workers`` (seen as a hung run when the killed workers restarted); the
+    driver's stall check drops the dead restriction of loose tasks only and asks for processing."""
+    from types import SimpleNamespace
+
+    from mlsp_pipelines.runner import _release_dead_restrictions
+
+    class Task(SimpleNamespace):
+        __hash__ = object.__hash__  # the scheduler keys its unrunnable tasks by identity
+
+    def task(key: str, restrictions: set[str] | None, loose: bool) -> SimpleNamespace:
+        return Task(key=key, worker_restrictions=restrictions, loose_restrictions=loose)
+
+    stuck = task("node-a", {"tcp://dead:1"}, True)
+    strict = task("node-b", {"tcp://dead:1"}, False)  # the user asked for that worker only: left alone
+    alive = task("node-c", {"tcp://live:2"}, True)  # its worker is up: the scheduler's own business
+    asked: list[dict[str, str]] = []
+    scheduler = SimpleNamespace(workers={"tcp://live:2": object()}, running={object()},
+                                unrunnable={stuck: 1.0, strict: 2.0, alive: 3.0},
+                                transitions=lambda recs, stimulus_id: asked.append(recs))
+    assert _release_dead_restrictions(scheduler) == ["node-a"]
+    assert stuck.worker_restrictions is None and strict.worker_restrictions == {"tcp://dead:1"}
+    assert asked == [{"node-a": "processing"}]
+    scheduler.running = set()  # no worker up yet: restrictions dropped, processing asked for when one joins
+    stuck2 = task("node-d", {"tcp://dead:3"}, True)
+    scheduler.unrunnable = {stuck2: 4.0}
+    assert _release_dead_restrictions(scheduler) == ["node-d"] and asked == [{"node-a": "processing"}]

@@ -276,6 +276,44 @@ def _least_busy(workers: dict[str, dict[str, Any]], load: Counter) -> str | None
     return min(workers, key=lambda w: load[w] / max(1, int(workers[w].get("nthreads", 1))))
 
 
+STALL_CHECK_S = 10.0  # how often the driver looks for tasks a dead worker left unrunnable
+
+
+def _release_dead_restrictions(dask_scheduler: Any) -> list[str]:
+    """Runs on the scheduler: let a ``no-worker`` task whose only allowed worker is gone run anywhere.
+
+    A node is sent to the least busy worker with ``allow_other_workers=True``. When that worker
+    dies and the node's lost result has to be recomputed while no worker is up, the task waits in
+    ``no-worker``; distributed (2026.8) re-checks such tasks when a worker joins, but only against
+    their worker restrictions, ignoring ``allow_other_workers``, and the restarted worker has a new
+    address: the task would wait forever and the run hang. Dropping the dead restriction (loose
+    ones only) and asking for ``processing`` again is what ``allow_other_workers`` promised.
+    """
+    live = set(dask_scheduler.workers)
+    freed = []
+    for ts in list(dask_scheduler.unrunnable):
+        if ts.loose_restrictions and ts.worker_restrictions and not set(ts.worker_restrictions) & live:
+            ts.worker_restrictions = None
+            freed.append(ts.key)
+    if freed and dask_scheduler.running:
+        dask_scheduler.transitions({key: "processing" for key in freed}, stimulus_id=f"mlsp-release-{uuid.uuid4().hex[:8]}")
+    return [str(k) for k in freed]
+
+
+def _wait_first(client: Any, futures: list[Any], logger: logging.Logger) -> set[Any]:
+    """The futures that finished first; every :data:`STALL_CHECK_S` of waiting, tasks left
+    unrunnable by a dead worker are released (:func:`_release_dead_restrictions`)."""
+    from distributed import wait
+
+    while True:
+        try:
+            return wait(futures, timeout=STALL_CHECK_S, return_when="FIRST_COMPLETED").done
+        except TimeoutError:
+            freed = client.run_on_scheduler(_release_dead_restrictions)
+            if freed:
+                logger.warning("Dask: %s waited for a worker that died; released to any worker", freed)
+
+
 def _meta_of(result: dict[str, Any]) -> dict[str, Any]:
     return result["meta"]
 
@@ -358,7 +396,6 @@ class DaskRunner(AbstractRunner):
     def _run_on(self, client: Any, settings: Any, pipeline: Pipeline, catalog: Any, hook_manager: Any,
                 run_id: str | None) -> None:
         import cloudpickle
-        from distributed import wait
 
         try:
             from kedro.framework.project import LOGGING, PACKAGE_NAME
@@ -413,7 +450,7 @@ class DaskRunner(AbstractRunner):
                     self._logger.info("Submitted node: %s", node.name)
                 if not running:
                     raise RuntimeError(f"Unable to schedule {sorted(n.name for n in todo)}: their inputs are never made")
-                finished, _ = wait(list(running), return_when="FIRST_COMPLETED")
+                finished = _wait_first(client, list(running), self._logger)
                 for meta_future in finished:
                     node = running.pop(meta_future)
                     placed.pop(node, None)
