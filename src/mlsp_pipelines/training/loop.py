@@ -112,6 +112,7 @@ def _fit_in_processes(model: nn.Module, train: Sequence[Tensor], val: Sequence[T
     ranks = mp.start_processes(_fit_rank, args=(params.nproc, _free_port(), payload, queue), nprocs=params.nproc,
                                join=False, start_method="spawn")
     blob = None
+    errors: list[tuple[int, str]] = []
 
     def drain() -> None:
         nonlocal blob
@@ -120,11 +121,21 @@ def _fit_in_processes(model: nn.Module, train: Sequence[Tensor], val: Sequence[T
             if kind == "epoch":
                 for cb in on_epoch:
                     cb(*message)
+            elif kind == "error":
+                errors.append((message[0], message[1]))
             else:
                 blob = message[0]
 
-    while not ranks.join(timeout=0.5):  # raises, with the rank's traceback, if a rank fails
+    try:
+        while not ranks.join(timeout=0.5):  # raises when a rank exits with an error
+            drain()
+    except Exception as exc:
         drain()
+        if errors:
+            rank, trace = errors[0]
+            last = trace.strip().splitlines()[-1]
+            raise RuntimeError(f"{desc}: training rank {rank} of {params.nproc} failed: {last}\n{trace}") from exc
+        raise
     drain()
     if blob is None:
         raise RuntimeError(f"{desc}: the {params.nproc} training processes ended without a result")
@@ -150,15 +161,28 @@ def _fit_rank(rank: int, world: int, port: int, payload: bytes, queue: Any) -> N
     model, train, val, params, desc, kwargs, threads = cloudpickle.loads(payload)
     torch.set_num_threads(threads)
     callbacks = (lambda epoch, row: queue.put(("epoch", epoch, row)),) if rank == 0 else ()
+    code = 0
     try:
         result = fit(model, train, val, params=params, desc=desc, callbacks=callbacks, **kwargs)
+        if rank == 0:  # bytes, not tensors: shared-memory tensors would die with this process
+            buf = io.BytesIO()
+            torch.save(dataclasses.asdict(result), buf)
+            queue.put(("result", buf.getvalue()))
+    except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
+        import traceback
+
+        queue.put(("error", rank, traceback.format_exc()))
+        code = 1
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-    if rank == 0:  # bytes, not tensors: shared-memory tensors would die with this process
-        buf = io.BytesIO()
-        torch.save(dataclasses.asdict(result), buf)
-        queue.put(("result", buf.getvalue()))
+    # Leave without the interpreter's teardown: after a failed collective, destroying DDP's
+    # Reducer (main thread, holding the GIL) waits for gloo's worker thread, which waits for the
+    # GIL to release a tensor -- a deadlock that left the rank, and the run, hanging. Everything
+    # this rank had to say is already in the queue (a pipe: put returns once written).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _reduce_sums(values: list[float], world: World) -> list[float]:
