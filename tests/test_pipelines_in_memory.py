@@ -39,7 +39,7 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def test_params() -> dict[str, Any]:
+def conf_test_params() -> dict[str, Any]:
     loader = OmegaConfigLoader(conf_source=str(ROOT / "conf"), env="test", **CONFIG_LOADER_ARGS)
     return dict(loader["parameters"])
 
@@ -105,8 +105,8 @@ class _Kept(MemoryDataset):
 
 
 @pytest.mark.parametrize("task", list(CASES))
-def test_pipeline_runs_in_memory_and_a_twin_entry_is_its_own_row(task: str, test_params, tmp_path) -> None:
-    params, entries = _with_twin(test_params, task)
+def test_pipeline_runs_in_memory_and_a_twin_entry_is_its_own_row(task: str, conf_test_params, tmp_path) -> None:
+    params, entries = _with_twin(conf_test_params, task)
     out = run_in_memory(task, params, tmp_path)
 
     board = out[f"{task}.leaderboard"]
