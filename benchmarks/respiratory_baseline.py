@@ -33,8 +33,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mlsp_pipelines.ingestion.icbhi import LABELS, patient_split, scan_icbhi, segment_cycles
-from mlsp_pipelines.simulation.respiratory import synthesise_recordings, write_icbhi_layout
+from mlsp_pipelines.ingestion.icbhi import LABELS, scan_icbhi, segment_cycles
+from mlsp_pipelines.simulation.respiratory import (
+    synthesise_recordings,
+    write_icbhi_layout,
+)
+from mlsp_pipelines.splits import patient_split
 
 logger = logging.getLogger("respiratory_baseline")
 

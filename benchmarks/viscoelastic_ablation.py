@@ -209,7 +209,7 @@ class Bench:
             keep = np.isin(data["kind_train"], row.train_kinds)
             for k in [k for k in data if k.endswith("_train") and not k.startswith("gen_")]:
                 data[k] = data[k][keep]
-        model_input = vdata.make_model_input(data, norm, InputParams(**inputs))
+        model_input = vdata.make_sequence_input(data, norm, InputParams(**inputs))
         model_arch = f"{spec['arch']}_increments" if row.increments else spec["arch"]
         model = ModelSpec(arch=model_arch, kwargs=kwargs)
         t0 = time.process_time()

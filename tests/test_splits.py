@@ -139,7 +139,7 @@ def _cv_features(n_per: int = 10, folds: int = 5, classes: int = 3, seed: int = 
 
 @pytest.mark.parametrize("val_fraction", [0.0, 0.2])
 def test_cv_fold_tests_once_trains_on_all_other_folds_and_normalises_on_its_own_training_data(val_fraction: float) -> None:
-    from mlsp_pipelines.features.logmel import fit_normaliser
+    from mlsp_pipelines.features.normalise import fit_normaliser
     from mlsp_pipelines.modular.audio.nodes import make_fold_input
 
     feats = _cv_features()
@@ -266,3 +266,37 @@ def test_cross_validation_refuses_data_with_an_official_setup() -> None:
     feats["official_split"] = np.where(feats["fold"] == 1, "test", "train")
     with pytest.raises(ValueError, match="official train/test setup.*set split.cv=false"):
         make_fold_input(feats, SplitParams(cv=True), 1)
+
+
+# -- the split module's primitives ---------------------------------------------------------------
+def test_permutation_split_is_seeded_disjoint_and_keeps_order_only_when_asked() -> None:
+    from mlsp_pipelines.splits import permutation_split
+
+    parts = [("test", 0.2), ("val", 0.1)]
+    a = permutation_split(50, parts, seed=3)
+    assert {k: len(v) for k, v in a.items()} == {"test": 10, "val": 5, "train": 35}
+    assert sorted(np.concatenate(list(a.values())).tolist()) == list(range(50))
+    assert all((np.diff(v) > 0).all() for v in a.values())
+    b = permutation_split(50, parts, seed=3)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["test"], permutation_split(50, parts, seed=4)["test"])
+    # Unsorted: the seeded permutation's order (a shuffled corpus); ``limit`` keeps its first items.
+    shuffled = permutation_split(50, parts, seed=3, sort=False, limit=20)
+    assert {k: len(v) for k, v in shuffled.items()} == {"test": 4, "val": 2, "train": 14}
+    assert np.array_equal(np.concatenate([shuffled[k] for k in ("test", "val", "train")]),
+                          np.random.default_rng(3).permutation(50)[:20])
+    with pytest.raises(ValueError, match=r"2 trajectories are too few for test_fraction=0.2 and val_fraction=0.1"):
+        permutation_split(2, parts, seed=0, what="trajectories")
+
+
+def test_group_split_never_splits_a_group_and_stratifies_by_label() -> None:
+    from mlsp_pipelines.splits import group_split
+
+    labels = np.repeat(["a", "b"], 40)
+    groups = np.repeat(np.arange(20), 4)  # 10 groups per label
+    names = group_split(labels, groups, [("test", 0.2), ("val", 0.1)], seed=0)
+    for g in range(20):
+        assert len(set(names[groups == g])) == 1
+    for lab in ("a", "b"):
+        counts = pd.Series(names[labels == lab]).value_counts().to_dict()
+        assert counts == {"train": 28, "test": 8, "val": 4}

@@ -80,7 +80,8 @@ class AudioClassifier(mlflow.pyfunc.PythonModel):
 
     def features_of(self, audio: list[np.ndarray], rates: list[int]) -> np.ndarray:
         """(N, frames, n_mels) normalised log-mel, as the pipeline computes it for its clips."""
-        from mlsp_pipelines.features.logmel import apply_normaliser, fix_length, logmel_batch
+        from mlsp_pipelines.features.logmel import fix_length, logmel_batch
+        from mlsp_pipelines.features.normalise import apply_normaliser
         from mlsp_pipelines.ingestion.audio import mono_at_rate
 
         fp = self.features

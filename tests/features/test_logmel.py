@@ -11,13 +11,12 @@ import pytest
 import soundfile as sf
 
 from mlsp_pipelines.features.logmel import (
-    apply_normaliser,
     extract_logmel,
-    fit_normaliser,
     fix_length,
     logmel_batch,
     n_frames,
 )
+from mlsp_pipelines.features.normalise import apply_normaliser, fit_normaliser
 from mlsp_pipelines.ingestion.audio import load_audio
 from mlsp_pipelines.modular.audio.nodes import fit_normalisation, split_dataset
 from mlsp_pipelines.params import FeatureParams, SplitParams

@@ -15,11 +15,11 @@ from mlsp_pipelines.ingestion.icbhi import (
     official_split,
     parse_annotation,
     parse_filename,
-    patient_split,
     read_diagnosis,
     scan_icbhi,
     segment_cycles,
 )
+from mlsp_pipelines.splits import patient_split
 
 SAMPLE = (Path(__file__).parents[2] / ".." / "shared" / "data" / "icbhi-sample").resolve()
 SAMPLE_RECORDINGS = [

@@ -104,12 +104,20 @@ def test_shapes_and_normalisation_fitted_on_train_only(built: tuple) -> None:
     np.testing.assert_allclose(norm["y"]["std"], data["y_train"].reshape(-1).std(), rtol=1e-5)
     everything = np.concatenate([data[f"y_{s}"] for s in ("train", "val", "test", "extrap")])
     assert not np.isclose(norm["y"]["std"][0], everything.std(), rtol=1e-3)
-    mi = vdata.make_model_input(data, norm, InputParams())
+    mi = vdata.make_sequence_input(data, norm, InputParams())
     fs = vdata.feature_set(mi)
     z = fs["Xn_train"].reshape(-1, 3)
     np.testing.assert_allclose(z.mean(0), 0.0, atol=1e-4)
     np.testing.assert_allclose(z.std(0), 1.0, atol=1e-4)
-    assert fs["Xn_test"].dtype == np.float32 and mi["gen_Pn_extrap"].shape == data["gen_P_extrap"].shape
+    assert fs["Xn_test"].dtype == np.float32
+    # The generator's input: its loading-parameter vectors and cyclic sets are its own sets.
+    gi = vdata.make_generator_input(data, norm)
+    gfs = vdata.feature_set(gi, "any model")
+    assert gfs["Xn_extrap"].shape == data["gen_P_extrap"].shape and gi["data_kwargs"] == {"n_steps": t}
+    np.testing.assert_array_equal(gi["y_test"], data["gen_y_test"])
+    np.testing.assert_array_equal(gi["cyclic_y_test"], mi["cyclic_y_test"])
+    np.testing.assert_allclose(gi["yn_train"].reshape(-1).std(), 1.0, atol=1e-4)
+    assert not any(k.startswith("gen_") for k in gi) and "gen_P_test" not in mi
 
 
 def test_generator_vector_describes_the_cyclic_path(built: tuple) -> None:

@@ -8,7 +8,7 @@ import torch
 from pydantic import ValidationError
 
 from mlsp_pipelines.evaluation.diagnostics import gradient_norms_through_time
-from mlsp_pipelines.evaluation.regression import fit_range_scaling, normalise
+from mlsp_pipelines.features.normalise import apply_normaliser, fit_range_scaling
 from mlsp_pipelines.models import build_model
 from mlsp_pipelines.pipelines.viscoelastic import data as vdata
 from mlsp_pipelines.pipelines.viscoelastic.params import (
@@ -79,11 +79,11 @@ def test_input_params_validate_and_pick_per_model_features() -> None:
 def test_range_scaling_maps_the_training_range_to_unit_interval() -> None:
     x = np.array([[[1.0, -0.4, 0.025]], [[1.3, 0.4, 0.075]], [[1.1, 0.0, 0.05]]])
     st = fit_range_scaling(x)
-    z = normalise(x, **st)
+    z = apply_normaliser(x, st, dtype=np.float64)
     np.testing.assert_allclose(z.min(axis=(0, 1)), -1.0, atol=1e-6)
     np.testing.assert_allclose(z.max(axis=(0, 1)), 1.0, atol=1e-6)
     # A rate 3× above the fastest training rate lands at 3, not at many standard deviations.
-    assert normalise(np.array([1.1, 1.2, 0.05]), **st)[1] == pytest.approx(3.0, rel=1e-5)
+    assert apply_normaliser(np.array([1.1, 1.2, 0.05]), st, dtype=np.float64)[1] == pytest.approx(3.0, rel=1e-5)
 
 
 def test_skip_adds_a_linear_input_path_and_is_off_by_default() -> None:
@@ -158,7 +158,7 @@ def test_models_get_their_own_features_and_bundles_rebuild_them() -> None:
     data, norm, _ = vdata.build_dataset(*vdata.simulate_trajectories(MATERIAL, protocols, GENERATOR), SPLIT)
     inputs = InputParams(features=["stretch", "dt"], per_model={"mlp": {"features": ["stretch", "stretch_rate", "dt"]},
                                                                "ode": {"features": ["stretch_rate", "dt"], "scaling": "none"}})
-    mi = vdata.make_model_input(data, norm, inputs)
+    mi = vdata.make_sequence_input(data, norm, inputs)
     assert set(mi["feature_sets"]) == {"stretch+dt|standard", "stretch+stretch_rate+dt|standard", "stretch_rate+dt|none"}
     assert vdata.feature_set(mi, "gru")["Xn_test"].shape[-1] == 2
     assert vdata.feature_set(mi, "mlp")["Xn_test"].shape[-1] == 3

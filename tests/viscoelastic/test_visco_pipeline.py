@@ -37,6 +37,18 @@ def test_pipelines_and_slices() -> None:
     assert len(pipes["viscoelastic"].nodes) == len(data.nodes) + len(train.nodes)
 
 
+def test_each_model_reads_the_input_of_its_problem() -> None:
+    """Two problems, two model inputs: the one-to-many generator's nodes read ``generator_input``,
+    a sequence model's (whatever its entry is called) ``sequence_input``."""
+    pipes = create_pipelines({"viscoelastic": {"architectures": ["gen", "cell"],
+                                               "models": {"gen": {"arch": "seq_generator"}, "cell": {"arch": "gru"}}}})
+    train = pipes["viscoelastic_train"]
+    reads = {ns: set().union(*(n.inputs for n in train.nodes if n.namespace == f"viscoelastic.{ns}"))
+             for ns in ("gen", "cell")}
+    assert "viscoelastic.generator_input" in reads["gen"] and "viscoelastic.sequence_input" not in reads["gen"]
+    assert "viscoelastic.sequence_input" in reads["cell"] and "viscoelastic.generator_input" not in reads["cell"]
+
+
 def test_architecture_without_model_entry_is_named() -> None:
     with pytest.raises(ValueError, match=r"viscoelastic\.models"):
         create_pipelines({"viscoelastic": {"architectures": ["mlp", "wavenet"], "models": {"mlp": {"arch": "mlp"}}}})

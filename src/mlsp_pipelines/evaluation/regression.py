@@ -15,33 +15,6 @@ import numpy as np
 from mlsp_pipelines.evaluation.hysteresis import cycle_boundaries, hysteresis_energy
 
 
-def normalise(x: np.ndarray, mean: Sequence[float] | np.ndarray, std: Sequence[float] | np.ndarray) -> np.ndarray:
-    """``(x − mean) / std`` over the last axis, float32."""
-    return ((np.asarray(x, dtype=np.float64) - np.asarray(mean)) / np.asarray(std)).astype(np.float32)
-
-
-def denormalise(z: np.ndarray, mean: Sequence[float] | np.ndarray, std: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Inverse of :func:`normalise` (float64: metrics are computed in physical units)."""
-    return np.asarray(z, dtype=np.float64) * np.asarray(std, dtype=np.float64) + np.asarray(mean, dtype=np.float64)
-
-
-def fit_normalisation(x: np.ndarray, *, min_std: float = 1e-8) -> dict[str, list[float]]:
-    """Per-feature mean and std over every axis but the last; a constant feature gets std 1."""
-    flat = np.asarray(x, dtype=np.float64).reshape(-1, np.shape(x)[-1])
-    std = flat.std(axis=0)
-    return {"mean": flat.mean(axis=0).tolist(), "std": np.where(std > min_std, std, 1.0).tolist()}
-
-
-def fit_range_scaling(x: np.ndarray, *, min_half_range: float = 1e-8) -> dict[str, list[float]]:
-    """Per-feature centre and half-range of the training values, in :func:`normalise`'s
-    ``mean``/``std`` form: the training range maps onto [−1, 1], so an input k times larger
-    than any training value lands near k (a z-score would put it many standard deviations out)."""
-    flat = np.asarray(x, dtype=np.float64).reshape(-1, np.shape(x)[-1])
-    lo, hi = flat.min(axis=0), flat.max(axis=0)
-    half = (hi - lo) / 2.0
-    return {"mean": ((hi + lo) / 2.0).tolist(), "std": np.where(half > min_half_range, half, 1.0).tolist()}
-
-
 def relative_rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """``‖ŷ − y‖₂ / ‖y‖₂`` over all elements (the ratio of RMS error to RMS signal)."""
     y_true = np.asarray(y_true, dtype=np.float64)

@@ -243,20 +243,3 @@ def extract_logmel(
                 bar.update()
     bar.close()
     return X, keep, errors
-
-
-def fit_normaliser(X: np.ndarray) -> dict[str, list[float]]:
-    """Per-mel-band mean and standard deviation over all clips and frames of ``X`` (B, T, F)."""
-    flat = X.reshape(-1, X.shape[-1]).astype(np.float64)
-    mean = flat.mean(axis=0)
-    std = flat.std(axis=0)
-    return {"mean": mean.tolist(), "std": np.maximum(std, 1e-6).tolist()}
-
-
-def apply_normaliser(X: np.ndarray, stats: dict[str, list[float]]) -> np.ndarray:
-    """Standardise with statistics from :func:`fit_normaliser` (broadcast over the last axis)."""
-    mean = np.asarray(stats["mean"], dtype=np.float32)
-    std = np.asarray(stats["std"], dtype=np.float32)
-    if mean.shape[-1] != X.shape[-1]:
-        raise ValueError(f"normaliser has {mean.shape[-1]} bands but features have {X.shape[-1]}")
-    return ((X - mean) / std).astype(np.float32)

@@ -30,7 +30,7 @@ def bind_name(func: Callable[..., Any], name: str) -> Callable[..., Any]:
     return update_wrapper(partial(func, name=name), func)
 
 
-def model_pipeline(task: str, name: str, steps: Sequence[Step], *, inputs: set[str],
+def model_pipeline(task: str, name: str, steps: Sequence[Step], *, inputs: set[str] | dict[str, str],
                    parameters: Sequence[str] = (), model_key: str | None = None) -> Pipeline:
     """The pipeline of the model entry ``name`` of ``task``: ``steps`` in namespace ``name``,
     reading the shared ``inputs`` and the task parameters ``parameters`` (``params:train`` →

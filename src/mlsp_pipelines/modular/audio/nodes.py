@@ -8,10 +8,15 @@ import logging
 import numpy as np
 import pandas as pd
 
-from mlsp_pipelines.features.logmel import apply_normaliser, extract_logmel, fit_normaliser, resolve_features
+from mlsp_pipelines.features.logmel import (
+    extract_logmel,
+    resolve_features,
+)
+from mlsp_pipelines.features.normalise import apply_normaliser, fit_normaliser
 from mlsp_pipelines.ingestion.index import index_esc50, index_generic
 from mlsp_pipelines.ingestion.tau import index_tau
 from mlsp_pipelines.params import AudioDataParams, FeatureParams, SplitParams
+from mlsp_pipelines.splits import group_split, stratified_group_folds
 
 logger = logging.getLogger(__name__)
 
@@ -89,37 +94,6 @@ def _resolve(index: pd.DataFrame, features: FeatureParams, folder: str | None = 
     return resolve_features(features, rates, durs)
 
 
-def _assign_groups(labels: np.ndarray, groups: np.ndarray, fractions: list[tuple[str, float]], seed: int,
-                   rest: str = "train") -> np.ndarray:
-    """Seeded split of whole groups (a group never straddles splits), stratified by label: per
-    label, each named part takes ``round(fraction * n_groups)`` groups (at least one while two
-    or more are left), the remainder is ``rest``."""
-    rng = np.random.default_rng(seed)
-    out = np.empty(len(labels), dtype=object)
-    frame = pd.DataFrame({"label": labels, "group": groups})
-    group_label = frame.groupby("group", sort=True)["label"].agg(lambda s: s.mode().iloc[0])
-    for _, gs in group_label.groupby(group_label, sort=True):
-        names = gs.index.to_numpy()
-        rng.shuffle(names)
-        n, taken, assign = len(names), 0, {}
-        for i, (part, frac) in enumerate(fractions):
-            left = n - taken
-            need = 3 if i == 0 and len(fractions) > 1 else 2  # keep >= 1 group for every later part
-            k = max(1, int(round(frac * n))) if left >= need else 0
-            k = min(k, left - 1)
-            assign.update({g: part for g in names[taken: taken + k]})
-            taken += k
-        assign.update({g: rest for g in names[taken:]})
-        mask = frame["group"].isin(names).to_numpy()
-        out[mask] = frame.loc[mask, "group"].map(assign).to_numpy()
-    return out.astype(str)
-
-
-def _stratified(labels: np.ndarray, groups: np.ndarray, split: SplitParams) -> np.ndarray:
-    """train/val/test by seeded stratified group fractions."""
-    return _assign_groups(labels, groups, [("test", split.test_fraction), ("val", split.val_fraction)], split.seed)
-
-
 def split_dataset(features: dict[str, np.ndarray], split: SplitParams) -> pd.DataFrame:
     """train/val/test per clip: the dataset's official setup when it has one (validation carved
     from its training part: ``val_fraction`` of whole groups, stratified, seeded), else by fold
@@ -133,7 +107,7 @@ def split_dataset(features: dict[str, np.ndarray], split: SplitParams) -> pd.Dat
         names = official.astype(object)
         train = official == "train"
         if train.any():
-            names[train] = _assign_groups(features["label"][train], features["group"][train],
+            names[train] = group_split(features["label"][train], features["group"][train],
                                           [("val", split.val_fraction)], split.seed)
         names = names.astype(str)
     elif split.test_fold is not None and (folds >= 0).all():
@@ -144,7 +118,8 @@ def split_dataset(features: dict[str, np.ndarray], split: SplitParams) -> pd.Dat
                 raise ValueError(f"split.{key}={value} is not a fold of this dataset (folds: {present})")
         names = np.where(folds == split.test_fold, "test", np.where(folds == split.val_fold, "val", "train"))
     else:
-        names = _stratified(features["label"], features["group"], split)
+        names = group_split(features["label"], features["group"],
+                            [("test", split.test_fraction), ("val", split.val_fraction)], split.seed)
     df = pd.DataFrame({"filename": features["filename"], "label": features["label"], "split": names})
     for s in ("train", "test"):
         if not (df["split"] == s).any():
@@ -215,14 +190,7 @@ def cv_fold_assignment(features: dict[str, np.ndarray], split: SplitParams) -> n
     folds = np.asarray(features["fold"])
     if (folds >= 0).all():
         return folds
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    ids = split.fold_ids()
-    out = np.empty(len(folds), dtype=np.int64)
-    kfold = StratifiedGroupKFold(n_splits=len(ids), shuffle=True, random_state=split.seed)
-    for k, (_, test) in enumerate(kfold.split(np.zeros(len(folds)), features["label"], features["group"])):
-        out[test] = ids[k]
-    return out
+    return stratified_group_folds(features["label"], features["group"], split.fold_ids(), split.seed)
 
 
 def make_fold_input(features: dict[str, np.ndarray], split: SplitParams, fold: int) -> dict:
@@ -237,7 +205,7 @@ def make_fold_input(features: dict[str, np.ndarray], split: SplitParams, fold: i
     names[folds == fold] = "test"
     rest = folds != fold
     if split.cv_val_fraction > 0:
-        names[rest] = _assign_groups(features["label"][rest], features["group"][rest],
+        names[rest] = group_split(features["label"][rest], features["group"][rest],
                                      [("val", split.cv_val_fraction)], split.seed + fold)
     splits = pd.DataFrame({"filename": features["filename"], "label": features["label"], "split": names.astype(str)})
     norm = fit_normaliser(features["X"][(splits["split"] == "train").to_numpy()])

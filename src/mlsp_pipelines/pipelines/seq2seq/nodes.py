@@ -14,26 +14,28 @@ import torch
 from matplotlib.figure import Figure
 
 from mlsp_pipelines.datasets.files import CheckpointStore
+from mlsp_pipelines.evaluation import translation as m
+from mlsp_pipelines.evaluation.attention import AttentionExample, attention_figure
 from mlsp_pipelines.evaluation.plots import learning_curves_figure
 from mlsp_pipelines.features.vocab import (
     EOS,
     Vocab,
     bucket_batches,
     encode_pairs,
+    flat_targets,
     pad_batch,
     sequence_lengths,
     tokenize,
-    flat_targets,
     trim_batch,
 )
 from mlsp_pipelines.models import rebuild_model
 from mlsp_pipelines.modular.report.nodes import build_leaderboard
 from mlsp_pipelines.params import ModelSpec, TrainParams
 from mlsp_pipelines.simulation.dates import generate_date_pairs
+from mlsp_pipelines.splits import permutation_split
 from mlsp_pipelines.training.model_run import train_model
 from mlsp_pipelines.training.token_loss import softmax_cross_entropy
 
-from mlsp_pipelines.evaluation import translation as m
 from .params import (
     DateSynthParams,
     Seq2SeqBatchParams,
@@ -42,7 +44,6 @@ from .params import (
     Seq2SeqSplitParams,
     VocabParams,
 )
-from mlsp_pipelines.evaluation.attention import AttentionExample, attention_figure
 
 logger = logging.getLogger(__name__)
 
@@ -112,11 +113,11 @@ def prepare_corpus(
                 parts[name], counts = _clean(given, data, vocab, filtered=name != "test")
                 quality.update({f"{name}_{k}": v for k, v in counts.items()})
         if "val" not in parts:
-            rng = np.random.default_rng(split.seed)
-            order = rng.permutation(len(parts["train"]))
-            n_val = max(1, int(round(split.val_fraction * len(order))))
-            parts["val"] = parts["train"].iloc[np.sort(order[:n_val])].reset_index(drop=True)
-            parts["train"] = parts["train"].iloc[np.sort(order[n_val:])].reset_index(drop=True)
+            held = permutation_split(len(parts["train"]), [("val", split.val_fraction)], split.seed,
+                                     what="training pairs")
+            n_val = len(held["val"])
+            parts["val"] = parts["train"].iloc[held["val"]].reset_index(drop=True)
+            parts["train"] = parts["train"].iloc[held["train"]].reset_index(drop=True)
             quality["val_source"] = f"held out of train (val_fraction {split.val_fraction}, seed {split.seed})"
             logger.warning("no validation split given: %d training pairs held out for validation", n_val)
         else:
@@ -127,16 +128,12 @@ def prepare_corpus(
         quality["split_source"] = f"fractions (val {split.val_fraction}, test {split.test_fraction}, seed {split.seed})"
         pairs, counts = _clean(raw, data, vocab, filtered=True)
         quality.update({f"all_{k}": v for k, v in counts.items()})
-        order = np.random.default_rng(split.seed).permutation(len(pairs))
-        if data.max_pairs is not None:
-            order = order[: data.max_pairs]
-        n = len(order)
-        n_test = max(1, int(round(split.test_fraction * n)))
-        n_val = max(1, int(round(split.val_fraction * n)))
-        if n - n_test - n_val < 1:
-            raise ValueError(f"only {n} usable sentence pairs (of {len(raw)} read): too few for a train/val/test split")
-        idx = {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
-        parts = {k: pairs.iloc[v] for k, v in idx.items()}
+        try:  # the permutation's order is kept: it shuffles the corpus
+            idx = permutation_split(len(pairs), [("test", split.test_fraction), ("val", split.val_fraction)],
+                                    split.seed, sort=False, limit=data.max_pairs, what="usable sentence pairs")
+        except ValueError as err:
+            raise ValueError(f"{err} (of {len(raw)} read)") from None
+        parts = {k: pairs.iloc[idx[k]] for k in ("test", "val", "train")}
     if len(parts["train"]) < 1:
         raise ValueError("no training pairs left after cleaning (check seq2seq.data.max_source_len/max_target_len)")
     out = {s: {"source": parts[s]["source"].tolist(), "target": parts[s]["target"].tolist()} for s in SPLITS}

@@ -1,10 +1,12 @@
 """Data of the viscoelastic task: simulate trajectories → split by trajectory → dataset and
-normalisation → per-model input features (``viscoelastic_data`` and the model input).
+normalisation → the two model inputs with their per-model features (``viscoelastic_data``, then
+the first nodes of ``viscoelastic_train``).
 
 Sequence models get per-step input features computed from ``X = (λ, λ̇, Δt)``, chosen per model
-by ``viscoelastic.inputs`` (:func:`make_model_input`, :func:`feature_set`); the one-to-many
+by ``viscoelastic.inputs`` (:func:`make_sequence_input`, :func:`feature_set`); the one-to-many
 ``seq_generator`` gets one vector of loading parameters per trajectory (:data:`GENERATOR_FEATURES`),
-trained and tested on cyclic protocols sampled on a uniform grid (:func:`simulate_trajectories`).
+trained and tested on cyclic protocols sampled on a uniform grid (:func:`simulate_trajectories`,
+:func:`make_generator_input`). Two problems, two model inputs: a model's nodes never ask which it is.
 """
 from __future__ import annotations
 
@@ -13,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from mlsp_pipelines.evaluation.regression import (
-    fit_normalisation,
+from mlsp_pipelines.features.normalise import (
+    apply_normaliser,
+    fit_normaliser,
     fit_range_scaling,
-    normalise,
 )
 from mlsp_pipelines.simulation.viscoelastic import (
     Protocols,
@@ -25,6 +27,7 @@ from mlsp_pipelines.simulation.viscoelastic import (
     sequence_features,
     simulate,
 )
+from mlsp_pipelines.splits import permutation_split
 
 from .params import (
     GeneratorDataParams,
@@ -35,6 +38,9 @@ from .params import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: A feature with a smaller training std is constant (a uniform Δt, up to float32 rounding): scale 1.
+MIN_STD = 1e-8
 
 SPLITS = ("train", "val", "test")
 EVAL_SETS = ("test", "extrap")
@@ -117,14 +123,8 @@ def simulate_trajectories(
 
 def split_by_trajectory(n: int, split: TrajectorySplitParams) -> dict[str, np.ndarray]:
     """Disjoint, sorted row indices ``{train, val, test}`` covering ``0 … n−1`` (seeded)."""
-    n_test = max(1, int(round(split.test_fraction * n)))
-    n_val = max(1, int(round(split.val_fraction * n)))
-    if n - n_test - n_val < 1:
-        raise ValueError(f"{n} trajectories are too few for val_fraction={split.val_fraction} and "
-                         f"test_fraction={split.test_fraction}")
-    perm = np.random.default_rng(split.seed).permutation(n)
-    return {"test": np.sort(perm[:n_test]), "val": np.sort(perm[n_test:n_test + n_val]),
-            "train": np.sort(perm[n_test + n_val:])}
+    return permutation_split(n, [("test", split.test_fraction), ("val", split.val_fraction)], split.seed,
+                             what="trajectories")
 
 
 def generator_features(traj: dict[str, np.ndarray]) -> np.ndarray:
@@ -169,10 +169,10 @@ def build_dataset(
         quality[f"{prefix}extrap_rate_min"] = float(extrap_rates.min())
         quality[f"{prefix}sigma_abs_max"] = float(np.abs(traj["sigma"]).max())
         quality[f"{prefix}steps"] = int(x_all.shape[1])
-        norm[f"{prefix}x"] = fit_normalisation(data[f"{prefix}X_train"])
-        norm[f"{prefix}y"] = fit_normalisation(data[f"{prefix}y_train"])
+        norm[f"{prefix}x"] = fit_normaliser(data[f"{prefix}X_train"], min_std=MIN_STD)
+        norm[f"{prefix}y"] = fit_normaliser(data[f"{prefix}y_train"], min_std=MIN_STD)
         if p_all is not None:
-            norm["gen_p"] = fit_normalisation(data["gen_P_train"])
+            norm["gen_p"] = fit_normaliser(data["gen_P_train"], min_std=MIN_STD)
     norm["x_features"] = ["stretch", "stretch_rate", "dt"]
     norm["p_features"] = list(GENERATOR_FEATURES)
     logger.info("dataset: %s", {k: v for k, v in quality.items() if k.startswith(("n_", "gen_n_"))})
@@ -184,44 +184,77 @@ def _feature_key(names: list[str], scaling: str) -> str:
 
 
 def build_feature_set(dataset: dict[str, np.ndarray], names: list[str], scaling: str) -> dict[str, Any]:
-    """Normalised per-step inputs ``names`` for every set (``Xn_{s}``, ``gen_Xn_{s}``) with the
-    statistics fitted on the training set (``norm``, ``rate_scale`` for ``log_rate``)."""
+    """Normalised per-step inputs ``names`` for every set (``Xn_{s}``, and ``cyclic_Xn_{s}`` for
+    the generator's cyclic sets) with the statistics fitted on the training set (``norm``,
+    ``rate_scale`` for ``log_rate``) and ``x_spec``, what a bundle needs to compute them again."""
     rate = np.abs(dataset["X_train"][..., 1])
     rate_scale = float(np.median(rate[rate > 0])) if np.any(rate > 0) else 1.0
-    feats = {f"{p}X_{s}": sequence_features(dataset[f"{p}X_{s}"], names, rate_scale=rate_scale)
-             for p in ("", "gen_") for s in (*SPLITS, "extrap")}
+    feats = {f"{out}X_{s}": sequence_features(dataset[f"{p}X_{s}"], names, rate_scale=rate_scale)
+             for p, out in (("", ""), ("gen_", "cyclic_")) for s in (*SPLITS, "extrap")}
     if scaling == "none":
         norm = {"mean": [0.0] * len(names), "std": [1.0] * len(names)}
     else:
-        norm = (fit_range_scaling if scaling == "range" else fit_normalisation)(feats["X_train"])
-    out: dict[str, Any] = {"names": list(names), "scaling": scaling, "rate_scale": rate_scale, "norm": norm}
-    out.update({k.replace("X_", "Xn_"): normalise(v, **norm) for k, v in feats.items()})
+        x_train = feats["X_train"]
+        norm = fit_range_scaling(x_train) if scaling == "range" else fit_normaliser(x_train, min_std=MIN_STD)
+    out: dict[str, Any] = {"names": list(names), "scaling": scaling, "rate_scale": rate_scale, "norm": norm,
+                           "x_spec": {"features": list(names), "scaling": scaling, "rate_scale": rate_scale,
+                                      "norm_x": norm}}
+    out.update({k.replace("X_", "Xn_"): apply_normaliser(v, norm, dtype=np.float64) for k, v in feats.items()})
     return out
 
 
 def input_features(bundle: dict[str, Any], x: np.ndarray) -> np.ndarray:
     """A sequence model's normalised inputs from raw ``X = (λ, λ̇, Δt)`` (N, T, 3), as in training."""
     feats = sequence_features(x, bundle["features"], rate_scale=bundle.get("rate_scale"))
-    return normalise(feats, **bundle["norm_x"])
+    return apply_normaliser(feats, bundle["norm_x"], dtype=np.float64)
 
 
-def make_model_input(dataset: dict[str, np.ndarray], norm_stats: dict[str, Any], inputs: InputParams) -> dict[str, Any]:
-    """Normalised float32 arrays every training namespace shares, next to the physical ones and
-    the statistics: targets ``yn_``, generator vectors and targets ``gen_Pn_``/``gen_yn_``, and
+def _sets(dataset: dict[str, np.ndarray], prefix: str, out_prefix: str) -> dict[str, np.ndarray]:
+    """The physical arrays and metadata of one family of sets (``""`` or ``"gen_"``), renamed."""
+    return {f"{out_prefix}{k}_{s}": dataset[f"{prefix}{k}_{s}"] for k in ("X", "y", *META) for s in (*SPLITS, "extrap")}
+
+
+def make_sequence_input(dataset: dict[str, np.ndarray], norm_stats: dict[str, Any], inputs: InputParams
+                        ) -> dict[str, Any]:
+    """The sequence models' input: every protocol kind, per-step features per model.
+
+    Physical ``X_/y_`` and metadata per set, normalised targets ``yn_``, the generator's cyclic
+    sets as ``cyclic_*`` (every model is also scored on them: a like-for-like column), and
     ``feature_sets[key]`` (see :func:`build_feature_set`) for every feature list of ``inputs``."""
-    out: dict[str, Any] = dict(dataset)
-    out["norm"] = norm_stats
-    out["inputs"] = inputs.model_dump()
+    out: dict[str, Any] = {"kind": "sequence", "test_set": "all protocol kinds", "norm": norm_stats,
+                           "norm_y": norm_stats["y"], "inputs": inputs.model_dump(), "data_kwargs": {},
+                           **_sets(dataset, "", ""), **_sets(dataset, "gen_", "cyclic_")}
     for s in (*SPLITS, "extrap"):
-        out[f"yn_{s}"] = normalise(dataset[f"y_{s}"], **norm_stats["y"])
-        out[f"gen_Pn_{s}"] = normalise(dataset[f"gen_P_{s}"], **norm_stats["gen_p"])
-        out[f"gen_yn_{s}"] = normalise(dataset[f"gen_y_{s}"], **norm_stats["gen_y"])
+        out[f"yn_{s}"] = apply_normaliser(dataset[f"y_{s}"], norm_stats["y"], dtype=np.float64)
     specs = [inputs.spec_for(None), *(inputs.spec_for(m) for m in inputs.per_model)]
     out["feature_sets"] = {_feature_key(*spec): build_feature_set(dataset, *spec)
                            for spec in {_feature_key(*spec): spec for spec in specs}.values()}
     return out
 
 
+def make_generator_input(dataset: dict[str, np.ndarray], norm_stats: dict[str, Any]) -> dict[str, Any]:
+    """The one-to-many generator's input: cyclic protocols on a uniform grid, one vector of
+    loading parameters per trajectory (its only feature set) and the whole stress sequence as
+    target; its own sets are the cyclic ones (``cyclic_*``), and the data fixes ``n_steps``."""
+    own = _sets(dataset, "gen_", "")
+    fs: dict[str, Any] = {"names": list(GENERATOR_FEATURES), "norm": norm_stats["gen_p"],
+                          "x_spec": {"features": None, "norm_x": norm_stats["gen_p"]}}
+    for s in (*SPLITS, "extrap"):
+        fs[f"Xn_{s}"] = fs[f"cyclic_Xn_{s}"] = apply_normaliser(dataset[f"gen_P_{s}"], norm_stats["gen_p"],
+                                                                dtype=np.float64)
+    out: dict[str, Any] = {"kind": "generator", "test_set": "cyclic, uniform grid", "norm": norm_stats,
+                           "norm_y": norm_stats["gen_y"], "data_kwargs": {"n_steps": int(dataset["gen_y_train"].shape[1])},
+                           "feature_sets": {"loading_parameters": fs},
+                           **own, **{f"cyclic_{k}": v for k, v in own.items()}}
+    for s in (*SPLITS, "extrap"):
+        out[f"yn_{s}"] = apply_normaliser(dataset[f"gen_y_{s}"], norm_stats["gen_y"], dtype=np.float64)
+    return out
+
+
 def feature_set(model_input: dict[str, Any], name: str | None = None) -> dict[str, Any]:
-    """The feature set of model ``name`` (``None``: the task's default features)."""
-    return model_input["feature_sets"][_feature_key(*InputParams(**model_input["inputs"]).spec_for(name))]
+    """The feature set of model ``name`` (``None``: the task's default features); an input with a
+    single set (the generator's loading parameters) gives it to every model."""
+    sets = model_input["feature_sets"]
+    if len(sets) == 1:
+        return next(iter(sets.values()))
+    return sets[_feature_key(*InputParams(**model_input["inputs"]).spec_for(name))]

@@ -31,14 +31,13 @@ from mlsp_pipelines.datasets.files import CheckpointStore
 from mlsp_pipelines.evaluation import plots
 from mlsp_pipelines.evaluation.figures import subplots
 from mlsp_pipelines.evaluation.regression import (
-    denormalise,
     energy_relative_errors,
     max_abs_error,
     regression_metrics,
     relative_rmse,
 )
+from mlsp_pipelines.features.normalise import denormalise
 from mlsp_pipelines.models import rebuild_model
-from mlsp_pipelines.models.generator import ONE_TO_MANY
 from mlsp_pipelines.params import ModelSpec, TrainParams
 from mlsp_pipelines.training.loop import predict
 from mlsp_pipelines.training.model_run import train_model
@@ -56,27 +55,18 @@ from .data import EVAL_SETS, feature_set
 # ----------------------------------------------------------------------------------------------
 
 
-def _is_generator(arch: str) -> bool:
-    return arch in ONE_TO_MANY
-
-
 def _tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
 
-def _train_arrays(model_input: dict[str, Any], name: str, arch: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    if _is_generator(arch):
-        return model_input[f"gen_Pn_{split}"], model_input[f"gen_yn_{split}"]
-    return feature_set(model_input, name)[f"Xn_{split}"], model_input[f"yn_{split}"]
-
-
 def _model_kwargs(model: ModelSpec, model_input: dict[str, Any]) -> dict[str, Any]:
+    """The entry's kwargs plus those its data fixes (the generator's ``n_steps``), which an
+    explicit value must match."""
     kwargs = dict(model.kwargs)
-    if _is_generator(model.arch):
-        steps = int(model_input["gen_y_train"].shape[1])
-        if kwargs.setdefault("n_steps", steps) != steps:
-            raise ValueError(f"{model.arch}: kwargs.n_steps={kwargs['n_steps']} differs from the data's "
-                             f"{steps} steps (leave it out to take the data's length)")
+    for key, value in model_input["data_kwargs"].items():
+        if kwargs.setdefault(key, value) != value:
+            raise ValueError(f"{model.arch}: kwargs.{key}={kwargs[key]} differs from the data's {value} "
+                             f"(leave it out to take the data's value)")
     return kwargs
 
 
@@ -84,15 +74,12 @@ def train_sequence_model(
     model_input: dict[str, Any], model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore | None, *,
     name: str,
 ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, float]]:
-    """Train the model entry ``name`` with the shared loop (MSE over the whole sequence, normalised
-    units); the wall and CPU seconds come out apart from the model."""
-    x_tr, y_tr = _train_arrays(model_input, name, model.arch, "train")
-    x_va, y_va = _train_arrays(model_input, name, model.arch, "val")
-    norm = model_input["norm"]
-    gen = _is_generator(model.arch)
-    fs = None if gen else feature_set(model_input, name)
-    x_spec = {"features": None, "norm_x": norm["gen_p"]} if gen else {
-        "features": fs["names"], "scaling": fs["scaling"], "rate_scale": fs["rate_scale"], "norm_x": fs["norm"]}
+    """Train the model entry ``name`` on its model input (sequence or generator, chosen by the
+    wiring) with the shared loop (MSE over the whole sequence, normalised units); the wall and
+    CPU seconds come out apart from the model."""
+    fs = feature_set(model_input, name)
+    x_tr, y_tr = fs["Xn_train"], model_input["yn_train"]
+    x_va, y_va = fs["Xn_val"], model_input["yn_val"]
     plain = (_tensor(x_tr), _tensor(y_tr))
 
     def prepare(net: torch.nn.Module, settings: TrainParams) -> dict[str, Any]:
@@ -105,9 +92,8 @@ def train_sequence_model(
         name, model, train, plain, (_tensor(x_va), _tensor(y_va)), in_features=int(x_tr.shape[-1]),
         out_features=int(y_tr.shape[-1]), task="regression", checkpoints=checkpoints,
         kwargs=_model_kwargs(model, model_input), prepare=prepare,
-        fingerprint_parts=([x_tr.shape, x_va.shape], norm, x_spec),
-        bundle_extra={"kind": "generator" if gen else "sequence", **x_spec,
-                      "norm_y": norm["gen_y"] if gen else norm["y"]},
+        fingerprint_parts=([x_tr.shape, x_va.shape], model_input["norm"], fs["x_spec"]),
+        bundle_extra={"kind": model_input["kind"], **fs["x_spec"], "norm_y": model_input["norm_y"]},
     )
     cpu = time.process_time() - cpu0  # this process's CPU time: on a shared machine wall time says little
     bundle, result = dict(trained.bundle), trained.result
@@ -121,17 +107,7 @@ def predict_stress(bundle: dict[str, Any], inputs: np.ndarray, net: torch.nn.Mod
     """Stress (N, T, 1) in physical units from normalised inputs (sequences or generator vectors)."""
     net = rebuild_model(bundle) if net is None else net
     out = predict(net, (_tensor(inputs),), batch_size=64).numpy()
-    return denormalise(out, **bundle["norm_y"])
-
-
-def _eval_prefix(bundle: dict[str, Any]) -> str:
-    return "gen_" if bundle["kind"] == "generator" else ""
-
-
-def _inputs(bundle: dict[str, Any], model_input: dict[str, Any], s: str, *, on_generator_set: bool = False) -> np.ndarray:
-    if bundle["kind"] == "generator":
-        return model_input[f"gen_Pn_{s}"]
-    return feature_set(model_input, bundle["name"])[f"gen_Xn_{s}" if on_generator_set else f"Xn_{s}"]
+    return denormalise(out, bundle["norm_y"])
 
 
 def _example_rows(kinds: np.ndarray, n: int) -> list[int]:
@@ -191,31 +167,30 @@ def evaluate_model(
     training times (wall and CPU, apart), a per-trajectory error table, σ–λ loops of a few test
     trajectories and the learning curves."""
     net = rebuild_model(bundle)
-    prefix = _eval_prefix(bundle)
-    metrics: dict[str, Any] = {"model": name, "arch": bundle["arch"],
-                               "test_set": "cyclic, uniform grid" if prefix else "all protocol kinds"}
+    fs = feature_set(model_input, name)
+    metrics: dict[str, Any] = {"model": name, "arch": bundle["arch"], "test_set": model_input["test_set"]}
     rows = []
     preds: dict[str, np.ndarray] = {}
     for s in EVAL_SETS:
-        y = model_input[f"{prefix}y_{s}"]
-        pred = predict_stress(bundle, _inputs(bundle, model_input, s), net)
+        y = model_input[f"y_{s}"]
+        pred = predict_stress(bundle, fs[f"Xn_{s}"], net)
         preds[s] = pred
-        stretch = model_input[f"{prefix}X_{s}"][..., 0]
-        kinds = model_input[f"{prefix}kind_{s}"]
+        stretch = model_input[f"X_{s}"][..., 0]
+        kinds = model_input[f"kind_{s}"]
         suffix = "" if s == "test" else "_extrap"
         metrics.update(regression_metrics(y, pred, stretch=stretch, energy_mask=kinds == "cyclic", suffix=suffix))
         energy = energy_relative_errors(stretch, y[..., 0], pred[..., 0])
         for i in range(len(y)):
-            rows.append({"trajectory": model_input[f"{prefix}id_{s}"][i], "set": s, "kind": kinds[i],
-                         "rate": float(model_input[f"{prefix}rate_{s}"][i]),
-                         "amplitude": float(model_input[f"{prefix}amplitude_{s}"][i]),
-                         "cycles": int(model_input[f"{prefix}cycles_{s}"][i]),
+            rows.append({"trajectory": model_input[f"id_{s}"][i], "set": s, "kind": kinds[i],
+                         "rate": float(model_input[f"rate_{s}"][i]),
+                         "amplitude": float(model_input[f"amplitude_{s}"][i]),
+                         "cycles": int(model_input[f"cycles_{s}"][i]),
                          "rel_rmse": relative_rmse(y[i], pred[i]) if np.any(y[i]) else float("nan"),
                          "max_err": max_abs_error(y[i], pred[i]),
                          "energy_rel_err": float(energy[i].mean()) if energy[i].size else float("nan")})
         # Every model on the same cyclic trajectories (the generator's sets): a like-for-like column.
-        gen_pred = pred if prefix else predict_stress(bundle, _inputs(bundle, model_input, s, on_generator_set=True), net)
-        metrics[f"rel_rmse_cyclic{suffix}"] = relative_rmse(model_input[f"gen_y_{s}"], gen_pred)
+        cyclic = predict_stress(bundle, fs[f"cyclic_Xn_{s}"], net)
+        metrics[f"rel_rmse_cyclic{suffix}"] = relative_rmse(model_input[f"cyclic_y_{s}"], cyclic)
     metrics.update({"params": bundle["params"], "best_epoch": bundle["best_epoch"], "epochs_run": bundle["epochs_run"]})
     # Timings differ on every run: kept apart from the reproducible metrics (timings.csv, MLflow).
     seconds = train_seconds or {}
@@ -225,10 +200,10 @@ def evaluate_model(
     metrics = {k: _finite_or_none(v) for k, v in metrics.items()}  # JSON has no NaN (no cycle in a set)
 
     n_ex = report.n_examples
-    test_rows = _example_rows(model_input[f"{prefix}kind_test"], max(n_ex - 1, 1))
-    panels = [_panel(model_input, prefix, "test", i, {name: preds["test"][i, :, 0]}) for i in test_rows]
+    test_rows = _example_rows(model_input["kind_test"], max(n_ex - 1, 1))
+    panels = [_panel(model_input, "", "test", i, {name: preds["test"][i, :, 0]}) for i in test_rows]
     if n_ex > 1:
-        panels.append(_panel(model_input, prefix, "extrap", 0, {name: preds["extrap"][0, :, 0]}))
+        panels.append(_panel(model_input, "", "extrap", 0, {name: preds["extrap"][0, :, 0]}))
     title = (f"{name}: test rel. RMSE {metrics['rel_rmse']:.3f}, extrapolation {metrics['rel_rmse_extrap']:.3f}"
              f" ({metrics['test_set']})")
     curves = plots.learning_curves_figure(history.drop(columns="epoch").to_dict("list"), f"{name} learning curves")

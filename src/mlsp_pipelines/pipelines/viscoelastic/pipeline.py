@@ -6,7 +6,8 @@ from typing import Any
 
 from kedro.pipeline import Pipeline, node
 
-from mlsp_pipelines.config import architectures, graph_params
+from mlsp_pipelines.config import architectures, graph_params, section
+from mlsp_pipelines.models.generator import ONE_TO_MANY
 from mlsp_pipelines.modular import report
 from mlsp_pipelines.modular.model_pipeline import compose_task, model_pipeline
 
@@ -42,26 +43,36 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
         namespace=TASK,
         tags=[f"{TASK}_data"],
     )
-    train = Pipeline([node(visco_data.make_model_input, ["dataset", "norm_stats", "params:inputs"], "model_input",
-                           name="make_model_input")], tags=[f"{TASK}_train"])
+    train = Pipeline([
+        node(visco_data.make_sequence_input, ["dataset", "norm_stats", "params:inputs"], "sequence_input",
+             name="make_sequence_input"),
+        node(visco_data.make_generator_input, ["dataset", "norm_stats"], "generator_input",
+             name="make_generator_input"),
+    ], tags=[f"{TASK}_train"])
+    models = section(params, f"{TASK}.models", {}) or {}
     for name in archs:
-        train += model_pipeline(TASK, name, MODEL_STEPS, inputs={"model_input"}, parameters=("train", "report"))
+        # Two problems, two inputs: the one-to-many generator learns whole sequences from loading parameters.
+        model_input = "generator_input" if models[name].get("arch", name) in ONE_TO_MANY else "sequence_input"
+        train += model_pipeline(TASK, name, MODEL_STEPS, inputs={"model_input": model_input},
+                                parameters=("train", "report"))
     train += Pipeline([
-        node(visco_report.gradient_diagnostics, ["params:material", "params:protocols", "params:diagnostics", "model_input"],
+        node(visco_report.gradient_diagnostics, ["params:material", "params:protocols", "params:diagnostics",
+                                                  "sequence_input"],
              ["gradient_norms", "gradient_norms_plot", "gradient_summary"], name="gradient_diagnostics"),
     ], tags=[f"{TASK}_train"])
     reports = None
     if archs:
         # Task-level nodes that read every model's outputs: full dataset names, node namespace only.
-        models = [f"{TASK}.{a}.model" for a in archs]
+        bundles = [f"{TASK}.{a}.model" for a in archs]
         loops = Pipeline(
             [
-                node(visco_report.plot_loops_overview, [f"{TASK}.model_input", f"params:{TASK}.report", *models],
+                node(visco_report.plot_loops_overview, [f"{TASK}.sequence_input", f"{TASK}.generator_input",
+                                                         f"params:{TASK}.report", *bundles],
                      f"{TASK}.loops_overview", name="plot_loops_overview", namespace=TASK),
-                node(visco_report.trained_gradients, [f"{TASK}.model_input", f"params:{TASK}.diagnostics", *models],
+                node(visco_report.trained_gradients, [f"{TASK}.sequence_input", f"params:{TASK}.diagnostics", *bundles],
                      [f"{TASK}.trained_gradient_norms", f"{TASK}.trained_gradients_plot",
                       f"{TASK}.trained_gradient_summary"], name="trained_gradients", namespace=TASK),
-                node(visco_report.plot_hysteresis, [f"{TASK}.model_input", f"params:{TASK}.report", *models],
+                node(visco_report.plot_hysteresis, [f"{TASK}.sequence_input", f"params:{TASK}.report", *bundles],
                      [f"{TASK}.hysteresis_plot", f"{TASK}.hysteresis"], name="plot_hysteresis", namespace=TASK),
             ],
             tags=[f"{TASK}_train"],

@@ -22,9 +22,9 @@ from mlsp_pipelines.evaluation.diagnostics import (
 from mlsp_pipelines.evaluation.figures import subplots
 from mlsp_pipelines.evaluation.regression import (
     cycle_energies,
-    normalise,
     relative_rmse,
 )
+from mlsp_pipelines.features.normalise import apply_normaliser
 from mlsp_pipelines.models import rebuild_model
 from mlsp_pipelines.modular.report.nodes import build_leaderboard, to_markdown
 from mlsp_pipelines.simulation.viscoelastic import (
@@ -44,27 +44,29 @@ from .params import (
 logger = logging.getLogger(__name__)
 
 from .data import EVAL_SETS, feature_set
-from .nodes import _finite_or_none, _inputs, _loops_figure, _panel, predict_stress
+from .nodes import _finite_or_none, _loops_figure, _panel, predict_stress
 
 # ----------------------------------------------------------------------------------------------
 # Task-level nodes: overview figure, gradient diagnostics, leaderboard
 # ----------------------------------------------------------------------------------------------
 
 
-def plot_loops_overview(model_input: dict[str, Any], report: ViscoReportParams, *bundles: dict[str, Any]) -> Figure:
+def plot_loops_overview(sequence_input: dict[str, Any], generator_input: dict[str, Any], report: ViscoReportParams,
+                        *bundles: dict[str, Any]) -> Figure:
     """Every model on the same cyclic trajectories (the generator's test set, and one
     extrapolation trajectory): σ–λ loops and σ(t), truth against each model."""
-    nets = {b["name"]: (b, rebuild_model(b)) for b in bundles}
+    model_inputs = {"sequence": sequence_input, "generator": generator_input}
+    nets = {b["name"]: (b, rebuild_model(b), feature_set(model_inputs[b["kind"]], b["name"])) for b in bundles}
     n_ex = report.n_examples
-    picks = [("test", i) for i in range(min(max(n_ex - 1, 1), len(model_input["gen_y_test"])))]
+    picks = [("test", i) for i in range(min(max(n_ex - 1, 1), len(sequence_input["cyclic_y_test"])))]
     if n_ex > 1:
         picks.append(("extrap", 0))
-    preds = {name: [predict_stress(b, _inputs(b, model_input, s, on_generator_set=True)[i : i + 1], net)[0, :, 0]
-                    for s, i in picks] for name, (b, net) in nets.items()}
-    truth = np.concatenate([model_input[f"gen_y_{s}"][i, :, 0] for s, i in picks])
+    preds = {name: [predict_stress(b, fs[f"cyclic_Xn_{s}"][i : i + 1], net)[0, :, 0] for s, i in picks]
+             for name, (b, net, fs) in nets.items()}
+    truth = np.concatenate([sequence_input[f"cyclic_y_{s}"][i, :, 0] for s, i in picks])
     # Legend: each model's relative RMSE over the trajectories shown.
     labels = {name: f"{name} ({relative_rmse(truth, np.concatenate(p)):.3f})" for name, p in preds.items()}
-    panels = [_panel(model_input, "gen_", s, i, {labels[n]: preds[n][k] for n in nets}, errors=False)
+    panels = [_panel(sequence_input, "cyclic_", s, i, {labels[n]: preds[n][k] for n in nets}, errors=False)
               for k, (s, i) in enumerate(picks)]
     return _loops_figure(panels, "all models on the same cyclic trajectories (uniform grid); "
                                  "legend: relative RMSE over the trajectories shown")
@@ -86,8 +88,8 @@ def gradient_diagnostics(
         torch.set_num_threads(diagnostics.num_threads)
     x, y = build_sequence_dataset(pr.t, pr.stretch, simulate(pr, material.to_material()))
     fs = feature_set(model_input)
-    xn = normalise(sequence_features(x, fs["names"], rate_scale=fs["rate_scale"]), **fs["norm"])
-    yn = normalise(y, **model_input["norm"]["y"])
+    xn = apply_normaliser(sequence_features(x, fs["names"], rate_scale=fs["rate_scale"]), fs["norm"], dtype=np.float64)
+    yn = apply_normaliser(y, model_input["norm"]["y"], dtype=np.float64)
     cells = {k: CellSpec(arch=c.arch, kwargs=dict(c.kwargs), recurrent_init=c.recurrent_init, gain=c.gain)
              for k, c in diagnostics.cells.items()}
     table, summary = run_gradient_diagnostics(cells, xn, yn, hidden_size=diagnostics.hidden_size,
@@ -185,7 +187,7 @@ def plot_hysteresis(
         ax.text(0.5, 0.5, "no recurrent model or no complete cycle at unseen rates", ha="center", va="center")
         ax.set_axis_off()
         return fig, {}
-    val = {b["name"]: relative_rmse(model_input["y_val"], predict_stress(b, _inputs(b, model_input, "val")))
+    val = {b["name"]: relative_rmse(model_input["y_val"], predict_stress(b, feature_set(model_input, b["name"])["Xn_val"]))
            for b in models}
     best = min(models, key=lambda b: (val[b["name"]], b["name"]))
     stretch, truth = model_input["X_extrap"][..., 0], model_input["y_extrap"][..., 0]
@@ -193,7 +195,7 @@ def plot_hysteresis(
                            "models": {}}
     preds: dict[str, np.ndarray] = {}
     for b in models:
-        pred = predict_stress(b, _inputs(b, model_input, "extrap"))[..., 0]
+        pred = predict_stress(b, feature_set(model_input, b["name"])["Xn_extrap"])[..., 0]
         per_traj = {str(model_input["id_extrap"][i]): {"rate": float(model_input["rate_extrap"][i]),
                                                        "cycles": _cycle_table(stretch[i], truth[i], pred[i])}
                     for i in cyclic}
