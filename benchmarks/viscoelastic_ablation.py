@@ -56,10 +56,10 @@ from mlsp_pipelines.pipelines.viscoelastic import nodes  # noqa: E402
 from mlsp_pipelines.pipelines.viscoelastic.params import (  # noqa: E402
     GeneratorDataParams,
     InputParams,
-    MaterialSection,
     ProtocolParams,
     TrajectorySplitParams,
 )
+from mlsp_pipelines.simulation.viscoelastic import MaterialParams  # noqa: E402
 
 logger = logging.getLogger("viscoelastic_ablation")
 
@@ -176,7 +176,7 @@ class Bench:
         key = json.dumps(protocols, sort_keys=True)
         if key not in self._data:
             cfg = self.config
-            traj, gen = vdata.simulate_trajectories(MaterialSection(**cfg["material"]), ProtocolParams(**protocols),
+            traj, gen = vdata.simulate_trajectories(MaterialParams(**cfg["material"]), ProtocolParams(**protocols),
                                                     GeneratorDataParams(**cfg["generator_data"]))
             data, norm, _ = vdata.build_dataset(traj, gen, TrajectorySplitParams(**cfg["split"]))
             self._data[key] = (data, norm)
