@@ -77,15 +77,15 @@ class _Increments:
 
 @register_model("gru_increments", config_cls=GRUConfig)
 class GRUIncrements(_Increments, GRUModel):
-    def __init__(self, **kw: Any) -> None:
-        super().__init__(**kw)
+    def __init__(self, config: GRUConfig | None = None, **kw: Any) -> None:
+        super().__init__(config, **kw)
         self._init_increments()
 
 
 @register_model("lstm_increments", config_cls=LSTMConfig)
 class LSTMIncrements(_Increments, LSTMModel):
-    def __init__(self, **kw: Any) -> None:
-        super().__init__(**kw)
+    def __init__(self, config: LSTMConfig | None = None, **kw: Any) -> None:
+        super().__init__(config, **kw)
         self._init_increments()
 
 
