@@ -56,10 +56,10 @@ from mlsp_pipelines.pipelines.viscoelastic import nodes  # noqa: E402
 from mlsp_pipelines.pipelines.viscoelastic.params import (  # noqa: E402
     GeneratorDataParams,
     InputParams,
-    MaterialSection,
     ProtocolParams,
     TrajectorySplitParams,
 )
+from mlsp_pipelines.simulation.viscoelastic import MaterialParams  # noqa: E402
 
 logger = logging.getLogger("viscoelastic_ablation")
 
@@ -77,15 +77,15 @@ class _Increments:
 
 @register_model("gru_increments", config_cls=GRUConfig)
 class GRUIncrements(_Increments, GRUModel):
-    def __init__(self, **kw: Any) -> None:
-        super().__init__(**kw)
+    def __init__(self, config: GRUConfig | None = None, **kw: Any) -> None:
+        super().__init__(config, **kw)
         self._init_increments()
 
 
 @register_model("lstm_increments", config_cls=LSTMConfig)
 class LSTMIncrements(_Increments, LSTMModel):
-    def __init__(self, **kw: Any) -> None:
-        super().__init__(**kw)
+    def __init__(self, config: LSTMConfig | None = None, **kw: Any) -> None:
+        super().__init__(config, **kw)
         self._init_increments()
 
 
@@ -176,7 +176,7 @@ class Bench:
         key = json.dumps(protocols, sort_keys=True)
         if key not in self._data:
             cfg = self.config
-            traj, gen = vdata.simulate_trajectories(MaterialSection(**cfg["material"]), ProtocolParams(**protocols),
+            traj, gen = vdata.simulate_trajectories(MaterialParams(**cfg["material"]), ProtocolParams(**protocols),
                                                     GeneratorDataParams(**cfg["generator_data"]))
             data, norm, _ = vdata.build_dataset(traj, gen, TrajectorySplitParams(**cfg["split"]))
             self._data[key] = (data, norm)

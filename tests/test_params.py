@@ -107,6 +107,36 @@ def test_model_spec_train_overrides() -> None:
         ModelSpec(arch="cnn", train={"lrate": 0.1})
 
 
+@pytest.mark.parametrize(
+    ("arch", "kwargs", "expected"),
+    [
+        ("cnn", {"channels": [8, 0]}, "channels.1: Input should be greater than or equal to 1 (got 0)"),
+        ("gru", {"bidirectional": "false"}, "bidirectional: Input should be a valid boolean (got 'false')"),
+        ("lstm", {"hidden_size": 2.5}, "hidden_size: Input should be an integer (got 2.5)"),
+        ("transformer", {"pooling": "max"}, "pooling: Input should be 'cls' or 'mean' (got 'max')"),
+        ("attn_lstm", {"hidden": 8}, "unknown parameter(s) 'hidden' for model 'attn_lstm'; accepted: hidden_size"),
+    ],
+)
+def test_model_spec_names_the_bad_kwarg(arch: str, kwargs: dict[str, Any], expected: str) -> None:
+    """The registry's config check runs inside the spec's validator: its message, key and value
+    included, reaches the spec's error (and Kedro's, which adds the parameter key)."""
+    with pytest.raises(ValidationError) as err:
+        ModelSpec(arch=arch, kwargs=kwargs)
+    assert expected in str(err.value)
+
+
+def test_word2vec_model_spec_names_the_bad_kwarg() -> None:
+    from mlsp_pipelines.pipelines.word2vec.params import Word2VecModelSpec
+
+    assert Word2VecModelSpec(arch="word2vec_sg", kwargs={"negative": 3}).kwargs == {"negative": 3}
+    with pytest.raises(ValidationError, match=r"model 'word2vec_sg': negative: Input should be greater than or equal to 1 \(got 0\)"):
+        Word2VecModelSpec(arch="word2vec_sg", kwargs={"negative": 0})
+    with pytest.raises(ValidationError, match=r"sparse: Input should be a valid boolean \(got 'yes'\)"):
+        Word2VecModelSpec(arch="word2vec_cbow", kwargs={"sparse": "yes"})
+    with pytest.raises(ValidationError, match="unknown parameter.*'window'.*accepted: negative, sparse"):
+        Word2VecModelSpec(arch="word2vec_cbow", kwargs={"window": 5})
+
+
 def test_epochs_scale_is_relative_to_the_task_epochs_and_an_absolute_epochs_wins() -> None:
     """A per-model length must follow the task's epochs (conf/test's 2, ``--params
     asc.train.epochs=5``), where an absolute per-model ``epochs`` would shadow them."""

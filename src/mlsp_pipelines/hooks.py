@@ -682,14 +682,12 @@ class MlflowHook:
 def _model_params(spec: Any, name: str) -> dict[str, Any]:
     """``model.name``, ``model.arch`` and ``model.kwargs.*`` with every default of the
     architecture's config filled in, so the same key means the same thing in every run."""
-    import dataclasses
-
     from mlsp_pipelines.models import model_config
 
     kwargs = dict(spec.kwargs)
     try:
         cfg = model_config(spec.arch, **kwargs)
-        kwargs = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+        kwargs = {name: getattr(cfg, name) for name in type(cfg).model_fields}
     except Exception:  # noqa: BLE001 - kwargs completed by the node from the data: log them as given
         pass
     out = {"model.name": name, "model.arch": spec.arch}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
+import inspect
+import pydoc
+import re
 from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ValidationError
 
 from mlsp_pipelines.models import (
     build_model,
@@ -64,8 +67,7 @@ def batch(seed: int = 0, b: int = B) -> torch.Tensor:
 
 
 def supports_per_step(name: str) -> bool:
-    fields = {f.name for f in dataclasses.fields(type(model_config(name)))}
-    return "per_step" in fields and name != "cnn"
+    return "per_step" in type(model_config(name)).model_fields and name != "cnn"
 
 
 def test_builtin_families_are_registered() -> None:
@@ -285,14 +287,33 @@ def test_unknown_model_lists_choices() -> None:
         ("attn_lstm", {"attention_size": 2.5}, "attention_size", "2.5"),
         ("transformer", {"d_model": 30, "n_heads": 4}, "d_model", "30"),
         ("transformer", {"pooling": "max"}, "pooling", "max"),
+        ("cnn", {"batch_norm": "false"}, "batch_norm", "false"),  # a YAML string, truthy: refused
+        ("cnn", {"kernel_size": "3"}, "kernel_size", "3"),
+        ("cnn", {"stride": True}, "stride", "True"),
+        ("cnn", {"padding": -1}, "padding", "-1"),
+        ("cnn", {"channels": []}, "channels", "[]"),
+        ("crnn", {"kernel_size": 4}, "kernel_size", "4"),
+        ("rnn", {"skip": True}, "skip", "True"),
+        ("mlp", {"dropout": "0.1"}, "dropout", "0.1"),
+        ("transformer", {"frontend": [8], "per_step": True}, "frontend", "per_step"),
     ],
 )
 def test_bad_hyperparameters_name_the_key(name: str, kwargs: dict[str, Any], key: str, bad: str) -> None:
     with pytest.raises(ValueError) as err:
         model_config(name, **kwargs)
-    assert key in str(err.value) and bad in str(err.value)
+    assert f"model {name!r}" in str(err.value) and key in str(err.value) and bad in str(err.value)
     with pytest.raises(ValueError, match=key):
         build_model(name, in_features=FEAT, out_features=OUT, **kwargs)
+
+
+def test_bad_value_message_names_model_key_and_value() -> None:
+    with pytest.raises(ValueError) as err:
+        model_config("cnn", channels=[8, 0], dropout=2)
+    message = str(err.value)
+    assert not isinstance(err.value, ValidationError)  # flat, so it reads well inside ModelSpec's error
+    assert message.startswith("model 'cnn': ")
+    assert "channels.1: Input should be greater than or equal to 1 (got 0)" in message
+    assert "dropout: Input should be less than 1 (got 2)" in message
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -301,8 +322,58 @@ def test_unknown_kwarg_lists_accepted(name: str) -> None:
         model_config(name, hiden_size=8)
     message = str(err.value)
     assert "hiden_size" in message
-    for field in dataclasses.fields(type(model_config(name))):
-        assert field.name in message
+    for field in type(model_config(name)).model_fields:
+        assert field in message
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_config_is_a_pydantic_model_that_names_an_unknown_key(name: str) -> None:
+    from mlsp_pipelines.models._config import ModelConfig
+    from mlsp_pipelines.models.registry import _REGISTRY
+
+    model_cls, config_cls = _REGISTRY[name]
+    assert issubclass(config_cls, BaseModel) and issubclass(config_cls, ModelConfig)
+    with pytest.raises(ValidationError) as err:
+        config_cls(hiden_size=8)
+    assert "hiden_size" in str(err.value)
+    # the defaults are valid, and a model builds from its config object
+    net = model_cls(config_cls(), in_features=FEAT, out_features=OUT)
+    assert net.config == config_cls() == model_config(name)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_signature_and_help_show_the_config_type(name: str) -> None:
+    from mlsp_pipelines.models.registry import _REGISTRY
+
+    model_cls, config_cls = _REGISTRY[name]
+    params = inspect.signature(model_cls).parameters
+    assert list(params)[:3] == ["config", "in_features", "out_features"]
+    assert config_cls.__name__ in str(params["config"].annotation)
+    assert params["config"].default is None
+    doc = pydoc.render_doc(model_cls, renderer=pydoc.plaintext)
+    assert re.search(rf"config: '?{config_cls.__name__} \| None'? = None", doc), doc[:300]
+    # the config class's own signature lists the hyper-parameters with their defaults
+    config_params = inspect.signature(config_cls).parameters
+    assert list(config_params) == list(config_cls.model_fields)
+    assert all(p.default == config_cls.model_fields[n].default for n, p in config_params.items())
+
+
+def test_constructor_takes_the_config_object_only() -> None:
+    from mlsp_pipelines.models.cnn import CNN, CNNConfig
+
+    torch.manual_seed(0)
+    direct = CNN(CNNConfig(channels=(4,)), in_features=FEAT, out_features=OUT)
+    torch.manual_seed(0)
+    built = build_model("cnn", in_features=FEAT, out_features=OUT, channels=[4])
+    assert direct.config == built.config
+    assert all(torch.equal(a, b) for a, b in zip(direct.state_dict().values(), built.state_dict().values()))
+    assert CNN(in_features=FEAT, out_features=OUT).config == CNNConfig()  # None: the defaults
+    with pytest.raises(TypeError, match="CNNConfig"):
+        CNN({"channels": [4]}, in_features=FEAT, out_features=OUT)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="CNNConfig"):
+        CNN(model_config("crnn"), in_features=FEAT, out_features=OUT)
+    with pytest.raises(TypeError):
+        CNN(in_features=FEAT, out_features=OUT, channels=[4])  # type: ignore[call-arg]
 
 
 def test_in_out_features_are_validated() -> None:
@@ -324,7 +395,7 @@ def test_wrong_input_shape_is_reported() -> None:
 def test_config_is_frozen_and_normalised() -> None:
     cfg = model_config("cnn", channels=[4, 8])
     assert cfg.channels == (4, 8)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(ValidationError, match="frozen"):
         cfg.dropout = 0.5  # type: ignore[misc]
     assert model_config("transformer").d_model % model_config("transformer").n_heads == 0
 
@@ -355,7 +426,7 @@ def test_register_model_function_and_conflicts() -> None:
         register_model("mlp_alias_for_test", MLP, MLPConfig)  # idempotent
         with pytest.raises(ValueError, match="already registered"):
             register_model("mlp", torch.nn.Linear, MLPConfig)
-        with pytest.raises(ValueError, match="dataclass"):
+        with pytest.raises(ValueError, match="pydantic"):
             register_model("not_a_config", MLP, dict)
     finally:
         _REGISTRY.pop("mlp_alias_for_test", None)

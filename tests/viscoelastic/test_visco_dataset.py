@@ -12,12 +12,12 @@ from mlsp_pipelines.pipelines.viscoelastic import data as vdata
 from mlsp_pipelines.pipelines.viscoelastic.params import (
     GeneratorDataParams,
     InputParams,
-    MaterialSection,
     ProtocolParams,
     TrajectorySplitParams,
 )
+from mlsp_pipelines.simulation.viscoelastic import MaterialParams
 
-MATERIAL = MaterialSection(E=1.0, nu0=1.0, sigma0=0.2, m=2.0)
+MATERIAL = MaterialParams(E=1.0, nu0=1.0, sigma0=0.2, m=2.0)
 PROTOCOLS = ProtocolParams(n_trajectories=30, n_steps=60, seed=3,
                            extrapolation={"n_trajectories": 8, "rate_range": (0.6, 1.2), "amplitude_range": (0.1, 0.3)})
 GENERATOR = GeneratorDataParams(n_trajectories=20, n_extrapolation=5, seed=4)
@@ -141,5 +141,5 @@ def test_generator_vector_describes_the_cyclic_path(built: tuple) -> None:
 )
 def test_bad_material_parameters_name_the_field(field: str, value: float, message: str) -> None:
     with pytest.raises(ValidationError) as err:
-        MaterialSection(**{field: value})
+        MaterialParams(**{field: value})
     assert field in str(err.value) and message in str(err.value)

@@ -16,7 +16,7 @@ from mlsp_pipelines.evaluation.diagnostics import (
 )
 from mlsp_pipelines.models import build_model
 from mlsp_pipelines.pipelines.viscoelastic import report
-from mlsp_pipelines.pipelines.viscoelastic.params import DiagnosticsParams, InputParams, MaterialSection, ProtocolParams
+from mlsp_pipelines.pipelines.viscoelastic.params import DiagnosticsParams, InputParams, ProtocolParams
 from mlsp_pipelines.simulation.viscoelastic import MaterialParams, build_sequence_dataset, generate_protocols, simulate
 
 torch.set_num_threads(1)
@@ -83,7 +83,7 @@ def test_diagnostics_node_returns_norms_figure_and_summary() -> None:
     model_input = {"inputs": inputs.model_dump(), "norm": {"y": {"mean": [0.0], "std": [0.1]}},
                    "feature_sets": {"stretch+dt|standard": {"names": ["stretch", "dt"], "rate_scale": 0.1,
                                                    "norm": {"mean": [1.0, 0.05], "std": [0.1, 0.02]}}}}
-    table, fig, summary = report.gradient_diagnostics(MaterialSection(), ProtocolParams(), diag, model_input)
+    table, fig, summary = report.gradient_diagnostics(MaterialParams(), ProtocolParams(), diag, model_input)
     assert isinstance(fig, Figure)
     assert set(table["phase"]) == {"init", "trained"}
     assert table.groupby(["cell", "phase"]).size().eq(40).all() and len(table) == 4 * 2 * 40

@@ -14,11 +14,15 @@ from mlsp_pipelines.pipelines.viscoelastic import data as vdata
 from mlsp_pipelines.pipelines.viscoelastic.params import (
     GeneratorDataParams,
     InputParams,
-    MaterialSection,
     ProtocolParams,
     TrajectorySplitParams,
 )
-from mlsp_pipelines.simulation.viscoelastic import build_sequence_dataset, generate_protocols, sequence_features
+from mlsp_pipelines.simulation.viscoelastic import (
+    MaterialParams,
+    build_sequence_dataset,
+    generate_protocols,
+    sequence_features,
+)
 
 torch.set_num_threads(1)
 
@@ -119,7 +123,7 @@ def test_gradient_through_time_of_a_skip_model_uses_its_whole_prediction() -> No
     assert norms[-1] == pytest.approx(float(seq.grad[:, -1].norm(dim=-1).mean()), rel=1e-10)
 
 
-MATERIAL = MaterialSection(E=1.0, nu0=1.0, sigma0=0.2, m=2.0)
+MATERIAL = MaterialParams(E=1.0, nu0=1.0, sigma0=0.2, m=2.0)
 GENERATOR = GeneratorDataParams(n_trajectories=6, n_extrapolation=3, seed=4)
 SPLIT = TrajectorySplitParams(val_fraction=0.2, test_fraction=0.2, seed=1)
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mlsp_pipelines.models import build_model
-from mlsp_pipelines.models.constitutive import RateODE
+from mlsp_pipelines.models.constitutive import RateODE, RateODEConfig
 from mlsp_pipelines.params import TrainParams
 from mlsp_pipelines.simulation.viscoelastic import MaterialParams, linear_maxwell_hold, linear_maxwell_ramp
 from mlsp_pipelines.training.loop import fit
@@ -29,7 +29,7 @@ def _ramp_then_hold(n_ramp: int, n_hold: int, dt: float, rate: float) -> torch.T
 
 @pytest.mark.parametrize(("method", "substeps", "tol"), [("rk4", 1, 1e-6), ("heun", 4, 1e-4), ("euler", 20, 5e-3)])
 def test_integrates_the_linear_maxwell_solid(method: str, substeps: int, tol: float) -> None:
-    model = _LinearMaxwell(in_features=2, out_features=1, method=method, substeps=substeps).double()
+    model = _LinearMaxwell(RateODEConfig(method=method, substeps=substeps), in_features=2, out_features=1).double()
     x = _ramp_then_hold(40, 40, 0.05, 0.3)
     with torch.no_grad():
         sigma = model(x)[0, :, 0].numpy()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mlsp_pipelines.models._config import check_choice, check_int
 
-POOLING_2D = ("max", "mean", "min")
-TIME_POOLING = ("last", "mean")
+Pooling2d = Literal["max", "mean", "min"]
+TimePooling = Literal["last", "mean"]
+POOLING_2D: tuple[str, ...] = get_args(Pooling2d)
 RNN_TYPES = ("rnn", "gru", "lstm")
 
 

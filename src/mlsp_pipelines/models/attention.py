@@ -12,55 +12,36 @@ u_t = tanh(W h_t + b), a_t = softmax_t(u_t . u_c), l = sum_t a_t h_t.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import torch
 from torch import nn
 
-from mlsp_pipelines.models._config import (
-    check_bool,
-    check_dropout,
-    check_int,
-    check_int_tuple,
-    make_config,
-    set_field,
-)
+from mlsp_pipelines.models._config import Bool, Dropout, IntTuple, ModelConfig, PositiveInt, resolve_config
 from mlsp_pipelines.models._layers import check_features, check_sequence_input, make_rnn, stretch_time
 from mlsp_pipelines.models.cnn import conv_stem
 from mlsp_pipelines.models.registry import register_model
 
 
-@dataclass(frozen=True)
-class AttnLSTMConfig:
-    hidden_size: int = 64
-    num_layers: int = 1
-    bidirectional: bool = True
-    dropout: float = 0.1
-    attention_size: int = 64
-    frontend: tuple[int, ...] = ()  # conv-stem channels per block; () = LSTM on the mel frames
-    frontend_convs: int = 2
-
-    def __post_init__(self) -> None:
-        check_int("hidden_size", self.hidden_size)
-        check_int("num_layers", self.num_layers)
-        check_bool("bidirectional", self.bidirectional)
-        set_field(self, "dropout", check_dropout("dropout", self.dropout))
-        check_int("attention_size", self.attention_size)
-        set_field(self, "frontend", check_int_tuple("frontend", self.frontend, allow_empty=True))
-        check_int("frontend_convs", self.frontend_convs)
+class AttnLSTMConfig(ModelConfig):
+    hidden_size: PositiveInt = 64
+    num_layers: PositiveInt = 1
+    bidirectional: Bool = True
+    dropout: Dropout = 0.1
+    attention_size: PositiveInt = 64
+    frontend: IntTuple = ()  # conv-stem channels per block; () = LSTM on the mel frames
+    frontend_convs: PositiveInt = 2
 
 
 @register_model("attn_lstm", config_cls=AttnLSTMConfig)
 class AttentionLSTM(nn.Module):
     """Input (B, T, F) -> logits (B, out); attention weights (B, T) via
-    :meth:`forward_with_attention`. Keyword arguments are the fields of :class:`AttnLSTMConfig`.
+    :meth:`forward_with_attention`. ``config`` holds the hyper-parameters
+    (:class:`AttnLSTMConfig`; ``None``: its defaults).
     """
 
-    def __init__(self, *, in_features: int, out_features: int, **config: Any) -> None:
+    def __init__(self, config: AttnLSTMConfig | None = None, *, in_features: int, out_features: int) -> None:
         super().__init__()
         self.in_features, self.out_features = check_features(in_features, out_features)
-        self.config: AttnLSTMConfig = make_config(AttnLSTMConfig, config, model_name="attn_lstm")
+        self.config: AttnLSTMConfig = resolve_config(AttnLSTMConfig, config, "attn_lstm")
         cfg = self.config
         width = cfg.hidden_size * (2 if cfg.bidirectional else 1)
         self.stem, freq = conv_stem(cfg.frontend, in_features=self.in_features, convs_per_block=cfg.frontend_convs)

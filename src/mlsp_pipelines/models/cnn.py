@@ -12,24 +12,24 @@ same stack reused as the front end of ``crnn``, ``attn_lstm`` and ``transformer`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
 import torch
+from pydantic import Field, model_validator
 from torch import nn
 
 from mlsp_pipelines.models._config import (
-    check_bool,
-    check_choice,
-    check_dropout,
-    check_int,
-    check_int_tuple,
-    make_config,
-    set_field,
+    Bool,
+    Dropout,
+    IntTuple,
+    ModelConfig,
+    NonNegativeInt,
+    PositiveInt,
+    resolve_config,
 )
 from mlsp_pipelines.models._layers import (
-    POOLING_2D,
     Pool2d,
+    Pooling2d,
     check_features,
     check_sequence_input,
 )
@@ -37,7 +37,7 @@ from mlsp_pipelines.models.registry import register_model
 
 __all__ = ["CNN", "CNNConfig", "ConvBlock", "Pool2d", "conv_stem", "global_pool"]
 
-GLOBAL_POOLING = ("mean", "max", "meanmax")
+GlobalPooling = Literal["mean", "max", "meanmax"]
 
 
 def global_pool(z: torch.Tensor, mode: str) -> torch.Tensor:
@@ -51,37 +51,28 @@ def global_pool(z: torch.Tensor, mode: str) -> torch.Tensor:
     return z.amax(dim=2) + z.mean(dim=2)
 
 
-@dataclass(frozen=True)
-class CNNConfig:
+class CNNConfig(ModelConfig):
     """One conv block per entry of ``channels`` (its length is the depth, values the widths)."""
 
-    channels: tuple[int, ...] = (16, 32, 64, 128)
-    convs_per_block: int = 2
-    kernel_size: int = 3
-    stride: int = 1
-    padding: int = 1
-    pooling: str = "max"
-    batch_norm: bool = True
-    dropout: float = 0.1
-    global_pooling: str = "meanmax"
-    per_step: bool = False
+    channels: IntTuple = Field((16, 32, 64, 128), min_length=1)
+    convs_per_block: PositiveInt = 2
+    kernel_size: PositiveInt = 3
+    stride: PositiveInt = 1
+    padding: NonNegativeInt = 1
+    pooling: Pooling2d = "max"
+    batch_norm: Bool = True
+    dropout: Dropout = 0.1
+    global_pooling: GlobalPooling = "meanmax"
+    per_step: Bool = False
 
-    def __post_init__(self) -> None:
-        set_field(self, "channels", check_int_tuple("channels", self.channels))
-        check_int("convs_per_block", self.convs_per_block)
-        check_int("kernel_size", self.kernel_size)
-        check_int("stride", self.stride)
-        check_int("padding", self.padding, minimum=0)
-        check_choice("pooling", self.pooling, POOLING_2D)
-        check_bool("batch_norm", self.batch_norm)
-        set_field(self, "dropout", check_dropout("dropout", self.dropout))
-        check_choice("global_pooling", self.global_pooling, GLOBAL_POOLING)
-        check_bool("per_step", self.per_step)
+    @model_validator(mode="after")
+    def _check(self) -> CNNConfig:
         if self.per_step:
             raise ValueError(
                 "per_step=True is not supported by 'cnn' (it only gives pooled output (B, out)); "
                 "use 'crnn' or a recurrent model for per-step output"
             )
+        return self
 
 
 class ConvBlock(nn.Module):
@@ -142,13 +133,13 @@ def conv_stem(
 class CNN(nn.Module):
     """Input (B, T, F), seen as a one-channel image (B, 1, T, F) -> logits (B, out).
 
-    Keyword arguments are the fields of :class:`CNNConfig`.
+    ``config`` holds the hyper-parameters (:class:`CNNConfig`; ``None``: its defaults).
     """
 
-    def __init__(self, *, in_features: int, out_features: int, **config: Any) -> None:
+    def __init__(self, config: CNNConfig | None = None, *, in_features: int, out_features: int) -> None:
         super().__init__()
         self.in_features, self.out_features = check_features(in_features, out_features)
-        self.config: CNNConfig = make_config(CNNConfig, config, model_name="cnn")
+        self.config: CNNConfig = resolve_config(CNNConfig, config, "cnn")
         cfg = self.config
         widths = (1, *cfg.channels)
         self.blocks = nn.Sequential(

@@ -29,49 +29,42 @@ of a batch and differentiate through the MLP; ``torchdiffeq`` would add a depend
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlsp_pipelines.models._config import check_choice, check_int, make_config
+from mlsp_pipelines.models._config import ModelConfig, PositiveInt, resolve_config
 from mlsp_pipelines.models._layers import check_features, check_sequence_input
 from mlsp_pipelines.models.registry import register_model
 
-METHODS = ("rk4", "heun", "euler")
+Method = Literal["rk4", "heun", "euler"]
 
 
-@dataclass(frozen=True)
-class RateODEConfig:
+class RateODEConfig(ModelConfig):
     """``hidden_size``/``num_layers``: the tanh MLP giving ``A`` and ``G``; ``substeps`` and
     ``method``: the integrator over each sampling interval."""
 
-    hidden_size: int = 32
-    num_layers: int = 2
-    substeps: int = 1
-    method: str = "rk4"
-
-    def __post_init__(self) -> None:
-        check_int("hidden_size", self.hidden_size)
-        check_int("num_layers", self.num_layers)
-        check_int("substeps", self.substeps)
-        check_choice("method", self.method, METHODS)
+    hidden_size: PositiveInt = 32
+    num_layers: PositiveInt = 2
+    substeps: PositiveInt = 1
+    method: Method = "rk4"
 
 
 @register_model("rate_ode", config_cls=RateODEConfig)
 class RateODE(nn.Module):
-    """Input (B, T, F>=2) -> (B, T, out); see the module docstring."""
+    """Input (B, T, F>=2) -> (B, T, out); see the module docstring. ``config`` holds the
+    hyper-parameters (:class:`RateODEConfig`; ``None``: its defaults)."""
 
     teacher_forcing = True
 
-    def __init__(self, *, in_features: int, out_features: int, **config: Any) -> None:
+    def __init__(self, config: RateODEConfig | None = None, *, in_features: int, out_features: int) -> None:
         super().__init__()
         self.in_features, self.out_features = check_features(in_features, out_features)
         if self.in_features < 2:
             raise ValueError(f"rate_ode needs in_features >= 2 (rate and Δt first), got {in_features}")
-        self.config: RateODEConfig = make_config(RateODEConfig, config, model_name="rate_ode")
+        self.config: RateODEConfig = resolve_config(RateODEConfig, config, "rate_ode")
         cfg = self.config
         layers: list[nn.Module] = []
         width = self.out_features + self.in_features - 2

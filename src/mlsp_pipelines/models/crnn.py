@@ -8,24 +8,23 @@ also emit one output per input frame.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
 import torch
+from pydantic import Field, model_validator
 from torch import nn
 
 from mlsp_pipelines.models._config import (
-    check_bool,
-    check_choice,
-    check_dropout,
-    check_int,
-    check_int_tuple,
-    make_config,
-    set_field,
+    Bool,
+    Dropout,
+    IntTuple,
+    ModelConfig,
+    PositiveInt,
+    resolve_config,
 )
 from mlsp_pipelines.models._layers import (
-    POOLING_2D,
-    TIME_POOLING,
+    Pooling2d,
+    TimePooling,
     check_features,
     check_sequence_input,
     make_rnn,
@@ -35,48 +34,35 @@ from mlsp_pipelines.models.cnn import ConvBlock
 from mlsp_pipelines.models.registry import register_model
 
 
-@dataclass(frozen=True)
-class CRNNConfig:
+class CRNNConfig(ModelConfig):
     """Each conv block pools by ``time_pool`` x ``freq_pool`` (``time_pool=1``: keep all frames)."""
 
-    channels: tuple[int, ...] = (16, 32)
-    convs_per_block: int = 2
-    kernel_size: int = 3
-    pooling: str = "max"
-    freq_pool: int = 2
-    time_pool: int = 1
-    batch_norm: bool = True
-    rnn_type: str = "gru"
-    hidden_size: int = 64
-    num_layers: int = 1
-    bidirectional: bool = False
-    dropout: float = 0.1
-    temporal_pooling: str = "mean"
-    per_step: bool = False
+    channels: IntTuple = Field((16, 32), min_length=1)
+    convs_per_block: PositiveInt = 2
+    kernel_size: PositiveInt = 3
+    pooling: Pooling2d = "max"
+    freq_pool: PositiveInt = 2
+    time_pool: PositiveInt = 1
+    batch_norm: Bool = True
+    rnn_type: Literal["gru", "lstm"] = "gru"
+    hidden_size: PositiveInt = 64
+    num_layers: PositiveInt = 1
+    bidirectional: Bool = False
+    dropout: Dropout = 0.1
+    temporal_pooling: TimePooling = "mean"
+    per_step: Bool = False
 
-    def __post_init__(self) -> None:
-        set_field(self, "channels", check_int_tuple("channels", self.channels))
-        check_int("convs_per_block", self.convs_per_block)
-        check_int("kernel_size", self.kernel_size)
+    @model_validator(mode="after")
+    def _check(self) -> CRNNConfig:
         if self.kernel_size % 2 == 0:
             raise ValueError(
                 f"kernel_size must be odd so 'same' padding keeps the time axis, got {self.kernel_size!r}"
             )
-        check_choice("pooling", self.pooling, POOLING_2D)
-        check_int("freq_pool", self.freq_pool)
-        check_int("time_pool", self.time_pool)
-        check_bool("batch_norm", self.batch_norm)
-        check_choice("rnn_type", self.rnn_type, ("gru", "lstm"))
-        check_int("hidden_size", self.hidden_size)
-        check_int("num_layers", self.num_layers)
-        check_bool("bidirectional", self.bidirectional)
-        set_field(self, "dropout", check_dropout("dropout", self.dropout))
-        check_choice("temporal_pooling", self.temporal_pooling, TIME_POOLING)
-        check_bool("per_step", self.per_step)
         if self.per_step and self.time_pool != 1:
             raise ValueError(
                 f"per_step=True needs time_pool=1 (one output per input frame), got time_pool={self.time_pool!r}"
             )
+        return self
 
 
 @register_model("crnn", config_cls=CRNNConfig)
@@ -84,13 +70,13 @@ class CRNN(nn.Module):
     """Input (B, T, F) -> conv (B, C, T', F') -> sequence (B, T', C*F') -> GRU/LSTM
     -> logits (B, out), or (B, T, out) if ``per_step``.
 
-    Keyword arguments are the fields of :class:`CRNNConfig`.
+    ``config`` holds the hyper-parameters (:class:`CRNNConfig`; ``None``: its defaults).
     """
 
-    def __init__(self, *, in_features: int, out_features: int, **config: Any) -> None:
+    def __init__(self, config: CRNNConfig | None = None, *, in_features: int, out_features: int) -> None:
         super().__init__()
         self.in_features, self.out_features = check_features(in_features, out_features)
-        self.config: CRNNConfig = make_config(CRNNConfig, config, model_name="crnn")
+        self.config: CRNNConfig = resolve_config(CRNNConfig, config, "crnn")
         cfg = self.config
         freq = self.in_features
         for _ in cfg.channels:

@@ -16,13 +16,10 @@ cycles, time step), and a recurrent decoder (GRU) unrolls it into ``n_steps`` ou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import torch
 from torch import nn
 
-from mlsp_pipelines.models._config import check_dropout, check_int, make_config, set_field
+from mlsp_pipelines.models._config import Dropout, ModelConfig, PositiveInt, check_int, resolve_config
 from mlsp_pipelines.models._layers import check_features, make_rnn
 from mlsp_pipelines.models.registry import register_model
 
@@ -30,38 +27,30 @@ from mlsp_pipelines.models.registry import register_model
 ONE_TO_MANY: frozenset[str] = frozenset({"seq_generator"})
 
 
-@dataclass(frozen=True)
-class SeqGeneratorConfig:
+class SeqGeneratorConfig(ModelConfig):
     """``n_steps`` default output length; ``context_size`` width of the per-step embedding of
     the condition vector; ``dropout`` between stacked layers and before the output layer."""
 
-    n_steps: int = 100
-    hidden_size: int = 64
-    num_layers: int = 1
-    context_size: int = 32
-    dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        check_int("n_steps", self.n_steps)
-        check_int("hidden_size", self.hidden_size)
-        check_int("num_layers", self.num_layers)
-        check_int("context_size", self.context_size)
-        set_field(self, "dropout", check_dropout("dropout", self.dropout))
+    n_steps: PositiveInt = 100
+    hidden_size: PositiveInt = 64
+    num_layers: PositiveInt = 1
+    context_size: PositiveInt = 32
+    dropout: Dropout = 0.0
 
 
 @register_model("seq_generator", config_cls=SeqGeneratorConfig)
 class SeqGenerator(nn.Module):
     """Input (B, P) -> output (B, T, out) with ``T = n_steps``; see the module docstring.
 
-    Keyword arguments are the fields of :class:`SeqGeneratorConfig`.
+    ``config`` holds the hyper-parameters (:class:`SeqGeneratorConfig`; ``None``: its defaults).
     """
 
     one_to_many = True
 
-    def __init__(self, *, in_features: int, out_features: int, **config: Any) -> None:
+    def __init__(self, config: SeqGeneratorConfig | None = None, *, in_features: int, out_features: int) -> None:
         super().__init__()
         self.in_features, self.out_features = check_features(in_features, out_features)
-        self.config: SeqGeneratorConfig = make_config(SeqGeneratorConfig, config, model_name="seq_generator")
+        self.config: SeqGeneratorConfig = resolve_config(SeqGeneratorConfig, config, "seq_generator")
         cfg = self.config
         self.context = nn.Sequential(nn.Linear(self.in_features, cfg.context_size), nn.Tanh())
         self.init_state = nn.Linear(self.in_features, cfg.num_layers * cfg.hidden_size)

@@ -10,60 +10,49 @@ from context.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
 import torch
 from torch import nn
 
 from mlsp_pipelines.models._config import (
-    check_bool,
-    check_choice,
-    check_dropout,
-    check_int_tuple,
-    make_config,
-    set_field,
+    Bool,
+    Dropout,
+    IntTuple,
+    ModelConfig,
+    resolve_config,
 )
 from mlsp_pipelines.models._layers import check_features, check_sequence_input
 from mlsp_pipelines.models.registry import register_model
 
+Activation = Literal["relu", "tanh", "gelu"]  # the keys of ACTIVATIONS
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
 
-@dataclass(frozen=True)
-class MLPConfig:
+class MLPConfig(ModelConfig):
     """``hidden_sizes`` may be empty: a single linear layer (logistic/linear regression)."""
 
-    hidden_sizes: tuple[int, ...] = (128, 64)
-    dropout: float = 0.1
-    activation: str = "relu"
-    per_step: bool = False
+    hidden_sizes: IntTuple = (128, 64)
+    dropout: Dropout = 0.1
+    activation: Activation = "relu"
+    per_step: Bool = False
     # pooled mode: ``mean`` / ``meanstd`` summarise the bands over time before the MLP;
     # ``frames`` applies the hidden layers to every frame alone, then pools mean and max over time
-    pooling: str = "meanstd"
-
-    def __post_init__(self) -> None:
-        set_field(
-            self, "hidden_sizes", check_int_tuple("hidden_sizes", self.hidden_sizes, allow_empty=True)
-        )
-        set_field(self, "dropout", check_dropout("dropout", self.dropout))
-        check_choice("activation", self.activation, tuple(ACTIVATIONS))
-        check_bool("per_step", self.per_step)
-        check_choice("pooling", self.pooling, ("mean", "meanstd", "frames"))
+    pooling: Literal["mean", "meanstd", "frames"] = "meanstd"
 
 
 @register_model("mlp", config_cls=MLPConfig)
 class MLP(nn.Module):
     """Input (B, T, F) -> (B, out) (mean over time first) or (B, T, out) if ``per_step``.
 
-    A pooled model also accepts already-pooled (B, F) input. Keyword arguments are the
-    fields of :class:`MLPConfig`.
+    A pooled model also accepts already-pooled (B, F) input. ``config`` holds the
+    hyper-parameters (:class:`MLPConfig`; ``None``: its defaults).
     """
 
-    def __init__(self, *, in_features: int, out_features: int, **config: Any) -> None:
+    def __init__(self, config: MLPConfig | None = None, *, in_features: int, out_features: int) -> None:
         super().__init__()
         self.in_features, self.out_features = check_features(in_features, out_features)
-        self.config: MLPConfig = make_config(MLPConfig, config, model_name="mlp")
+        self.config: MLPConfig = resolve_config(MLPConfig, config, "mlp")
         layers: list[nn.Module] = []
         width = self.in_features * (2 if self.config.pooling == "meanstd" and not self.config.per_step else 1)
         for size in self.config.hidden_sizes:

@@ -13,22 +13,21 @@ the history (e.g. the viscous strain).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar, Literal
 
 import torch
+from pydantic import model_validator
 from torch import nn
 
 from mlsp_pipelines.models._config import (
-    check_bool,
-    check_choice,
-    check_dropout,
-    check_int,
-    make_config,
-    set_field,
+    Bool,
+    Dropout,
+    ModelConfig,
+    PositiveInt,
+    resolve_config,
 )
 from mlsp_pipelines.models._layers import (
-    TIME_POOLING,
+    TimePooling,
     check_features,
     check_sequence_input,
     make_rnn,
@@ -37,47 +36,34 @@ from mlsp_pipelines.models._layers import (
 from mlsp_pipelines.models.registry import register_model
 
 
-@dataclass(frozen=True)
-class RecurrentConfig:
+class RecurrentConfig(ModelConfig):
     """``pooling`` (last|mean) summarises the sequence unless ``per_step`` is set.
     ``dropout`` acts between stacked layers and before the output layer. ``skip`` adds a
     linear input-to-output path at every step (``per_step`` only)."""
 
-    hidden_size: int = 64
-    num_layers: int = 1
-    dropout: float = 0.1
-    bidirectional: bool = False
-    per_step: bool = False
-    pooling: str = "last"
-    skip: bool = False
+    hidden_size: PositiveInt = 64
+    num_layers: PositiveInt = 1
+    dropout: Dropout = 0.1
+    bidirectional: Bool = False
+    per_step: Bool = False
+    pooling: TimePooling = "last"
+    skip: Bool = False
 
-    def __post_init__(self) -> None:
-        check_int("hidden_size", self.hidden_size)
-        check_int("num_layers", self.num_layers)
-        set_field(self, "dropout", check_dropout("dropout", self.dropout))
-        check_bool("bidirectional", self.bidirectional)
-        check_bool("per_step", self.per_step)
-        check_choice("pooling", self.pooling, TIME_POOLING)
-        check_bool("skip", self.skip)
+    @model_validator(mode="after")
+    def _check(self) -> RecurrentConfig:
         if self.skip and not self.per_step:
             raise ValueError("skip=True needs per_step=True (it adds the input of each step to that step's output)")
+        return self
 
 
-@dataclass(frozen=True)
 class RNNConfig(RecurrentConfig):
-    nonlinearity: str = "tanh"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_choice("nonlinearity", self.nonlinearity, ("tanh", "relu"))
+    nonlinearity: Literal["tanh", "relu"] = "tanh"
 
 
-@dataclass(frozen=True)
 class GRUConfig(RecurrentConfig):
     pass
 
 
-@dataclass(frozen=True)
 class LSTMConfig(RecurrentConfig):
     pass
 
@@ -85,16 +71,18 @@ class LSTMConfig(RecurrentConfig):
 class RecurrentModel(nn.Module):
     """Input (B, T, F) -> logits (B, out), or (B, T, out) if ``per_step``.
 
-    Keyword arguments are the fields of the subclass's config.
+    ``config`` holds the hyper-parameters (the subclass's ``config_cls``; ``None``: its defaults).
+    Subclasses restate ``__init__`` only so that its signature (and ``help()``) names their own
+    config class.
     """
 
     rnn_type: ClassVar[str]
     config_cls: ClassVar[type[RecurrentConfig]]
 
-    def __init__(self, *, in_features: int, out_features: int, **config: Any) -> None:
+    def __init__(self, config: RecurrentConfig | None = None, *, in_features: int, out_features: int) -> None:
         super().__init__()
         self.in_features, self.out_features = check_features(in_features, out_features)
-        self.config = make_config(self.config_cls, config, model_name=self.rnn_type)
+        self.config = resolve_config(self.config_cls, config, self.rnn_type)
         cfg = self.config
         self.rnn = make_rnn(
             self.rnn_type,
@@ -130,6 +118,9 @@ class ElmanRNN(RecurrentModel):
     rnn_type = "rnn"
     config_cls = RNNConfig
 
+    def __init__(self, config: RNNConfig | None = None, *, in_features: int, out_features: int) -> None:
+        super().__init__(config, in_features=in_features, out_features=out_features)
+
 
 @register_model("gru", config_cls=GRUConfig)
 class GRUModel(RecurrentModel):
@@ -138,6 +129,9 @@ class GRUModel(RecurrentModel):
     rnn_type = "gru"
     config_cls = GRUConfig
 
+    def __init__(self, config: GRUConfig | None = None, *, in_features: int, out_features: int) -> None:
+        super().__init__(config, in_features=in_features, out_features=out_features)
+
 
 @register_model("lstm", config_cls=LSTMConfig)
 class LSTMModel(RecurrentModel):
@@ -145,3 +139,6 @@ class LSTMModel(RecurrentModel):
 
     rnn_type = "lstm"
     config_cls = LSTMConfig
+
+    def __init__(self, config: LSTMConfig | None = None, *, in_features: int, out_features: int) -> None:
+        super().__init__(config, in_features=in_features, out_features=out_features)

@@ -1,28 +1,32 @@
-"""Name -> (module class, config dataclass) registry.
+"""Name -> (module class, config class) registry.
 
 Pipelines refer to architectures by name in YAML; the registry turns that name plus its
 parameters into a validated config (:func:`model_config`, cheap, done up front) and later
 into a module (:func:`build_model`, once the data fixes ``in_features``/``out_features``).
 
-Contract for a registered class: a keyword-only constructor
-``cls(*, in_features: int, out_features: int, **fields_of_config)``.
+Contract for a registered class: a constructor
+``cls(config: ConfigCls | None = None, *, in_features: int, out_features: int)`` taking its
+config object (a pydantic model, see :class:`~mlsp_pipelines.models._config.ModelConfig`),
+so ``help(cls)`` leads to the hyper-parameters. Saved bundles keep the config as plain
+keyword arguments, so they load without pickled classes.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from torch import nn
-
-from mlsp_pipelines.models._config import config_values, make_config
 
 logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=type[nn.Module])
 
-_REGISTRY: dict[str, tuple[type[nn.Module], type]] = {}
+_REGISTRY: dict[str, tuple[type[nn.Module], type[BaseModel]]] = {}
+
+#: Keys that belong to ``build_model`` itself, never to a config; named in error hints.
+_BUILD_ARGS = ("in_features", "out_features")
 
 
 def _qualified(obj: type) -> str:
@@ -30,9 +34,9 @@ def _qualified(obj: type) -> str:
 
 
 def register_model(
-    name: str, cls: type[nn.Module] | None = None, config_cls: type | None = None
+    name: str, cls: type[nn.Module] | None = None, config_cls: type[BaseModel] | None = None
 ) -> Any:
-    """Register ``cls`` with its config dataclass under ``name``.
+    """Register ``cls`` with its config class (a pydantic model) under ``name``.
 
     Use as a function, ``register_model("seq2seq", Seq2Seq, Seq2SeqConfig)``, or as a class
     decorator, ``@register_model("mlp", config_cls=MLPConfig)``. Re-registering the same
@@ -40,8 +44,10 @@ def register_model(
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"model name must be a non-empty string, got {name!r}")
-    if config_cls is None or not dataclasses.is_dataclass(config_cls):
-        raise ValueError(f"config_cls for model {name!r} must be a dataclass, got {config_cls!r}")
+    if not (isinstance(config_cls, type) and issubclass(config_cls, BaseModel)):
+        raise ValueError(  # noqa: TRY004 - a ValueError, like every other registration error
+            f"config_cls for model {name!r} must be a pydantic model class, got {config_cls!r}"
+        )
 
     def _register(model_cls: M) -> M:
         existing = _REGISTRY.get(name)
@@ -65,7 +71,7 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def _entry(name: str) -> tuple[type[nn.Module], type]:
+def _entry(name: str) -> tuple[type[nn.Module], type[BaseModel]]:
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
@@ -75,13 +81,40 @@ def _entry(name: str) -> tuple[type[nn.Module], type]:
 
 
 def model_config(name: str, **kwargs: Any) -> Any:
-    """Validated (frozen) config dataclass for ``name``; needs no data shapes.
+    """Validated (frozen) config of model ``name`` from keyword arguments; needs no data shapes.
 
     Raises ``ValueError`` for an unknown name (listing the available ones), an unknown key
-    (listing the accepted ones) or a bad value (naming the parameter and the value).
+    (listing the accepted ones) or a bad value (naming the model, the key and the value), so
+    the parameter sections that call it up front fail with the key in their message.
     """
     _, config_cls = _entry(name)
-    return make_config(config_cls, kwargs, model_name=name)
+    accepted = list(config_cls.model_fields)
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        hint = ""
+        if set(unknown) & set(_BUILD_ARGS):
+            hint = " (in_features/out_features are arguments of build_model, not config fields)"
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(map(repr, unknown))} for model {name!r}; "
+            f"accepted: {', '.join(accepted)}{hint}"
+        )
+    try:
+        return config_cls(**kwargs)
+    except ValidationError as err:
+        # pydantic's own error is a ValueError too, but raised inside another model's validator
+        # (ModelSpec) it would be nested; a flat message keeps the key and value readable.
+        raise ValueError(f"model {name!r}: {describe_errors(err)}") from None
+
+
+def describe_errors(err: ValidationError) -> str:
+    """``key: message (got value)`` per error of ``err``, ``; ``-joined; a cross-field error (no
+    key) is its message alone, which names the keys itself."""
+    parts = []
+    for e in err.errors(include_url=False):
+        key = ".".join(map(str, e["loc"]))
+        msg = e["msg"].removeprefix("Value error, ")
+        parts.append(f"{key}: {msg} (got {e['input']!r})" if key else msg)
+    return "; ".join(parts)
 
 
 def build_model(name: str, *, in_features: int, out_features: int, **kwargs: Any) -> nn.Module:
@@ -89,9 +122,9 @@ def build_model(name: str, *, in_features: int, out_features: int, **kwargs: Any
     ``out_features`` outputs (classes or regression targets)."""
     model_cls, _ = _entry(name)
     config = model_config(name, **kwargs)
-    model = model_cls(in_features=in_features, out_features=out_features, **config_values(config))
+    model = model_cls(config, in_features=in_features, out_features=out_features)
     logger.debug(
-        "built model %r (%d trainable parameters) with %s", name, count_parameters(model), config
+        "built model %r (%d trainable parameters) with %r", name, count_parameters(model), config
     )
     return model
 

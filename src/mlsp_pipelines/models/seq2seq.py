@@ -23,35 +23,32 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from abc import ABCMeta, abstractmethod
 
 import torch
+from pydantic import model_validator
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mlsp_pipelines.models._config import (
-    check_bool,
-    check_choice,
-    check_dropout,
+    Bool,
+    Dropout,
+    ModelConfig,
+    NonNegativeInt,
+    PositiveInt,
     check_int,
-    make_config,
-    set_field,
+    resolve_config,
 )
 from mlsp_pipelines.models._layers import check_features, make_rnn
 from mlsp_pipelines.models.registry import register_model
 
 State = dict[str, Tensor]
-ATTENTION_TYPES = ("bahdanau", "luong", "none")
-CELLS = ("gru", "lstm")
 
 
-def check_special_indices(pad_idx: Any, bos_idx: Any, eos_idx: Any) -> None:
-    """Special token indices are distinct non-negative integers."""
-    for name, value in (("pad_idx", pad_idx), ("bos_idx", bos_idx), ("eos_idx", eos_idx)):
-        check_int(name, value, minimum=0)
+def check_special_indices(pad_idx: int, bos_idx: int, eos_idx: int) -> None:
+    """Special token indices (non-negative integers by their field type) must differ."""
     if len({pad_idx, bos_idx, eos_idx}) != 3:
         raise ValueError(f"pad_idx, bos_idx and eos_idx must differ, got {pad_idx!r}, {bos_idx!r}, {eos_idx!r}")
 
@@ -208,34 +205,27 @@ class Seq2SeqModel(nn.Module, metaclass=ABCMeta):
         return out[:, : int(filled.max()) + 1 if len(filled) else 1]
 
 
-@dataclass(frozen=True)
-class RNNSeq2SeqConfig:
+class RNNSeq2SeqConfig(ModelConfig):
     """``attention``: bahdanau (additive) | luong (multiplicative) | none (fixed summary).
     ``bidirectional`` applies to the encoder; the decoder is unidirectional. ``attention_size``
     is used by Bahdanau attention only."""
 
-    cell: str = "gru"
-    attention: str = "bahdanau"
-    embedding_dim: int = 32
-    hidden_size: int = 64
-    num_layers: int = 1
-    bidirectional: bool = True
-    attention_size: int = 64
-    dropout: float = 0.1
-    pad_idx: int = 0
-    bos_idx: int = 1
-    eos_idx: int = 2
+    cell: Literal["gru", "lstm"] = "gru"
+    attention: Literal["bahdanau", "luong", "none"] = "bahdanau"
+    embedding_dim: PositiveInt = 32
+    hidden_size: PositiveInt = 64
+    num_layers: PositiveInt = 1
+    bidirectional: Bool = True
+    attention_size: PositiveInt = 64
+    dropout: Dropout = 0.1
+    pad_idx: NonNegativeInt = 0
+    bos_idx: NonNegativeInt = 1
+    eos_idx: NonNegativeInt = 2
 
-    def __post_init__(self) -> None:
-        check_choice("cell", self.cell, CELLS)
-        check_choice("attention", self.attention, ATTENTION_TYPES)
-        check_int("embedding_dim", self.embedding_dim)
-        check_int("hidden_size", self.hidden_size)
-        check_int("num_layers", self.num_layers)
-        check_bool("bidirectional", self.bidirectional)
-        check_int("attention_size", self.attention_size)
-        set_field(self, "dropout", check_dropout("dropout", self.dropout))
+    @model_validator(mode="after")
+    def _check(self) -> RNNSeq2SeqConfig:
         check_special_indices(self.pad_idx, self.bos_idx, self.eos_idx)
+        return self
 
 
 @register_model("rnn_seq2seq", config_cls=RNNSeq2SeqConfig)
@@ -243,16 +233,16 @@ class RNNSeq2Seq(Seq2SeqModel):
     """Source ids (B, S) + teacher-forced target ids (B, T) → logits (B, T, out_features).
 
     Encoder: embedding → (bi)GRU/LSTM over the non-padded steps. Decoder: one recurrent step
-    per target token, initialised from the final encoder states. Keyword arguments are the
-    fields of :class:`RNNSeq2SeqConfig`.
+    per target token, initialised from the final encoder states. ``config`` holds the
+    hyper-parameters (:class:`RNNSeq2SeqConfig`; ``None``: its defaults).
     """
 
     model_name = "rnn_seq2seq"
 
-    def __init__(self, *, in_features: int, out_features: int, **config: Any) -> None:
+    def __init__(self, config: RNNSeq2SeqConfig | None = None, *, in_features: int, out_features: int) -> None:
         super().__init__()
         self.in_features, self.out_features = check_features(in_features, out_features)
-        self.config: RNNSeq2SeqConfig = make_config(RNNSeq2SeqConfig, config, model_name=self.model_name)
+        self.config: RNNSeq2SeqConfig = resolve_config(RNNSeq2SeqConfig, config, self.model_name)
         cfg = self.config
         self.pad_idx, self.bos_idx, self.eos_idx = cfg.pad_idx, cfg.bos_idx, cfg.eos_idx
         for name, idx in (("pad_idx", cfg.pad_idx), ("bos_idx", cfg.bos_idx), ("eos_idx", cfg.eos_idx)):

@@ -11,19 +11,19 @@ over heads) come out of the same computation that gives the logits.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
 import torch
+from pydantic import model_validator
 from torch import Tensor, nn
 
 from mlsp_pipelines.models._config import (
-    check_bool,
-    check_choice,
-    check_dropout,
-    check_int,
-    make_config,
-    set_field,
+    Bool,
+    Dropout,
+    ModelConfig,
+    NonNegativeInt,
+    PositiveInt,
+    resolve_config,
 )
 from mlsp_pipelines.models._layers import check_features
 from mlsp_pipelines.models.registry import register_model
@@ -31,36 +31,29 @@ from mlsp_pipelines.models.seq2seq import Seq2SeqModel, State, check_special_ind
 from mlsp_pipelines.models.transformer import sinusoidal_encoding
 
 
-@dataclass(frozen=True)
-class TransformerSeq2SeqConfig:
+class TransformerSeq2SeqConfig(ModelConfig):
     """Pre-norm layers (``norm_first``) by default: they train more stably on small data."""
 
-    d_model: int = 64
-    n_heads: int = 4
-    num_encoder_layers: int = 2
-    num_decoder_layers: int = 2
-    dim_feedforward: int = 128
-    dropout: float = 0.1
-    activation: str = "relu"
-    norm_first: bool = True
-    pad_idx: int = 0
-    bos_idx: int = 1
-    eos_idx: int = 2
+    d_model: PositiveInt = 64
+    n_heads: PositiveInt = 4
+    num_encoder_layers: PositiveInt = 2
+    num_decoder_layers: PositiveInt = 2
+    dim_feedforward: PositiveInt = 128
+    dropout: Dropout = 0.1
+    activation: Literal["relu", "gelu"] = "relu"
+    norm_first: Bool = True
+    pad_idx: NonNegativeInt = 0
+    bos_idx: NonNegativeInt = 1
+    eos_idx: NonNegativeInt = 2
 
-    def __post_init__(self) -> None:
-        check_int("d_model", self.d_model)
-        check_int("n_heads", self.n_heads)
+    @model_validator(mode="after")
+    def _check(self) -> TransformerSeq2SeqConfig:
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model must be divisible by n_heads, got d_model={self.d_model!r}, n_heads={self.n_heads!r}"
             )
-        check_int("num_encoder_layers", self.num_encoder_layers)
-        check_int("num_decoder_layers", self.num_decoder_layers)
-        check_int("dim_feedforward", self.dim_feedforward)
-        set_field(self, "dropout", check_dropout("dropout", self.dropout))
-        check_choice("activation", self.activation, ("relu", "gelu"))
-        check_bool("norm_first", self.norm_first)
         check_special_indices(self.pad_idx, self.bos_idx, self.eos_idx)
+        return self
 
 
 def causal_mask(length: int, device: torch.device | None = None) -> Tensor:
@@ -72,16 +65,17 @@ def causal_mask(length: int, device: torch.device | None = None) -> Tensor:
 class TransformerSeq2Seq(Seq2SeqModel):
     """Source ids (B, S) + teacher-forced target ids (B, T) → logits (B, T, out_features).
 
-    Keyword arguments are the fields of :class:`TransformerSeq2SeqConfig`.
+    ``config`` holds the hyper-parameters (:class:`TransformerSeq2SeqConfig`; ``None``: its defaults).
     """
 
     model_name = "transformer_seq2seq"
 
-    def __init__(self, *, in_features: int, out_features: int, **config: Any) -> None:
+    def __init__(
+        self, config: TransformerSeq2SeqConfig | None = None, *, in_features: int, out_features: int
+    ) -> None:
         super().__init__()
         self.in_features, self.out_features = check_features(in_features, out_features)
-        self.config: TransformerSeq2SeqConfig = make_config(TransformerSeq2SeqConfig, config,
-                                                            model_name=self.model_name)
+        self.config: TransformerSeq2SeqConfig = resolve_config(TransformerSeq2SeqConfig, config, self.model_name)
         cfg = self.config
         self.pad_idx, self.bos_idx, self.eos_idx = cfg.pad_idx, cfg.bos_idx, cfg.eos_idx
         for name, idx in (("pad_idx", cfg.pad_idx), ("bos_idx", cfg.bos_idx), ("eos_idx", cfg.eos_idx)):

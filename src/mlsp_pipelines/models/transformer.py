@@ -12,63 +12,44 @@ makes frame-wise sequence-to-sequence regression possible without looking ahead)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
 import torch
+from pydantic import model_validator
 from torch import nn
 
-from mlsp_pipelines.models._config import (
-    check_bool,
-    check_choice,
-    check_dropout,
-    check_int,
-    check_int_tuple,
-    make_config,
-    set_field,
-)
+from mlsp_pipelines.models._config import Bool, Dropout, IntTuple, ModelConfig, PositiveInt, resolve_config
 from mlsp_pipelines.models._layers import check_features, check_sequence_input, stretch_time
 from mlsp_pipelines.models.cnn import conv_stem
 from mlsp_pipelines.models.registry import register_model
 
 
-@dataclass(frozen=True)
-class TransformerConfig:
+class TransformerConfig(ModelConfig):
     """``pooling`` (cls|mean) is ignored when ``per_step`` is set. Pre-norm layers
     (``norm_first``) by default: they train more stably on small data sets."""
 
-    d_model: int = 64
-    n_heads: int = 4
-    n_layers: int = 2
-    dim_feedforward: int = 128
-    dropout: float = 0.1
-    activation: str = "gelu"
-    norm_first: bool = True
-    pooling: str = "cls"
-    causal: bool = False
-    per_step: bool = False
-    frontend: tuple[int, ...] = ()  # conv-stem channels per block; () = one token per mel frame
-    frontend_convs: int = 2
+    d_model: PositiveInt = 64
+    n_heads: PositiveInt = 4
+    n_layers: PositiveInt = 2
+    dim_feedforward: PositiveInt = 128
+    dropout: Dropout = 0.1
+    activation: Literal["relu", "gelu"] = "gelu"
+    norm_first: Bool = True
+    pooling: Literal["cls", "mean"] = "cls"
+    causal: Bool = False
+    per_step: Bool = False
+    frontend: IntTuple = ()  # conv-stem channels per block; () = one token per mel frame
+    frontend_convs: PositiveInt = 2
 
-    def __post_init__(self) -> None:
-        check_int("d_model", self.d_model)
-        check_int("n_heads", self.n_heads)
+    @model_validator(mode="after")
+    def _check(self) -> TransformerConfig:
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model must be divisible by n_heads, got d_model={self.d_model!r}, n_heads={self.n_heads!r}"
             )
-        check_int("n_layers", self.n_layers)
-        check_int("dim_feedforward", self.dim_feedforward)
-        set_field(self, "dropout", check_dropout("dropout", self.dropout))
-        check_choice("activation", self.activation, ("relu", "gelu"))
-        check_bool("norm_first", self.norm_first)
-        check_choice("pooling", self.pooling, ("cls", "mean"))
-        check_bool("causal", self.causal)
-        check_bool("per_step", self.per_step)
-        set_field(self, "frontend", check_int_tuple("frontend", self.frontend, allow_empty=True))
-        check_int("frontend_convs", self.frontend_convs)
         if self.frontend and self.per_step:
             raise ValueError("frontend pools time, so it cannot be combined with per_step=True")
+        return self
 
 
 def sinusoidal_encoding(
@@ -97,16 +78,14 @@ class TransformerModel(nn.Module):
     -> logits (B, out) (CLS or mean pooled), or (B, T, out) if ``per_step``.
 
     The learned CLS token is appended *after* the T frames: with a causal mask it can then
-    still see every frame, while no frame sees it. Keyword arguments are the fields of
-    :class:`TransformerConfig`.
+    still see every frame, while no frame sees it. ``config`` holds the hyper-parameters
+    (:class:`TransformerConfig`; ``None``: its defaults).
     """
 
-    def __init__(self, *, in_features: int, out_features: int, **config: Any) -> None:
+    def __init__(self, config: TransformerConfig | None = None, *, in_features: int, out_features: int) -> None:
         super().__init__()
         self.in_features, self.out_features = check_features(in_features, out_features)
-        self.config: TransformerConfig = make_config(
-            TransformerConfig, config, model_name="transformer"
-        )
+        self.config: TransformerConfig = resolve_config(TransformerConfig, config, "transformer")
         cfg = self.config
         self.stem, freq = conv_stem(cfg.frontend, in_features=self.in_features, convs_per_block=cfg.frontend_convs)
         self.input_proj = nn.Linear(cfg.frontend[-1] * freq if cfg.frontend else self.in_features, cfg.d_model)

@@ -27,41 +27,37 @@ returns the input vectors (V, D), the ones word2vec publishes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlsp_pipelines.models._config import check_int, make_config
+from mlsp_pipelines.models._config import Bool, ModelConfig, PositiveInt, resolve_config
 from mlsp_pipelines.models._layers import check_features
 from mlsp_pipelines.models.registry import register_model
 
 
-@dataclass(frozen=True)
-class Word2VecConfig:
+class Word2VecConfig(ModelConfig):
     """``negative``: noise words per training example; ``sparse``: sparse embedding gradients
     (only the rows a batch touches are updated — use with ``train.optimizer: sparse_adam``)."""
 
-    negative: int = 5
-    sparse: bool = False
-
-    def __post_init__(self) -> None:
-        check_int("negative", self.negative, minimum=1)
+    negative: PositiveInt = 5
+    sparse: Bool = False
 
 
 class Word2Vec(nn.Module):
-    """Shared parts: input/output embeddings, the noise distribution and the loss."""
+    """Shared parts: input/output embeddings, the noise distribution and the loss.
+
+    ``config`` holds the hyper-parameters (:class:`Word2VecConfig`; ``None``: its defaults).
+    """
 
     arch = "word2vec"
     padding: bool = False  # CBOW pads context windows with id V
 
-    def __init__(self, *, in_features: int, out_features: int, **config: Any) -> None:
+    def __init__(self, config: Word2VecConfig | None = None, *, in_features: int, out_features: int) -> None:
         super().__init__()
         self.vocab_size, self.dim = check_features(in_features, out_features)
-        self.config: Word2VecConfig = make_config(Word2VecConfig, config, model_name=self.arch)
+        self.config: Word2VecConfig = resolve_config(Word2VecConfig, config, self.arch)
         self.negative = self.config.negative
         pad = self.vocab_size if self.padding else None
         sparse = self.config.sparse

@@ -33,6 +33,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import Field, field_validator
+
+from mlsp_pipelines.params import _Section
 
 logger = logging.getLogger(__name__)
 
@@ -43,37 +46,38 @@ PROTOCOL_KINDS: tuple[str, ...] = ("cyclic", "relaxation", "piecewise")
 # ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class MaterialParams:
-    """Parameters of the power-law Maxwell element; validated so bad physics fails early.
+class MaterialParams(_Section):
+    """Parameters of the power-law Maxwell element ``dσ/dt = E(dλ/dt − (σ/ν0)|σ/σ0|^(m−1))``;
+    validated so bad physics fails early, with the key named (also as the ``material``
+    parameter section of the viscoelastic task).
 
-    ``E`` elastic modulus (> 0), ``nu0`` viscosity (> 0), ``sigma0`` reference stress of the
-    power law (> 0), ``m`` power-law exponent (>= 1; ``m = 1`` is linear Maxwell).
+    ``E`` elastic modulus (> 0), ``nu0`` viscosity (> 0; relaxation time ν0/E), ``sigma0``
+    reference stress of the power law (> 0), ``m`` power-law exponent (>= 1; ``m = 1`` is
+    linear Maxwell). All finite.
     """
 
-    E: float
-    nu0: float
-    sigma0: float
-    m: float
+    E: float = Field(1.0, gt=0, allow_inf_nan=False)
+    nu0: float = Field(1.0, gt=0, allow_inf_nan=False)
+    sigma0: float = Field(0.2, gt=0, allow_inf_nan=False)
+    m: float = Field(2.0, ge=1, allow_inf_nan=False)
 
-    def __post_init__(self) -> None:
-        for key in ("E", "nu0", "sigma0", "m"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise ValueError(f"{key} must be a real number, got {value!r}")
-            if not math.isfinite(float(value)):
-                raise ValueError(f"{key} must be finite, got {value}")
-            object.__setattr__(self, key, float(value))
-        for key in ("E", "nu0", "sigma0"):
-            if getattr(self, key) <= 0.0:
-                raise ValueError(f"{key} must be > 0, got {getattr(self, key):g}")
-        if self.m < 1.0:
-            raise ValueError(f"m must be >= 1, got {self.m:g}")
+    @field_validator("E", "nu0", "sigma0", "m", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: Any) -> Any:
+        """pydantic would read ``true`` as 1.0; a flag is never a material constant."""
+        if isinstance(value, bool):
+            raise ValueError(f"must be a real number, got {value!r}")
+        return value
 
     @property
     def relaxation_time(self) -> float:
         """Linear relaxation time ``ν0/E`` (exact for ``m = 1``, the stress-scale one otherwise)."""
         return self.nu0 / self.E
+
+    def to_material(self) -> MaterialParams:
+        """Itself. Transitional: the viscoelastic data and report nodes still call it from the time
+        the parameter section was a separate class; it goes once they use the section directly."""
+        return self
 
 
 def viscous_strain_rate(sigma: np.ndarray, params: MaterialParams) -> np.ndarray:

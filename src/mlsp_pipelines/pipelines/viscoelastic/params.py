@@ -1,7 +1,8 @@
 """Parameter sections of the viscoelastic task (validated by Kedro before any node runs).
 
 A bad value fails with the parameter key (``viscoelastic.material``) and the field at fault,
-e.g. ``E`` <= 0, ``m`` < 1 or ``nu0`` <= 0, before the simulation starts.
+e.g. ``E`` <= 0, ``m`` < 1 or ``nu0`` <= 0, before the simulation starts; that section is
+:class:`~mlsp_pipelines.simulation.viscoelastic.MaterialParams`, the simulator's own class.
 """
 
 from __future__ import annotations
@@ -21,16 +22,9 @@ def _check_range(name: str, value: tuple[float, float] | None) -> None:
         raise ValueError(f"{name} must satisfy 0 < lo <= hi, got {list(value)}")
 
 
-class MaterialSection(_Section):
-    """The power-law Maxwell element: ``dσ/dt = E(dλ/dt − (σ/ν0)|σ/σ0|^(m−1))``."""
-
-    E: float = Field(1.0, gt=0, allow_inf_nan=False)  # elastic modulus
-    nu0: float = Field(1.0, gt=0, allow_inf_nan=False)  # viscosity (relaxation time ν0/E)
-    sigma0: float = Field(0.2, gt=0, allow_inf_nan=False)  # reference stress of the power law
-    m: float = Field(2.0, ge=1, allow_inf_nan=False)  # power-law exponent (1 = linear Maxwell)
-
-    def to_material(self) -> MaterialParams:
-        return MaterialParams(E=self.E, nu0=self.nu0, sigma0=self.sigma0, m=self.m)
+#: Transitional alias: the ``material`` section is :class:`MaterialParams` itself; this old name
+#: stays only until the task's data and report nodes import ``MaterialParams``.
+MaterialSection = MaterialParams
 
 
 class ExtrapolationParams(_Section):

@@ -11,15 +11,10 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from mlsp_pipelines.features.text import DEFAULT_TOKEN_PATTERN
-
-
-class _Section(BaseModel):
-    """Unknown keys are errors (a typo such as ``min_cont`` stops the run), values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from mlsp_pipelines.params import _Section
 
 
 class TextPreprocessParams(_Section):
