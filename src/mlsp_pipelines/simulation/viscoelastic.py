@@ -74,10 +74,6 @@ class MaterialParams(_Section):
         """Linear relaxation time ``ν0/E`` (exact for ``m = 1``, the stress-scale one otherwise)."""
         return self.nu0 / self.E
 
-    def to_material(self) -> MaterialParams:
-        """Itself. Transitional: the viscoelastic data and report nodes still call it from the time
-        the parameter section was a separate class; it goes once they use the section directly."""
-        return self
 
 
 def viscous_strain_rate(sigma: np.ndarray, params: MaterialParams) -> np.ndarray:

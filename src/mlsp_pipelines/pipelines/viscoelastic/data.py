@@ -21,6 +21,7 @@ from mlsp_pipelines.features.normalise import (
     fit_range_scaling,
 )
 from mlsp_pipelines.simulation.viscoelastic import (
+    MaterialParams,
     Protocols,
     build_sequence_dataset,
     generate_protocols,
@@ -32,7 +33,6 @@ from mlsp_pipelines.splits import permutation_split
 from .params import (
     GeneratorDataParams,
     InputParams,
-    MaterialSection,
     ProtocolParams,
     TrajectorySplitParams,
 )
@@ -71,7 +71,7 @@ def _pack(parts: list[tuple[str, Protocols, np.ndarray]]) -> dict[str, np.ndarra
 
 
 def simulate_trajectories(
-    material: MaterialSection, protocols: ProtocolParams, generator_data: GeneratorDataParams
+    material: MaterialParams, protocols: ProtocolParams, generator_data: GeneratorDataParams
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Seeded stretch protocols and their simulated stress (batched SDIRK).
 
@@ -89,7 +89,7 @@ def simulate_trajectories(
     the one-to-many model's input vector determines its target; with jittered Δt it would not
     (the sample times are random). Its extrapolation set is drawn with ``generator_data.seed + 1``.
     """
-    mat = material.to_material()
+    mat = material
     ex = protocols.extrapolation
     common = dict(n_steps=protocols.n_steps, max_cycles=protocols.max_cycles, dt_mean=protocols.dt_mean,
                   baseline=protocols.baseline)

@@ -12,7 +12,6 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from mlsp_pipelines.params import FractionSplitParams, _Section
-from mlsp_pipelines.simulation.viscoelastic import MaterialParams
 
 ProtocolKind = Literal["cyclic", "relaxation", "piecewise"]
 
@@ -20,11 +19,6 @@ ProtocolKind = Literal["cyclic", "relaxation", "piecewise"]
 def _check_range(name: str, value: tuple[float, float] | None) -> None:
     if value is not None and not (0.0 < value[0] <= value[1]):
         raise ValueError(f"{name} must satisfy 0 < lo <= hi, got {list(value)}")
-
-
-#: Transitional alias: the ``material`` section is :class:`MaterialParams` itself; this old name
-#: stays only until the task's data and report nodes import ``MaterialParams``.
-MaterialSection = MaterialParams
 
 
 class ExtrapolationParams(_Section):

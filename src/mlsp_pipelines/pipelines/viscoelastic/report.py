@@ -28,6 +28,7 @@ from mlsp_pipelines.features.normalise import apply_normaliser
 from mlsp_pipelines.models import rebuild_model
 from mlsp_pipelines.modular.report.nodes import build_leaderboard, to_markdown
 from mlsp_pipelines.simulation.viscoelastic import (
+    MaterialParams,
     build_sequence_dataset,
     generate_protocols,
     sequence_features,
@@ -36,7 +37,6 @@ from mlsp_pipelines.simulation.viscoelastic import (
 
 from .params import (
     DiagnosticsParams,
-    MaterialSection,
     ProtocolParams,
     ViscoReportParams,
 )
@@ -73,7 +73,7 @@ def plot_loops_overview(sequence_input: dict[str, Any], generator_input: dict[st
 
 
 def gradient_diagnostics(
-    material: MaterialSection, protocols: ProtocolParams, diagnostics: DiagnosticsParams, model_input: dict[str, Any]
+    material: MaterialParams, protocols: ProtocolParams, diagnostics: DiagnosticsParams, model_input: dict[str, Any]
 ) -> tuple[pd.DataFrame, Figure, dict[str, Any]]:
     """‖∂L/∂h_t‖ over t (L = loss at the last step) for each configured recurrent cell, on
     ``diagnostics.seq_len``-step simulated protocols with the task's default input features,
@@ -86,7 +86,7 @@ def gradient_diagnostics(
     )
     if diagnostics.num_threads:
         torch.set_num_threads(diagnostics.num_threads)
-    x, y = build_sequence_dataset(pr.t, pr.stretch, simulate(pr, material.to_material()))
+    x, y = build_sequence_dataset(pr.t, pr.stretch, simulate(pr, material))
     fs = feature_set(model_input)
     xn = apply_normaliser(sequence_features(x, fs["names"], rate_scale=fs["rate_scale"]), fs["norm"], dtype=np.float64)
     yn = apply_normaliser(y, model_input["norm"]["y"], dtype=np.float64)
