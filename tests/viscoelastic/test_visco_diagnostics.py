@@ -16,8 +16,17 @@ from mlsp_pipelines.evaluation.diagnostics import (
 )
 from mlsp_pipelines.models import build_model
 from mlsp_pipelines.pipelines.viscoelastic import report
-from mlsp_pipelines.pipelines.viscoelastic.params import DiagnosticsParams, InputParams, ProtocolParams
-from mlsp_pipelines.simulation.viscoelastic import MaterialParams, build_sequence_dataset, generate_protocols, simulate
+from mlsp_pipelines.pipelines.viscoelastic.params import (
+    DiagnosticsParams,
+    InputParams,
+    ProtocolParams,
+)
+from mlsp_pipelines.simulation.viscoelastic import (
+    MaterialParams,
+    build_sequence_dataset,
+    generate_protocols,
+    simulate,
+)
 
 torch.set_num_threads(1)
 
@@ -53,10 +62,10 @@ def test_identity_relu_rnn_scales_exactly_by_the_gain() -> None:
 def test_vanishing_for_tanh_rnn_not_so_for_lstm_exploding_for_scaled_identity(long_sequences: tuple) -> None:
     x, y = long_sequences
     cells = {
-        "rnn_tanh": CellSpec("rnn", {"nonlinearity": "tanh"}),
-        "rnn_relu_identity": CellSpec("rnn", {"nonlinearity": "relu"}, "identity", 1.05),
-        "gru": CellSpec("gru"),
-        "lstm": CellSpec("lstm"),
+        "rnn_tanh": CellSpec(arch="rnn", kwargs={"nonlinearity": "tanh"}),
+        "rnn_relu_identity": CellSpec(arch="rnn", kwargs={"nonlinearity": "relu"}, recurrent_init="identity", gain=1.05),
+        "gru": CellSpec(arch="gru"),
+        "lstm": CellSpec(arch="lstm"),
     }
     table, summary = run_gradient_diagnostics(cells, x, y, hidden_size=16, seed=0, train_steps=0)
     assert set(table["phase"]) == {"init"} and len(table) == 4 * x.shape[1]

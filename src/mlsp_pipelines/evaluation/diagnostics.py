@@ -27,31 +27,42 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
+from pydantic import Field, model_validator
 from torch import nn
 
 from mlsp_pipelines.evaluation.figures import subplots
 from mlsp_pipelines.models import build_model
+from mlsp_pipelines.params import _Section
 
 RECURRENT_INITS = ("default", "identity")
 
 
-@dataclass(frozen=True)
-class CellSpec:
+class CellSpec(_Section):
     """One recurrent model to diagnose: registry ``arch`` (rnn|gru|lstm) with ``kwargs`` and the
     initialisation of its recurrent weights: ``default`` (torch's, multiplied by ``gain``) or
-    ``identity`` (``W_hh = gain·I``, recurrent bias 0; Elman ``rnn`` only)."""
+    ``identity`` (``W_hh = gain·I``, recurrent bias 0; Elman ``rnn`` only). Also the type of each
+    entry of the viscoelastic task's ``diagnostics.cells``, so YAML is checked by the same class."""
 
-    arch: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    recurrent_init: str = "default"
-    gain: float = 1.0
+    arch: Literal["rnn", "gru", "lstm"]
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    recurrent_init: Literal["default", "identity"] = "default"
+    gain: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> CellSpec:
+        from mlsp_pipelines.models import model_config
+
+        if model_config(self.arch, **self.kwargs).bidirectional:
+            raise ValueError("bidirectional models have no single direction to backpropagate through time")
+        if self.recurrent_init == "identity" and self.arch != "rnn":
+            raise ValueError(f"recurrent_init 'identity' applies to arch 'rnn' only, got {self.arch!r}")
+        return self
 
 
 def set_recurrent_init(rnn: nn.RNNBase, init: str = "default", gain: float = 1.0) -> None:

@@ -7,10 +7,11 @@ e.g. ``E`` <= 0, ``m`` < 1 or ``nu0`` <= 0, before the simulation starts; that s
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
+from mlsp_pipelines.evaluation.diagnostics import CellSpec
 from mlsp_pipelines.params import FractionSplitParams, _Section
 
 ProtocolKind = Literal["cyclic", "relaxation", "piecewise"]
@@ -164,34 +165,14 @@ class ViscoReportParams(_Section):
     n_examples: int = Field(4, ge=1, le=12)
 
 
-class GradientCellParams(_Section):
-    """One recurrent model of the gradient diagnostics (see :mod:`mlsp_pipelines.evaluation.diagnostics`)."""
-
-    arch: Literal["rnn", "gru", "lstm"]
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-    recurrent_init: Literal["default", "identity"] = "default"
-    gain: float = Field(1.0, gt=0)
-
-    @model_validator(mode="after")
-    def _check(self) -> "GradientCellParams":
-        from mlsp_pipelines.models import model_config
-
-        cfg = model_config(self.arch, **self.kwargs)
-        if cfg.bidirectional:
-            raise ValueError("bidirectional models have no single direction to backpropagate through time")
-        if self.recurrent_init == "identity" and self.arch != "rnn":
-            raise ValueError(f"recurrent_init 'identity' applies to arch 'rnn' only, got {self.arch!r}")
-        return self
-
-
-def _default_cells() -> dict[str, GradientCellParams]:
+def _default_cells() -> dict[str, CellSpec]:
     return {
-        "rnn_tanh": GradientCellParams(arch="rnn", kwargs={"nonlinearity": "tanh"}),
-        "rnn_relu": GradientCellParams(arch="rnn", kwargs={"nonlinearity": "relu"}),
-        "rnn_relu_identity": GradientCellParams(arch="rnn", kwargs={"nonlinearity": "relu"},
+        "rnn_tanh": CellSpec(arch="rnn", kwargs={"nonlinearity": "tanh"}),
+        "rnn_relu": CellSpec(arch="rnn", kwargs={"nonlinearity": "relu"}),
+        "rnn_relu_identity": CellSpec(arch="rnn", kwargs={"nonlinearity": "relu"},
                                                 recurrent_init="identity", gain=1.05),
-        "gru": GradientCellParams(arch="gru"),
-        "lstm": GradientCellParams(arch="lstm"),
+        "gru": CellSpec(arch="gru"),
+        "lstm": CellSpec(arch="lstm"),
     }
 
 
@@ -205,4 +186,4 @@ class DiagnosticsParams(_Section):
     train_steps: int = Field(50, ge=0)  # 0: at initialisation only
     lr: float = Field(3e-3, gt=0)
     num_threads: int | None = Field(1, ge=1)  # torch CPU threads (small models: 1 is fastest)
-    cells: dict[str, GradientCellParams] = Field(default_factory=_default_cells, min_length=1)
+    cells: dict[str, CellSpec] = Field(default_factory=_default_cells, min_length=1)

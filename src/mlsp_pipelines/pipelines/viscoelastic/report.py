@@ -13,7 +13,6 @@ import torch
 from matplotlib.figure import Figure
 
 from mlsp_pipelines.evaluation.diagnostics import (
-    CellSpec,
     decay_summary,
     gradient_norms_figure,
     gradient_norms_through_time,
@@ -90,8 +89,7 @@ def gradient_diagnostics(
     fs = feature_set(model_input)
     xn = apply_normaliser(sequence_features(x, fs["names"], rate_scale=fs["rate_scale"]), fs["norm"], dtype=np.float64)
     yn = apply_normaliser(y, model_input["norm"]["y"], dtype=np.float64)
-    cells = {k: CellSpec(arch=c.arch, kwargs=dict(c.kwargs), recurrent_init=c.recurrent_init, gain=c.gain)
-             for k, c in diagnostics.cells.items()}
+    cells = dict(diagnostics.cells)
     table, summary = run_gradient_diagnostics(cells, xn, yn, hidden_size=diagnostics.hidden_size,
                                               seed=diagnostics.seed, train_steps=diagnostics.train_steps,
                                               lr=diagnostics.lr)
