@@ -54,15 +54,9 @@ def dask_client() -> Iterator[Any]:
     """A 2-worker LocalCluster as the runner makes one (conf/test/dask.yml), one retry of a dead worker."""
     from mlsp_pipelines import cluster
 
-    import dask
-
     settings = cluster.DaskSettings(n_workers=2, threads_per_worker=1, torch_threads=1, allowed_failures=1,
                                     memory_limit="2GiB")
-    # A LocalCluster closes the nanny of a worker that the scheduler lost, if no worker of that name
-    # is back ``lost-worker-timeout`` (15 s) later. Tests here kill workers and restart all of them:
-    # when a test's restart fell on the timer of an earlier test's killed worker, a nanny was closed
-    # and the cluster kept one worker (seen with the suite on 2 processes, the cores shared).
-    with dask.config.set({"distributed.deploy.lost-worker-timeout": "1h"}), cluster.connect(settings) as client:
+    with cluster.connect(settings) as client:
         yield client
 
 

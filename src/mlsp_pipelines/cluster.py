@@ -152,7 +152,12 @@ def connect(settings: DaskSettings) -> Iterator[Any]:
                           # (the default 1.1 lets a 1-thread worker hold two) while a thread is free
                           "distributed.scheduler.worker-saturation": 1.0,
                           # glibc's own trimming, not Dask's 64 KiB (module doc: page faults)
-                          "distributed.nanny.pre-spawn-environ": nanny_environ()}):
+                          "distributed.nanny.pre-spawn-environ": nanny_environ(),
+                          # a LocalCluster closes the nanny of a worker the scheduler lost when no
+                          # worker of that name is back 15 s later; its nanny restarts it (slower on
+                          # a loaded machine, and absent again if it dies twice), and a closed nanny
+                          # would leave the cluster a worker short for good
+                          "distributed.deploy.lost-worker-timeout": "1h"}):
         cluster = LocalCluster(n_workers=settings.n_workers or os.cpu_count() or 1,
                                threads_per_worker=settings.threads_per_worker, processes=True,
                                memory_limit=settings.memory_limit, dashboard_address=settings.dashboard_address or ":0",
