@@ -1,5 +1,6 @@
-"""Reproducible on any machine: the project's start-up pins the CPU kernels, and the tiny ``asc``
-pipeline run in two folders, under two CPU kernel levels, writes byte-identical DVC outputs.
+"""Reproducible on any machine: the project's start-up pins the CPU kernels to a tier, and the tiny
+``asc`` pipeline run in two folders, natively and as on an AVX2-only CPU, writes byte-identical
+DVC outputs.
 
 The pipeline runs are subprocesses (``python -m kedro run``), because the kernel switches are
 read when numpy and torch load: an in-process session would share this process's kernels.
@@ -29,12 +30,23 @@ SSE4_CPU = {
     "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F,-AVX2,-FMA,-AVX",
     "OMP_NUM_THREADS": "1",
 }
+#: A CPU of the AVX2 tier without AVX-512 (a Haswell or Zen 2), as far as the environment can make
+#: one: every library capped at AVX2, glibc's AVX-512 variants masked, one OpenMP thread.
+AVX2_CPU = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    "OPENBLAS_CORETYPE": "Haswell",
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
+    "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F",
+    "OMP_NUM_THREADS": "1",
+}
 ASC_STAGES = ("asc_data", "asc_features", "asc")
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    drop = set(determinism.PINNED_ENV) | set(SSE4_CPU) | {determinism.FAST_KERNELS_ENV, "NPY_ENABLE_CPU_FEATURES",
-                                                         "MKL_NUM_THREADS", "KEDRO_ENV"}
+    drop = set(determinism.PINNED_ENV) | set(SSE4_CPU) | set(AVX2_CPU) | {
+        determinism.FAST_KERNELS_ENV, determinism.TIER_ENV, "NPY_ENABLE_CPU_FEATURES", "MKL_NUM_THREADS", "KEDRO_ENV"}
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(MLSP_PROGRESS="0", KEDRO_DISABLE_TELEMETRY="1", **extra)
     return env
@@ -50,13 +62,39 @@ STATUS = ("import json, mlsp_pipelines, numpy, torch; from mlsp_pipelines import
 
 
 def test_start_up_pins_every_library_before_it_loads() -> None:
+    """The widest tier this CPU has, chosen from its flags, and every library on it."""
     import json
 
     status = json.loads(_python(STATUS, OMP_NUM_THREADS="1").stdout.strip().splitlines()[-1])
-    assert status["pinned"] and status["aten_capability"] == "DEFAULT"
-    assert status["numpy_dispatch"] == [] and status["openblas_cores"] == ["Nehalem"]
+    tier = determinism.detect_tier()
+    assert status["pinned"] and status["tier"] == tier and status["env"] == determinism.TIERS[tier]
+    assert status["aten_capability"] == determinism.TIER_ATEN[tier]
+    assert set(status["numpy_dispatch"]) <= ({"X86_V3"} if tier == "avx2" else set())
+    assert status["openblas_cores"] == [determinism.TIERS[tier]["OPENBLAS_CORETYPE"]]
     assert status["torch_threads"] == determinism.PINNED_THREADS  # not the shell's OMP_NUM_THREADS=1
-    assert status["env"] == determinism.PINNED_ENV
+
+
+def test_the_sse4_tier_can_be_forced_and_pins_the_portable_kernels() -> None:
+    import json
+
+    status = json.loads(_python(STATUS, MLSP_KERNEL_TIER="sse4").stdout.strip().splitlines()[-1])
+    assert status["tier"] == "sse4" and status["aten_capability"] == "DEFAULT"
+    assert status["numpy_dispatch"] == [] and status["openblas_cores"] == ["Nehalem"]
+    assert status["env"] == determinism.TIERS["sse4"]
+
+
+def test_the_tier_follows_the_cpu_flags_and_a_bad_request_names_the_variable() -> None:
+    v3 = determinism.X86_64_V3_FLAGS | {"sse4_2", "avx512f"}
+    old = frozenset({"sse4_2", "popcnt", "avx"})  # Sandy Bridge: AVX without AVX2/FMA
+    assert determinism.detect_tier(v3) == "avx2" and determinism.detect_tier(old) == "sse4"
+    assert determinism.detect_tier(frozenset()) == "sse4"  # no /proc/cpuinfo: the portable tier
+    assert determinism.resolve_tier("auto", v3) == "avx2" and determinism.resolve_tier("SSE4", v3) == "sse4"
+    with pytest.raises(ValueError, match=r"MLSP_KERNEL_TIER=avx2: this CPU lacks .*avx2.*fma.*; use MLSP_KERNEL_TIER=sse4"):
+        determinism.resolve_tier("avx2", old)
+    with pytest.raises(ValueError, match="MLSP_KERNEL_TIER='avx512': expected one of auto, avx2, sse4"):
+        determinism.resolve_tier("avx512", v3)
+    # every tier pins the same libraries, so a process never mixes two tiers' switches
+    assert set(determinism.TIERS["avx2"]) == set(determinism.TIERS["sse4"])
 
 
 def test_fast_kernels_opt_out_leaves_the_libraries_alone() -> None:
@@ -114,14 +152,17 @@ def _finish(proc: subprocess.Popen[str]) -> str:
 @pytest.mark.slow
 def test_tiny_pipeline_is_byte_identical_in_two_folders_under_two_cpu_levels(tmp_path: Path, new_project_copy) -> None:  # type: ignore[no-untyped-def]
     """Clone one runs with this CPU's own kernel choice; clone two, in another folder (with a
-    space in its path), runs as on an SSE4-only CPU with one thread. The project pins the same
-    kernels in both, so every DVC output of the ``asc`` stages is the same file, byte for byte."""
+    space in its path), runs as on an AVX2-only CPU with one thread. The project pins the same
+    tier in both, so every DVC output of the ``asc`` stages is the same file, byte for byte.
+    (Real CPUs of the tier -- Intel Haswell, AMD EPYC, Nehalem for the SSE4 tier -- are checked
+    per operation under qemu by ``benchmarks/cpu_kernels.py``.)"""
     one = new_project_copy(tmp_path / "clone one")
     two = new_project_copy(tmp_path / "else" / "where" / "clone two")
-    runs = [_start_asc(one), _start_asc(two, **SSE4_CPU)]  # side by side: the start-up costs overlap
+    runs = [_start_asc(one), _start_asc(two, **AVX2_CPU)]  # side by side: the start-up costs overlap
     log_one, log_two = (_finish(p) for p in runs)
+    tier = determinism.detect_tier()
     for log in (log_one, log_two):
-        assert "CPU kernels: pinned" in log and "ATen DEFAULT" in log
+        assert f"CPU kernels: pinned to the {tier} tier" in log and f"ATen {determinism.TIER_ATEN[tier]}" in log
 
     outputs = _dvc_outputs(ASC_STAGES)
     assert not [o for o in outputs if "timings" in o]  # wall-clock times stay outside DVC's hashes

@@ -12,12 +12,24 @@ float32 ``log10``.
 
 :func:`pin_cpu_kernels` runs from the package's ``__init__``, i.e. before this project imports
 numpy or torch (``kedro run``, ``python -m mlsp_pipelines``, DVC stages, the tests, a notebook
-that imports ``mlsp_pipelines`` first). It caps every library at the level that every CPU able
-to run this stack has -- numpy 2.4 itself requires x86-64-v2 (SSE4.2) -- through the switches
-the libraries read at load time (they cannot be changed later, hence environment variables set
-this early). :func:`configure_torch` adds what torch takes at run time: a fixed intra-op thread
-count, because a parallel reduction's order follows the thread count (LayerNorm's and the
-convolutions' weight gradients, OpenBLAS's sgemm differ between 1 and 2 threads).
+that imports ``mlsp_pipelines`` first). It caps every library at the widest *tier* of kernels
+that gives the same bits on every CPU of the tier (the switches are read when each library loads,
+so they cannot be changed later, hence environment variables set this early):
+
+* ``avx2`` -- x86-64-v3 CPUs (Intel since Haswell, AMD since Zen; AVX-512 machines are capped to
+  it), nearly every machine in use, chosen automatically from the CPU flags. The committed
+  ``dvc.lock`` is made on this tier. It costs 0.9-1.1x native kernels where the SSE4 tier cost
+  1.35-7x (``benchmarks/determinism_cost.py``).
+* ``sse4`` -- x86-64-v2 CPUs without AVX2 (numpy 2.4 itself requires SSE4.2); their outputs
+  agree with each other, not with the ``avx2`` tier's.
+
+``MLSP_KERNEL_TIER=sse4`` forces the older tier (to reproduce outputs made on it). Checked per
+operation with ``benchmarks/cpu_kernels.py --pinned`` on CPUs emulated by qemu (Intel Haswell and
+AMD EPYC against a native AVX-512 machine; Nehalem against the forced SSE4 tier). MKL stays in
+its ``COMPATIBLE`` branch on both tiers: its AVX2 branch is reproducible among Intel CPUs only.
+:func:`configure_torch` adds what torch takes at run time: a fixed intra-op thread count,
+because a parallel reduction's order follows the thread count (LayerNorm's and the convolutions'
+weight gradients, OpenBLAS's sgemm differ between 1 and 2 threads).
 
 Two operations are not covered by any switch and are avoided instead: MKL's vector ``sqrt``
 (``torch.sqrt`` on CPU; its approximation differs between processors even in MKL's
@@ -45,15 +57,88 @@ logger = logging.getLogger(__name__)
 #: across CPUs).
 FAST_KERNELS_ENV = "MLSP_FAST_KERNELS"
 
-#: Library switches read when the library loads, and the level every x86-64-v2 CPU has.
-PINNED_ENV: dict[str, str] = {
-    "ATEN_CPU_CAPABILITY": "default",  # ATen: the portable build of every operator (no AVX2/AVX-512 variant)
-    "ONEDNN_MAX_CPU_ISA": "SSE41",  # oneDNN (convolutions, LSTM/GRU): its SSE4.1 code paths
-    "MKL_CBWR": "COMPATIBLE",  # MKL: conditional numerical reproducibility, same results on every CPU
-    "OPENBLAS_CORETYPE": "Nehalem",  # numpy/scipy OpenBLAS: the SSE4.2-era kernels
-    "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",  # numpy: baseline (x86-64-v2) loops
-    "OPENBLAS_NUM_THREADS": "1",  # numpy's sgemm splits by thread: one thread gives one order everywhere
+#: Forces a kernel tier (``avx2`` or ``sse4``); unset or ``auto`` picks the widest tier this CPU has.
+TIER_ENV = "MLSP_KERNEL_TIER"
+
+#: Kernel tiers, widest first: the library switches (read when each library loads) that make every
+#: CPU of the tier compute the same bits. ``avx2`` is x86-64-v3 (Intel since Haswell, AMD since
+#: Zen): ATen's AVX2 operators, oneDNN's AVX2 code paths, OpenBLAS's Haswell kernels and numpy's
+#: X86_V3 loops; AVX-512 machines are capped to it. ``sse4`` is x86-64-v2, what numpy 2.4 itself
+#: requires, for older CPUs. MKL stays in its ``COMPATIBLE`` branch on both: its AVX2 branch
+#: (``MKL_CBWR=AVX2``) is only reproducible among Intel CPUs -- on AMD, MKL runs its ``AUTO``
+#: branch instead (oneMKL developer guide, "Getting Started with Conditional Numerical
+#: Reproducibility"), so one committed ``dvc.lock`` could not hold for both vendors.
+TIERS: dict[str, dict[str, str]] = {
+    "avx2": {
+        "ATEN_CPU_CAPABILITY": "avx2",  # ATen: the AVX2 build of every operator (AVX-512 capped)
+        "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN (convolutions, LSTM): its AVX2 code paths
+        "MKL_CBWR": "COMPATIBLE",  # MKL: the branch that gives the same results on every vendor's CPU
+        "OPENBLAS_CORETYPE": "Haswell",  # numpy/scipy OpenBLAS: the AVX2+FMA kernels
+        "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",  # numpy: X86_V3 loops, no AVX-512
+        "OPENBLAS_NUM_THREADS": "1",  # numpy's sgemm splits by thread: one thread gives one order everywhere
+        # numba (word2vec's fastmath kernels) compiles for the host CPU, whose vector width sets the
+        # summation order (Zen 4 and Intel AVX-512 differ even from each other): one target for the tier
+        "NUMBA_CPU_NAME": "haswell",
+        "NUMBA_CPU_FEATURES": "+64bit,+cmov,+cx8,+cx16,+sse,+sse2,+sse3,+ssse3,+sse4.1,+sse4.2,+popcnt,+avx,+avx2,"
+                              "+fma,+bmi,+bmi2,+f16c,+lzcnt,+movbe,+xsave",
+    },
+    "sse4": {
+        "ATEN_CPU_CAPABILITY": "default",  # ATen: the portable build of every operator
+        "ONEDNN_MAX_CPU_ISA": "SSE41",  # oneDNN: its SSE4.1 code paths
+        "MKL_CBWR": "COMPATIBLE",
+        "OPENBLAS_CORETYPE": "Nehalem",  # numpy/scipy OpenBLAS: the SSE4.2-era kernels
+        "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",  # numpy: baseline (x86-64-v2) loops
+        "OPENBLAS_NUM_THREADS": "1",
+        "NUMBA_CPU_NAME": "nehalem",
+        "NUMBA_CPU_FEATURES": "+64bit,+cmov,+cx8,+cx16,+sse,+sse2,+sse3,+ssse3,+sse4.1,+sse4.2,+popcnt",
+    },
 }
+#: What ATen reports (``torch.backends.cpu.get_cpu_capability()``) on each tier.
+TIER_ATEN = {"avx2": "AVX2", "sse4": "DEFAULT"}
+#: The CPU flags (``/proc/cpuinfo``) of x86-64-v3; a CPU lacking one gets the ``sse4`` tier.
+X86_64_V3_FLAGS = frozenset({"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "movbe", "abm", "xsave"})
+
+
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags (Linux ``/proc/cpuinfo``; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def detect_tier(flags: frozenset[str] | None = None) -> str:
+    """The widest tier this CPU runs: ``avx2`` on x86-64-v3 CPUs, ``sse4`` otherwise."""
+    flags = cpu_flags() if flags is None else flags
+    return "avx2" if X86_64_V3_FLAGS <= flags else "sse4"
+
+
+def resolve_tier(requested: str | None = None, flags: frozenset[str] | None = None) -> str:
+    """The tier in force: ``MLSP_KERNEL_TIER`` (``avx2``, ``sse4`` or ``auto``) or the detected one.
+
+    Asking for ``avx2`` on a CPU without it is an error naming the variable: the libraries would
+    silently fall back to narrower kernels and compute other bits than the tier promises.
+    """
+    raw = (os.environ.get(TIER_ENV, "") if requested is None else requested).strip().lower()
+    detected = detect_tier(flags)
+    if raw in ("", "auto"):
+        return detected
+    if raw not in TIERS:
+        raise ValueError(f"{TIER_ENV}={raw!r}: expected one of auto, {', '.join(TIERS)}")
+    if raw == "avx2" and detected != "avx2":
+        missing = sorted(X86_64_V3_FLAGS - (cpu_flags() if flags is None else flags))
+        raise ValueError(f"{TIER_ENV}=avx2: this CPU lacks {', '.join(missing)}; use {TIER_ENV}=sse4 (or auto)")
+    return raw
+
+
+#: The tier of this process, fixed when the package loads (the switches cannot change later).
+TIER = resolve_tier()
+#: Library switches of this process's tier (see :data:`TIERS`).
+PINNED_ENV: dict[str, str] = dict(TIERS[TIER])
 #: numpy refuses to start with both variables set; ours (disable) wins while pinned.
 _CONFLICTING_ENV = ("NPY_ENABLE_CPU_FEATURES", "MKL_ENABLE_INSTRUCTIONS")
 
@@ -122,6 +207,7 @@ def status() -> dict[str, Any]:
     """What is in effect in this process: the pins asked for and what the loaded libraries use."""
     out: dict[str, Any] = {
         "pinned": not fast_kernels(),
+        "tier": TIER if not fast_kernels() else "native",
         "env": {k: os.environ.get(k) for k in PINNED_ENV},
         "aten_capability": _aten_capability(),
         "numpy_dispatch": _numpy_dispatch(),
@@ -141,9 +227,11 @@ def problems(info: dict[str, Any] | None = None) -> list[str]:
     if not info["pinned"]:
         return []
     found = []
-    if info["aten_capability"] not in (None, "DEFAULT"):
+    tier = info.get("tier", TIER)
+    if info["aten_capability"] not in (None, TIER_ATEN[tier]):
         found.append(f"torch runs its {info['aten_capability']} kernels")
-    if info["numpy_dispatch"]:
+    allowed = {"X86_V3"} if tier == "avx2" else set()
+    if set(info["numpy_dispatch"] or ()) - allowed:
         found.append(f"numpy dispatches to {', '.join(info['numpy_dispatch'])}")
     cores = info.get("openblas_cores") or []
     if any(c != PINNED_ENV["OPENBLAS_CORETYPE"] for c in cores):
@@ -212,7 +300,8 @@ def make_hook() -> Any:
             info = status()
             logger.info(
                 "CPU kernels: %s (ATen %s, OpenBLAS %s, torch threads %s)",
-                "pinned for identical results on any x86-64 CPU" if info["pinned"]
+                f"pinned to the {info['tier']} tier for identical results on every CPU of that tier"
+                if info["pinned"]
                 else f"fastest for this CPU ({FAST_KERNELS_ENV}=1)",
                 info["aten_capability"], ",".join(info.get("openblas_cores") or []) or "-",
                 info.get("torch_threads"),

@@ -241,6 +241,7 @@ class MlflowHook:
             **self._child_tags,
             "kedro_pipelines": ",".join(names), "command": command,
             "python_version": self._record["python"], "params_digest": self._record["params_digest"],
+            "cpu_kernel_tier": self._record["kernel_tier"],
             **{f"pkg.{k}": v for k, v in self._record["packages"].items()},
             "mlflow.note.content": (
                 f"`{command}` (environment `{self.env}`) at commit `{git['git_commit'][:12]}`.\n\n"

@@ -136,6 +136,7 @@ def collect(params: dict[str, Any], git: dict[str, str], command: str) -> dict[s
         "command": command,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "kernel_tier": _kernel_tier(),
         "packages": package_versions(),
         "data_versions": {},
         "datasets": {},
@@ -143,6 +144,13 @@ def collect(params: dict[str, Any], git: dict[str, str], command: str) -> dict[s
         "seeds": seeds,
         "params": params,
     }
+
+
+def _kernel_tier() -> str:
+    """The CPU kernel tier that made the run's numbers (``avx2``, ``sse4``, or ``native`` unpinned)."""
+    from mlsp_pipelines import determinism
+
+    return str(determinism.status()["tier"])
 
 
 def _walk(d: Any, prefix: str = ""):
