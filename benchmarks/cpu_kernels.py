@@ -10,8 +10,17 @@ so the table shows what the pins are for; with ``--pinned`` the pins are on and 
 should read ``same``.
 
 Configurations: ``native`` (whatever this CPU offers), the AVX2 and SSE4 levels (ATen, oneDNN,
-MKL, OpenBLAS core type, numpy dispatch and glibc's libm variants capped together), and the
-native level with one and three intra-op threads.
+MKL, OpenBLAS core type, numpy dispatch and glibc's libm variants capped together), the native
+level with one and three intra-op threads, ``sse4-tier`` (the project's SSE4 tier forced with
+``MLSP_KERNEL_TIER=sse4``), and other CPUs emulated by ``qemu-x86_64`` (``apt install
+qemu-user``), whose CPUID the libraries really see: ``qemu-haswell`` (Intel, AVX2, no AVX-512),
+``qemu-epyc`` (AMD Zen 1, AVX2) and ``qemu-nehalem`` (SSE4.2, no AVX; run on the SSE4 tier,
+since qemu-user shows the host's ``/proc/cpuinfo``). The first configuration named is the
+reference, so ``--pinned --only native qemu-haswell qemu-epyc`` checks the AVX2 tier and
+``--pinned --only sse4-tier qemu-nehalem`` the SSE4 tier (every row should read ``same``).
+
+``CPU_KERNELS_SKIP=name,...`` skips the layer probes whose name contains one of the strings
+(qemu 7.2 crashes in oneDNN's AVX2 LSTM: ``CPU_KERNELS_SKIP="lstm (bidirectional)"``).
 
 Run: ``python benchmarks/cpu_kernels.py [--pinned] [--only NAME ...]``.
 """
@@ -46,7 +55,13 @@ LEVELS: dict[str, dict[str, str]] = {
     },
     "threads1": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
     "threads3": {"OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "3", "OPENBLAS_NUM_THREADS": "3"},
+    "sse4-tier": {"MLSP_KERNEL_TIER": "sse4"},
+    "qemu-haswell": {},
+    "qemu-epyc": {},
+    "qemu-nehalem": {"MLSP_KERNEL_TIER": "sse4"},
 }
+#: Configurations that run the child under an emulated CPU.
+QEMU_CPU = {"qemu-haswell": "Haswell", "qemu-epyc": "EPYC", "qemu-nehalem": "Nehalem"}
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -83,6 +98,38 @@ def numpy_probes() -> dict[str, str]:
     }
 
 
+def numba_probes() -> dict[str, str]:
+    """word2vec's numba kernel shape: a fastmath float32 dot product (LLVM vectorises and fuses it
+    for the target CPU, so the vector width decides the summation order), and the skip-gram epoch."""
+    import numpy as np
+    from numba import njit
+
+    from mlsp_pipelines.training import _word2vec_kernels as k
+
+    @njit(fastmath=True)
+    def dots(a, b):  # type: ignore[no-untyped-def]
+        out = np.empty(a.shape[0], dtype=np.float32)
+        for i in range(a.shape[0]):
+            f = np.float32(0.0)
+            for d in range(a.shape[1]):
+                f += a[i, d] * b[i, d]
+            out[i] = f
+        return out
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((256, 100)).astype(np.float32) for _ in range(2))
+    vocab, dim = 50, 32
+    ids = rng.integers(0, vocab, 2000).astype(np.int32)
+    syn0 = ((rng.random((vocab, dim)) - 0.5) / dim).astype(np.float32)
+    syn1 = np.zeros((vocab, dim), dtype=np.float32)
+    accept, alias = np.ones(vocab), np.arange(vocab, dtype=np.int64)
+    doc = np.zeros(2000, dtype=np.int64)
+    spans = np.full(2000, 2, dtype=np.int64)
+    loss = k.sg_epoch(ids, doc, spans, syn0, syn1, accept, alias, 5, 0.025, 0.0001, 1, True)
+    return {"numba: fastmath float32 dot": _digest(dots(a, b)),
+            "numba: word2vec skip-gram epoch": _digest(syn0, syn1, np.asarray(loss, dtype=np.float64))}
+
+
 def torch_probes(mkldnn: bool) -> dict[str, str]:
     """Forward and backward of each layer type the models use, and one optimiser step."""
     import torch
@@ -95,7 +142,12 @@ def torch_probes(mkldnn: bool) -> dict[str, str]:
     tag = "" if mkldnn else " [mkldnn off]"
     out: dict[str, str] = {}
 
+    skip = [s for s in os.environ.get("CPU_KERNELS_SKIP", "").split(",") if s]
+
     def probe(name: str, module: nn.Module, *shape: int, reduce=lambda y: y.square().sum()) -> None:  # type: ignore[no-untyped-def]
+        if any(s in f"{name}{tag}" for s in skip):  # e.g. an operation an emulator cannot run
+            out[f"torch: {name} fwd{tag}"] = out[f"torch: {name} bwd{tag}"] = "skipped"
+            return
         x = torch.from_numpy(rng.standard_normal(shape).astype("float32")).requires_grad_()
         module = module.train()
         y = module(x)
@@ -146,8 +198,14 @@ def child(pinned: bool) -> None:
     import mlsp_pipelines  # noqa: F401  - the project's start-up (pins unless MLSP_FAST_KERNELS=1)
 
     results = numpy_probes()
+    results.update(numba_probes())
     results.update(torch_probes(mkldnn=True))
     results.update(torch_probes(mkldnn=False))
+    from mlsp_pipelines import determinism
+
+    info = determinism.status()
+    results["_status"] = (f"tier {info['tier']}, ATen {info['aten_capability']}, numpy "
+                          f"{','.join(info['numpy_dispatch'] or []) or 'baseline'}, OpenBLAS {','.join(info['openblas_cores'] or [])}")
     print(json.dumps(results))
 
 
@@ -166,12 +224,16 @@ def main() -> None:
         env.setdefault("OMP_NUM_THREADS", "2")
         env.update(LEVELS[name])
         cmd = [sys.executable, __file__, "--child"] + (["--pinned"] if args.pinned else [])
+        if name in QEMU_CPU:
+            cmd = ["qemu-x86_64", "-cpu", QEMU_CPU[name], *cmd]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
         runs[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"{name}: {runs[name].pop('_status')}", flush=True)
     ref = args.only[0]
     print(f"{'operation':55s} " + " ".join(f"{n:>9s}" for n in args.only[1:]))
     for op in runs[ref]:
         cells = ["same" if runs[n][op] == runs[ref][op] else "DIFFERS" for n in args.only[1:]]
+        cells = ["skipped" if "skipped" in (runs[n][op], runs[ref][op]) else c for n, c in zip(args.only[1:], cells)]
         print(f"{op:55s} " + " ".join(f"{c:>9s}" for c in cells))
 
 
