@@ -10,6 +10,11 @@ MLFLOW_PORT ?= 5000
 # so a module's expensive fixture is built once.
 TEST_WORKERS ?= 2
 export KEDRO_DISABLE_TELEMETRY := 1
+# `make run` uses the machine's cores: with room for two or more workers of 2 torch threads (the
+# pinned thread count), the models and CV folds fan out over a local Dask cluster -- the same bytes
+# as one after another. WORKERS=1 trains them one after another; WORKERS=N sets the worker count.
+CORES   := $(shell nproc 2>/dev/null || echo 1)
+WORKERS ?= $(shell echo $$(( $(CORES) / 2 )))
 
 .PHONY: install run test repro repro-check bench mlflow-ui clean reproduce
 
@@ -23,7 +28,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 run: install            ## install, then train and compare the asc models on the embedded data
-	$(BIN)/kedro run --pipeline=asc
+	@if [ "$(WORKERS)" -ge 2 ]; then \
+		echo "make run: $(CORES) cores: the models fan out over $(WORKERS) local workers x 2 torch threads (--runner=dask; WORKERS=1: one after another)"; \
+		$(BIN)/kedro run --pipelines=asc --runner=dask --runner-params n_workers=$(WORKERS),torch_threads=2; \
+	else \
+		echo "make run: $(CORES) cores: the models train one after another on 2 torch threads (WORKERS=N fans them out over N local workers)"; \
+		$(BIN)/kedro run --pipelines=asc; \
+	fi
 
 test: install           ## install, then run the whole test suite (TEST_WORKERS processes, a test file each)
 	MLSP_PROGRESS=0 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile

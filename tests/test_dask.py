@@ -23,6 +23,8 @@ import pandas as pd
 import pytest
 import torch
 
+from mlsp_pipelines import determinism
+
 pytestmark = pytest.mark.slow
 
 ARCHS = ("cnn", "attn_lstm")  # conf/test/parameters_asc.yml
@@ -194,7 +196,20 @@ def test_dask_settings_reject_typos_and_read_the_environment(monkeypatch: pytest
     finally:
         cluster.set_active(None)
     env = cluster.worker_env(cluster.DaskSettings(torch_threads=3))
-    assert env["MLSP_TORCH_THREADS"] == "3" and env["ATEN_CPU_CAPABILITY"] == "default"
+    assert env["MLSP_TORCH_THREADS"] == "3" and env["ATEN_CPU_CAPABILITY"] == determinism.PINNED_ENV["ATEN_CPU_CAPABILITY"]
+    assert env["MLSP_KERNEL_TIER"] == determinism.TIER  # a worker resolves the driver's tier or refuses
+
+
+def test_a_local_cluster_fans_out_at_the_sequential_thread_count() -> None:
+    """``--runner=dask`` without settings writes a sequential run's bytes (the same torch threads
+    per node) and fills the machine: one worker per ``torch_threads`` cores."""
+    from mlsp_pipelines import cluster
+
+    s = cluster.DaskSettings()
+    assert s.torch_threads == determinism.PINNED_THREADS == 2
+    assert [cluster.local_workers(s, cores) for cores in (1, 2, 3, 4, 16)] == [1, 1, 1, 2, 8]
+    assert cluster.local_workers(cluster.DaskSettings(n_workers=5), 16) == 5
+    assert cluster.local_workers(cluster.DaskSettings(torch_threads=1), 16) == 16
 
 
 def _training_project(prepared: Path, tmp_path: Path, new_project_copy: Any,

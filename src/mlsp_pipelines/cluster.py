@@ -55,10 +55,12 @@ class DaskSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     scheduler_address: str | None = None  # tcp://host:8786 of a running cluster; None: a LocalCluster
-    n_workers: int | None = Field(None, ge=1)  # LocalCluster: None = one per core
+    n_workers: int | None = Field(None, ge=1)  # LocalCluster: None = cores // torch_threads (see local_workers)
     threads_per_worker: int = Field(1, ge=1)  # LocalCluster: concurrent nodes per worker
     memory_limit: str | float | int = "auto"  # LocalCluster: per worker ("4GiB", bytes, or "auto")
-    torch_threads: int = Field(1, ge=1)  # torch intra-op threads in every task (part of the results)
+    #: torch intra-op threads in every task (part of the results): the sequential default's count,
+    #: so a run fanned out over a LocalCluster writes the same bytes as one run node after node
+    torch_threads: int = Field(determinism.PINNED_THREADS, ge=1)
     allowed_failures: int = Field(3, ge=0)  # LocalCluster: retries of a task whose worker died
     retries: int = Field(0, ge=0)  # re-runs of a node that raised (0: an error fails the run at once)
     dashboard_address: str | None = None  # LocalCluster: e.g. ":8787"; None: no dashboard
@@ -85,9 +87,17 @@ def resolve(overrides: dict[str, Any] | None = None) -> DaskSettings:
         raise ValueError(f"dask.yml (or --runner-params): {exc}") from exc
 
 
+def local_workers(settings: DaskSettings, cores: int | None = None) -> int:
+    """Workers of a LocalCluster: ``n_workers``, or as many as the cores hold at ``torch_threads`` each."""
+    if settings.n_workers:
+        return settings.n_workers
+    return max(1, (cores or os.cpu_count() or 1) // (settings.threads_per_worker * settings.torch_threads))
+
+
 def worker_env(settings: DaskSettings) -> dict[str, str]:
-    """Environment every worker process needs from its start (see module doc)."""
-    env = {} if determinism.fast_kernels() else dict(determinism.PINNED_ENV)
+    """Environment every worker process needs from its start (see module doc): the kernel tier of
+    the driver (a worker on a CPU without it refuses to start rather than compute other bits)."""
+    env = {} if determinism.fast_kernels() else {determinism.TIER_ENV: determinism.TIER, **determinism.PINNED_ENV}
     if determinism.fast_kernels():
         env[determinism.FAST_KERNELS_ENV] = "1"
     env[TORCH_THREADS_ENV] = str(settings.torch_threads)
@@ -158,7 +168,7 @@ def connect(settings: DaskSettings) -> Iterator[Any]:
                           # a loaded machine, and absent again if it dies twice), and a closed nanny
                           # would leave the cluster a worker short for good
                           "distributed.deploy.lost-worker-timeout": "1h"}):
-        cluster = LocalCluster(n_workers=settings.n_workers or os.cpu_count() or 1,
+        cluster = LocalCluster(n_workers=local_workers(settings),
                                threads_per_worker=settings.threads_per_worker, processes=True,
                                memory_limit=settings.memory_limit, dashboard_address=settings.dashboard_address or ":0",
                                scheduler_kwargs={"dashboard": bool(settings.dashboard_address)},
