@@ -136,8 +136,10 @@ def check_clip_lengths(index: pd.DataFrame, durations: np.ndarray, features: Fea
     ratio, clip_s = features.length_ratio, float(features.clip_s)
     found = {}
     for kind, mask, what in (
-        ("long", durations > ratio * clip_s, f"longer than {ratio:g} × the clip length: mostly cropped away"),
-        ("short", durations < clip_s / ratio, f"shorter than 1/{ratio:g} of the clip length: mostly zero padding"),
+        ("long", durations > ratio * clip_s, f"longer than {ratio:g} × the clip length ({clip_s:g} s): "
+                                             "mostly cropped away"),
+        ("short", durations < clip_s / ratio, f"shorter than 1/{ratio:g} of the clip length ({clip_s:g} s): "
+                                              "mostly zero padding"),
     ):
         if not mask.any():
             continue
@@ -149,7 +151,7 @@ def check_clip_lengths(index: pd.DataFrame, durations: np.ndarray, features: Fea
     problems = []
     for kind, (rows, what) in found.items():
         shown = ", ".join(f"{r['path']} ({r['duration_s']:g} s)" for r in rows[:_SHOWN])
-        problems.append(f"{len(rows)} of {len(index)} clip(s) are {what} ({clip_s:g} s): {shown}")
+        problems.append(f"{len(rows)} of {len(index)} clip(s) are {what}: {shown}")
     median = float(np.nanmedian(durations))
     advice = (f"median duration {median:.3g} s; choose the length with {param_hint('features.clip_s', '<seconds>', task)}, "
               f"or the tolerance with {param_hint('features.length_ratio', '<ratio>', task)}")
