@@ -8,9 +8,17 @@ that names the parameter key (``asc.features``) and the field at fault.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+def param_hint(key: str, value: Any, task: str | None = None) -> str:
+    """How a user sets parameter ``key`` (relative to the task, e.g. ``data.on_bad_file``) to
+    ``value``, for messages: the command-line spelling ``--params asc.data.on_bad_file=skip`` when
+    the ``task`` is known (the pipeline binds it), else ``data.on_bad_file=skip``."""
+    text = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    return f"--params {task}.{key}={text}" if task else f"{key}={text}"
 
 
 class _Section(BaseModel):
@@ -79,6 +87,14 @@ class FeatureParams(_Section):
     crop: Literal["start", "center"] = "center"
     workers: int = Field(0, ge=0)  # 0 = one per CPU core
     chunk_size: int = Field(16, gt=0)
+    # clips longer than length_ratio × clip_s or shorter than clip_s / length_ratio are reported
+    # (and are errors with split.strict); clip_s 'auto' ignores them when it picks the length
+    length_ratio: float = Field(4.0, gt=1)
+    max_memory_gb: float | None = Field(4.0, gt=0)  # the feature array's size limit; null: none
+
+    #: fields that change how features are computed or checked, not their values (left out of
+    #: the feature parameters stored with the features and in data_quality.json)
+    NOT_STORED: ClassVar[frozenset[str]] = frozenset({"workers", "chunk_size", "length_ratio", "max_memory_gb"})
 
     @property
     def is_resolved(self) -> bool:

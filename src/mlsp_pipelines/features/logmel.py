@@ -38,8 +38,7 @@ def resolve_features(params: FeatureParams, sample_rates: list[int], durations: 
     - ``n_fft``: the power of two nearest 40 ms; ``hop_length``: n_fft/4 for clips under 2 s
       (enough frames for a short word), n_fft/2 otherwise;
     - ``n_mels``: 40 at 8 kHz and below (a 256-point FFT has too few low bins for more), else 64;
-    - ``clip_s``: the 99th percentile of the durations, rounded up to 0.1 s (the few longer
-      clips are cropped, the rest padded).
+    - ``clip_s``: :func:`auto_clip_length` (the few longer clips are cropped, the rest padded).
     """
     values: dict[str, Any] = {}
     if params.sr == "auto":
@@ -47,7 +46,7 @@ def resolve_features(params: FeatureParams, sample_rates: list[int], durations: 
         values["sr"] = int(min(int(rates[np.argmax(counts)]), 22050))
     sr = values.get("sr", params.sr)
     if params.clip_s == "auto":
-        values["clip_s"] = float(np.ceil(np.percentile(np.asarray(durations, dtype=float), 99) * 10) / 10) or 0.1
+        values["clip_s"] = auto_clip_length(durations, params.length_ratio)
     clip_s = values.get("clip_s", params.clip_s)
     if params.n_fft == "auto":
         values["n_fft"] = int(2 ** round(np.log2(0.04 * sr)))
@@ -61,6 +60,22 @@ def resolve_features(params: FeatureParams, sample_rates: list[int], durations: 
     if values:
         logger.info("features resolved from the data: %s", values)
     return params.model_copy(update=values)
+
+
+def auto_clip_length(durations: list[float], ratio: float = 4.0) -> float:
+    """The 99th percentile of the durations of the bulk -- the clips within ``ratio`` × of the
+    median duration either way -- rounded up to 0.1 s. A plain percentile follows the outliers:
+    one 10-minute recording among 35 one-second clips made every clip 390 s long. Clips outside
+    the bulk are cropped or padded like any other, and reported by the feature stage."""
+    d = np.asarray(durations, dtype=float)
+    median = float(np.median(d))
+    bulk = d[(d <= ratio * median) & (d >= median / ratio)]
+    return float(np.ceil(np.percentile(bulk if bulk.size else d, 99) * 10) / 10) or 0.1
+
+
+def feature_bytes(n_clips: int, params: FeatureParams) -> int:
+    """Bytes of the (clips, frames, n_mels) float32 feature array of ``n_clips`` clips."""
+    return int(n_clips) * n_frames(params) * int(params.n_mels) * np.dtype(np.float32).itemsize
 
 
 def n_frames(params: FeatureParams) -> int:
@@ -190,14 +205,15 @@ def _worker_count(params: FeatureParams, n_jobs: int) -> int:
 
 def extract_logmel(
     index: pd.DataFrame, params: FeatureParams, *, on_bad_file: str = "fail", show_progress: bool = True,
-    root: str | os.PathLike | None = None,
+    root: str | os.PathLike | None = None, task: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, str]]]:
     """Featurise every row of an audio index (``path`` relative to ``root``, or absolute).
 
     Returns ``(X (N, frames, n_mels) float32, keep (N,) bool, errors)``: with
     ``on_bad_file='skip'`` undecodable files are dropped (``keep`` False) and listed in
     ``errors`` under their index path (so a report does not depend on where the data sits);
-    with ``'fail'`` the first one raises :class:`AudioDecodeError` naming the file.
+    with ``'fail'`` the first one raises :class:`AudioDecodeError` naming the file (and, with the
+    ``task``, the ``--params`` key that skips it).
     """
     import pandas as pd
 
@@ -224,7 +240,10 @@ def extract_logmel(
         X[k * cs : k * cs + len(feats)] = feats
         for i, reason in errs:
             if on_bad_file == "fail":
-                raise AudioDecodeError(paths[k * cs + i], reason + " (set on_bad_file: skip to drop it)")
+                from mlsp_pipelines.params import param_hint
+
+                raise AudioDecodeError(paths[k * cs + i], f"{reason} ({param_hint('data.on_bad_file', 'skip', task)} "
+                                                          "to drop it)")
             logger.warning("skipping %s: %s", paths[k * cs + i], reason)
             keep[k * cs + i] = False
             errors.append({"path": names[k * cs + i], "error": f"{names[k * cs + i]}: {reason}"})

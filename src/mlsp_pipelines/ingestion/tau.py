@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from mlsp_pipelines.ingestion.index import AUDIO_SUFFIXES, DataLayoutError, file_stem, relative_path
+from mlsp_pipelines.params import param_hint
 
 logger = logging.getLogger(__name__)
 
@@ -191,13 +192,15 @@ def index_tau(
     subset_dir: str = SUBSET_DIR,
     subset_seed: int = 0,
     on_bad_file: Literal["fail", "skip"] = "fail",
+    task: str | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Index a TAU Urban Acoustic Scenes folder as released: one row per file of the official
     setup with ``split`` (train/test from ``fold1_train``/``fold1_evaluate``), ``group`` (the
     recording location, so a validation part never shares a location with training), ``device``
     and ``city``. ``subset`` < 100 keeps that percentage of the training split: the official
     ``<subset_dir>/split<subset>.csv`` when present, else :func:`subset_units`. Paths are relative
-    to ``root``. Returns the index and a data-quality dict."""
+    to ``root``. Returns the index and a data-quality dict. ``task`` (``asc``) spells the
+    parameters that error messages suggest as ``--params`` keys."""
     if subset not in SUBSETS:
         raise ValueError(f"subset={subset} must be one of {list(SUBSETS)} (percent of the training split)")
     root = Path(root)
@@ -255,7 +258,7 @@ def index_tau(
         df = df[keep | ~is_train]
     quality["subset"] = {"percent": int(subset), "source": subset_source}
 
-    df = _match_audio(df, root, on_bad_file, quality, set(meta["filename"]))
+    df = _match_audio(df, root, on_bad_file, quality, set(meta["filename"]), task)
     index = pd.DataFrame({
         "path": df["filename"].astype(str),
         "filename": [Path(f).name for f in df["filename"]],
@@ -278,7 +281,8 @@ def index_tau(
     return index[INDEX_COLUMNS], quality
 
 
-def _match_audio(df: pd.DataFrame, root: Path, on_bad_file: str, quality: dict, listed: set[str]) -> pd.DataFrame:
+def _match_audio(df: pd.DataFrame, root: Path, on_bad_file: str, quality: dict, listed: set[str],
+                 task: str | None = None) -> pd.DataFrame:
     """Setup files missing on disk fail (or are skipped and counted); audio on disk that
     ``meta.csv`` does not list likewise (fail, or ignored and counted)."""
     folders = sorted({Path(f).parent for f in df["filename"]})
@@ -296,7 +300,7 @@ def _match_audio(df: pd.DataFrame, root: Path, on_bad_file: str, quality: dict, 
         msg = (f"{root / META_FILE}: {len(missing)} setup file(s) missing on disk, e.g. line {first}: {missing[0]} "
                f"(all: {missing[:5]})")
         if on_bad_file == "fail":
-            raise DataLayoutError(msg + " (set on_bad_file: skip to drop them)")
+            raise DataLayoutError(msg + f" ({param_hint('data.on_bad_file', 'skip', task)} to drop them)")
         logger.warning("%s; skipping them", msg)
         df = df[~df["filename"].isin(missing)]
     unlisted = sorted(on_disk - listed)
@@ -305,7 +309,7 @@ def _match_audio(df: pd.DataFrame, root: Path, on_bad_file: str, quality: dict, 
     if unlisted:
         msg = f"{root}: {len(unlisted)} audio file(s) have no row in {root / META_FILE}: {unlisted[:5]}"
         if on_bad_file == "fail":
-            raise DataLayoutError(msg + " (set on_bad_file: skip to ignore them)")
+            raise DataLayoutError(msg + f" ({param_hint('data.on_bad_file', 'skip', task)} to ignore them)")
         logger.warning("%s; ignoring them", msg)
     return df
 
