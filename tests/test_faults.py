@@ -248,3 +248,48 @@ def test_dvc_stage_checks_only_what_changes_its_outputs(tmp_path: Path, monkeypa
     (local / "dask.yml").write_text("torch_threads: 2\n")
     with pytest.raises(DvcConfigError, match=r"dask.yml: torch_threads"):
         check_dvc_inputs(tmp_path, "local", ["viscoelastic_train"])
+
+
+# -- processes -------------------------------------------------------------------------------------------
+POOL_SCRIPT = """
+import threading, time
+threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()  # threads, as in a kedro run: forkserver
+from mlsp_pipelines.features.logmel import worker_pool
+pool = worker_pool(2)
+futures = [pool.submit(time.sleep, 3600) for _ in range(2)]
+print("ready", flush=True)
+time.sleep(3600)
+"""
+
+
+def test_kill_9_of_a_run_with_feature_workers_leaves_no_process(tmp_path: Path) -> None:
+    """The user's case: the forkserver, two workers and the resource tracker outlived a kill -9."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-c", POOL_SCRIPT], stdout=subprocess.PIPE, text=True)
+    children: list[psutil.Process] = []
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        parent = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 60
+        while len(parent.children(recursive=True)) < 4 and time.monotonic() < deadline:  # server, tracker, 2 workers
+            time.sleep(0.2)
+        children = parent.children(recursive=True)
+        assert len(children) >= 3, children
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        _, alive = psutil.wait_procs(children, timeout=5)
+        assert not alive, [(p.pid, p.cmdline()[:3]) for p in alive]
+    finally:
+        proc.kill()
+        proc.wait(10)
+        for child in children:  # what this test started, should the assertion have failed
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
