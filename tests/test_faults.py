@@ -293,3 +293,65 @@ def test_kill_9_of_a_run_with_feature_workers_leaves_no_process(tmp_path: Path) 
                 child.kill()
             except psutil.NoSuchProcess:
                 pass
+
+
+# -- listeners -----------------------------------------------------------------------------------------
+def _listeners() -> set[tuple[str, int, int]]:
+    """(address, port, pid) of every listening socket of this process and its descendants."""
+    import psutil
+
+    me = psutil.Process()
+    found = set()
+    for proc in (me, *me.children(recursive=True)):
+        try:
+            for conn in proc.net_connections(kind="inet"):
+                if conn.status == psutil.CONN_LISTEN:
+                    found.add((conn.laddr.ip, conn.laddr.port, proc.pid))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def test_a_dask_run_listens_on_the_loopback_address_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The user's case: the scheduler's pages (/json/identity.json, /metrics) answered on 0.0.0.0."""
+    import threading
+    import time
+
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.pipeline import Pipeline, node
+
+    from mlsp_pipelines import cluster, runner
+
+    seen: set[tuple[str, int, int]] = set()
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            seen.update(_listeners())
+            stop.wait(0.2)
+
+    (tmp_path / "data").mkdir()
+    runner.set_project_root(tmp_path)
+    cluster.set_active({"n_workers": 1, "memory_limit": "1GiB", "allowed_failures": 0})
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        pipe = Pipeline([node(time.sleep, "seconds", None, name="wait", namespace="m")])
+        runner.DaskRunner().run(pipe, DataCatalog({"seconds": MemoryDataset(3.0)}))
+    finally:
+        stop.set()
+        poller.join()
+        runner.set_project_root(None)
+        cluster.set_active(None)
+    assert len({pid for _, _, pid in seen}) >= 2, seen  # the driver (scheduler) and a worker at least
+    exposed = sorted(s for s in seen if s[0] not in ("127.0.0.1", "::1"))
+    assert not exposed, exposed
+
+
+@pytest.mark.parametrize(("given", "bound"), [(None, "127.0.0.1:0"), (":8787", "127.0.0.1:8787"),
+                                              ("8787", "127.0.0.1:8787"), ("0.0.0.0:8787", "0.0.0.0:8787"),
+                                              ("http://10.0.0.5:8787", "10.0.0.5:8787")])
+def test_a_dashboard_is_exposed_only_when_a_host_is_asked_for(given: str | None, bound: str) -> None:
+    from mlsp_pipelines.cluster import dashboard_bind
+
+    assert dashboard_bind(given) == bound
