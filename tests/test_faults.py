@@ -355,3 +355,28 @@ def test_a_dashboard_is_exposed_only_when_a_host_is_asked_for(given: str | None,
     from mlsp_pipelines.cluster import dashboard_bind
 
     assert dashboard_bind(given) == bound
+
+
+# -- a corrupt MLflow store ---------------------------------------------------------------------------
+@pytest.mark.parametrize("damage", ["pages", "header"])
+def test_a_corrupt_store_names_the_file_and_how_to_move_it_aside(tmp_path: Path, damage: str) -> None:
+    from mlsp_pipelines.tracking import TrackingStoreCorruptError, open_store
+
+    db = tmp_path / "mlflow.db"
+    with sqlite3.connect(db) as con:  # a real sqlite file with data pages, then damaged
+        con.execute("CREATE TABLE t (x TEXT)")
+        con.executemany("INSERT INTO t VALUES (?)", [("x" * 500,)] * 200)
+    con.close()
+    raw = bytearray(db.read_bytes())
+    if damage == "pages":
+        raw[4096:] = b"\xff" * (len(raw) - 4096)
+        raw[28:32] = (len(raw) // 4096 * 3).to_bytes(4, "big")  # page count beyond the file
+        raw[100:4096] = bytes(range(256)) * 15 + bytes(range(256))[: 4096 - 100 - 256 * 15]
+    else:
+        raw[:16] = b"not a database!!"
+    db.write_bytes(bytes(raw))
+    with pytest.raises(TrackingStoreCorruptError) as info:
+        open_store(sqlite_uri(db))
+    last = str(info.value).splitlines()[-1]
+    assert str(db) in last and f"mv {db} {db}.corrupt" in last
+    assert "corrupt (" in last and ("malformed" in last or "not a database" in last)
