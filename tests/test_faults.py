@@ -4,6 +4,7 @@ configuration DVC cannot see)."""
 
 from __future__ import annotations
 
+import contextvars
 import errno
 import hashlib
 import shutil
@@ -80,8 +81,10 @@ def test_resumed_run_writes_the_bytes_of_an_uninterrupted_one(
 
     with monkeypatch.context() as mp:
         mp.setattr(CheckpointStore, "save", killed_after_first_epoch)
-        with pytest.raises(KeyboardInterrupt):
-            kedro_run(project, ["asc_train"], env="test", runtime_params=ONE_MODEL)
+        with pytest.raises(KeyboardInterrupt):  # in a copied context: a killed run's training
+            # observer stays installed (nothing uninstalls it) and must not reach later tests
+            contextvars.copy_context().run(kedro_run, project, ["asc_train"], env="test",
+                                           runtime_params=ONE_MODEL)
     ckpt = project / "data/06_models/asc/checkpoints"
     assert sorted(p.name for p in ckpt.iterdir()) == [".attn_lstm.ckpt.x1y2z3_4.tmp", "attn_lstm.ckpt"]
 
