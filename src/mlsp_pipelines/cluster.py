@@ -63,7 +63,7 @@ class DaskSettings(BaseModel):
     torch_threads: int = Field(determinism.PINNED_THREADS, ge=1)
     allowed_failures: int = Field(3, ge=0)  # LocalCluster: retries of a task whose worker died
     retries: int = Field(0, ge=0)  # re-runs of a node that raised (0: an error fails the run at once)
-    dashboard_address: str | None = None  # LocalCluster: e.g. ":8787"; None: no dashboard
+    dashboard_address: str | None = None  # LocalCluster: ":8787" (this machine only); "0.0.0.0:8787": every interface
     check_workers: bool = True  # refuse workers whose CPU kernels are not pinned (see module doc)
     #: node durations of earlier runs (JSON, by node name): the longest work starts first; None: namespace order
     node_seconds: str | None = NODE_SECONDS
@@ -141,6 +141,27 @@ def malloc_trim_problem(environ: dict[str, str] | None = None) -> str | None:
             f"workers with {nanny_environ_override()}")
 
 
+#: Where a LocalCluster listens: this machine only, unless dask.yml names another host.
+LOOPBACK = "127.0.0.1"
+
+
+def dashboard_bind(address: str | None) -> str:
+    """The HTTP address of a LocalCluster's scheduler (its dashboard, or Dask's JSON, info and
+    Prometheus pages, which it serves even without the dashboard). Dask reads a missing host as
+    "every interface"; here it is the loopback address: ``None`` -> ``127.0.0.1:0`` (a free port),
+    ``":8787"`` or ``"8787"`` -> ``127.0.0.1:8787``. Only an explicit host (``0.0.0.0:8787``,
+    ``10.0.0.5:8787``) is served elsewhere: the user asked for it."""
+    if not address:
+        return f"{LOOPBACK}:0"
+    text = str(address).strip()
+    for scheme in ("http://", "https://", "tcp://"):
+        text = text.removeprefix(scheme)
+    host, sep, port = text.rpartition(":")
+    if not sep:  # a bare port
+        return f"{LOOPBACK}:{text}"
+    return f"{host or LOOPBACK}:{port}"
+
+
 @contextmanager
 def connect(settings: DaskSettings) -> Iterator[Any]:
     """A ``distributed.Client`` of the configured scheduler, or of a LocalCluster made here (and
@@ -168,9 +189,12 @@ def connect(settings: DaskSettings) -> Iterator[Any]:
                           # a loaded machine, and absent again if it dies twice), and a closed nanny
                           # would leave the cluster a worker short for good
                           "distributed.deploy.lost-worker-timeout": "1h"}):
-        cluster = LocalCluster(n_workers=local_workers(settings),
+        # scheduler, nannies and workers on the loopback address; so is the scheduler's HTTP server
+        # (":0" would be every interface) and each worker's (it takes the worker's host)
+        cluster = LocalCluster(n_workers=local_workers(settings), host=LOOPBACK,
                                threads_per_worker=settings.threads_per_worker, processes=True,
-                               memory_limit=settings.memory_limit, dashboard_address=settings.dashboard_address or ":0",
+                               memory_limit=settings.memory_limit,
+                               dashboard_address=dashboard_bind(settings.dashboard_address),
                                scheduler_kwargs={"dashboard": bool(settings.dashboard_address)},
                                env=worker_env(settings), silence_logs=logging.WARNING)
         logger.info("Dask: a LocalCluster of %d worker(s) × %d thread(s), torch threads %d per task%s",

@@ -137,7 +137,8 @@ class _NodeObserver(observers.FitObserver):
         best = int(result.best_epoch)
         headline: dict[str, float] = {"best_epoch": best, "epochs_run": int(result.epochs_run),
                                       "train_seconds": float(result.train_seconds),
-                                      "stopped_early": int(bool(result.stopped_early))}
+                                      "stopped_early": int(bool(result.stopped_early)),
+                                      "resumed_from": int(getattr(result, "resumed_from", 0))}  # not in the model
         if best >= 1:  # the kept weights are the best epoch's: so are the headline numbers
             headline.update({k: v[best - 1] for k, v in result.history.items() if len(v) >= best})
         self.hook.tracker.log_metrics(self.run, headline)

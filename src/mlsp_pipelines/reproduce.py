@@ -34,7 +34,9 @@ from mlsp_pipelines.tracking import resolve_tracking_uri
 
 logger = logging.getLogger("mlsp_pipelines.reproduce")
 
-TIMING_METRICS = {"train_seconds", "latency_ms_per_clip", "words_per_second", "seconds", "epoch/epoch_seconds"}
+# resumed_from: how a run got there (an interrupted one resumes), not what it computed
+TIMING_METRICS = {"train_seconds", "latency_ms_per_clip", "words_per_second", "seconds", "epoch/epoch_seconds",
+                  "resumed_from"}
 
 
 def is_timing(key: str) -> bool:

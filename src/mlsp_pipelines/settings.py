@@ -4,8 +4,11 @@ from kedro.config import OmegaConfigLoader
 
 from mlsp_pipelines.determinism import make_hook as _determinism_hook
 from mlsp_pipelines.hooks import GraphParamsHook, MlflowHook
+from mlsp_pipelines.outputs import OutputsHook
 
-HOOKS = (_determinism_hook(), GraphParamsHook(), MlflowHook())
+# OutputsHook before MlflowHook: hooks are called last-registered first, so the MLflow hook holds
+# the pipeline's lock when OutputsHook removes stale temporaries (outputs.py).
+HOOKS = (_determinism_hook(), GraphParamsHook(), OutputsHook(), MlflowHook())
 
 # kedro-telemetry is a dependency of kedro; this project never phones home (see also .telemetry).
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)

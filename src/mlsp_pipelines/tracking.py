@@ -150,9 +150,40 @@ def open_store(uri: str) -> Any:
 
     db.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(db) + ".lock", timeout=300):
-        client = MlflowClient(tracking_uri=uri)  # builds the store: creates/migrates the schema
-        client.search_experiments(max_results=1)
+        try:
+            client = MlflowClient(tracking_uri=uri)  # builds the store: creates/migrates the schema
+            client.search_experiments(max_results=1)
+        except Exception as exc:
+            reason = _corruption(exc)
+            if reason is None:
+                raise
+            raise TrackingStoreCorruptError(
+                f"{db}: the MLflow store is corrupt ({reason}). Move it aside and run again, which starts a "
+                f"new, empty store (the old runs stay readable by sqlite tools in the moved file): "
+                f"mv {db} {db}.corrupt") from exc
     return client
+
+
+class TrackingStoreCorruptError(RuntimeError):
+    """The local MLflow store (sqlite file) cannot be read: damaged or not a database."""
+
+
+#: What sqlite says about a damaged file (``sqlite3.DatabaseError``, wrapped by SQLAlchemy and MLflow).
+_CORRUPT = ("database disk image is malformed", "file is not a database", "file is encrypted or is not a database")
+
+
+def _corruption(exc: BaseException) -> str | None:
+    """sqlite's words for a damaged store anywhere in ``exc``'s chain (None: another error)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        text = str(cur)
+        for words in _CORRUPT:
+            if words in text:
+                return words
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 def get_or_create_experiment(client: Any, name: str, artifact_root: str | None, uri: str) -> str:

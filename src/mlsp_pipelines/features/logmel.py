@@ -181,6 +181,61 @@ def _single_threaded() -> None:
     threadpool_limits(1)
 
 
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie -- killed, not yet reaped by its parent -- does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def _watch_parent(pid: int, interval_s: float) -> None:
+    import time
+
+    while _alive(pid):
+        time.sleep(interval_s)
+    os._exit(1)  # the run is gone (kill -9): nothing to return the work to
+
+
+def _worker_start(run_pid: int, interval_s: float = 0.5) -> None:
+    """Worker start: single-threaded, and bound to the run's process so that a ``kill -9`` of the
+    run leaves no worker behind. On Linux the kernel sends SIGKILL when the worker's parent dies
+    (``PR_SET_PDEATHSIG``; the parent is the run with ``fork``, the forkserver otherwise); a thread
+    also watches the run's pid itself, since a forkserver's workers are not the run's children."""
+    import signal
+    import sys
+    import threading
+
+    _single_threaded()
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - the watcher thread still applies
+            pass
+        if os.getppid() != parent:  # the parent died before the request: too late for the kernel
+            os._exit(1)
+    threading.Thread(target=_watch_parent, args=(run_pid, interval_s), name="watch-run", daemon=True).start()
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """The process pool of the feature workers (see :func:`_pool_context`, :func:`_worker_start`)."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_worker_start,
+                               initargs=(os.getpid(),))
+
+
 def _pool_context() -> Any:
     """``fork`` (starts in milliseconds) when this process runs no other Python threads — the
     workers use only numpy/scipy/soundfile, never torch's OpenMP pool; otherwise a
@@ -254,8 +309,7 @@ def extract_logmel(
             _collect(k, _featurise_chunk(job, spec))
             bar.update()
     else:
-        ctx = _pool_context()
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_single_threaded) as pool:
+        with worker_pool(workers) as pool:
             futures = [pool.submit(_featurise_chunk, job, spec) for job in jobs]
             for k, fut in enumerate(futures):
                 _collect(k, fut.result())

@@ -44,7 +44,8 @@ class ModelBundle(TypedDict, total=False):
     best_epoch: int
     epochs_run: int
     params: int  # trainable parameters
-    resumed_from: int  # the epoch a resumed run continued from (0: a fresh run)
+    # No resume facts (the epoch a run resumed from): a resumed model must be the same bytes, and
+    # the same DVC hash, as an uninterrupted one. They go to the log, MLflow and the timings.
 
 
 def model_bundle(name: str, arch: str, kwargs: dict[str, Any], in_features: int, out_features: int,
@@ -100,5 +101,5 @@ def train_model(
                  config_hash=config_hash, desc=desc or name, **fit_kwargs)
     bundle = model_bundle(name, model.arch, kwargs, in_features, out_features, result.state_dict,
                           **(bundle_extra or {}), best_epoch=result.best_epoch, epochs_run=result.epochs_run,
-                          params=count_parameters(net), resumed_from=result.resumed_from)
+                          params=count_parameters(net))
     return TrainedModel(net=net, result=result, bundle=bundle, settings=settings)

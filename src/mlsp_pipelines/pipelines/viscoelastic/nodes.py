@@ -99,7 +99,9 @@ def train_sequence_model(
     bundle, result = dict(trained.bundle), trained.result
     n = len(result.history["train_loss"])
     # Times differ on every run: a separate output, so the saved bundle hashes alike on every re-run.
-    seconds = {"train_seconds": float(result.train_seconds), "train_cpu_seconds": float(cpu)}
+    # So are resume facts: a resumed model must hash like an uninterrupted one.
+    seconds = {"train_seconds": float(result.train_seconds), "train_cpu_seconds": float(cpu),
+               "resumed_from": int(result.resumed_from)}
     return bundle, pd.DataFrame({"epoch": np.arange(1, n + 1), **result.history}), seconds
 
 
@@ -196,7 +198,7 @@ def evaluate_model(
     seconds = train_seconds or {}
     timings = {"model": name, "train_seconds": round(float(seconds.get("train_seconds", float("nan"))), 3),
                "train_cpu_seconds": round(float(seconds.get("train_cpu_seconds", float("nan"))), 3),
-               "epochs_run": int(bundle["epochs_run"]), "resumed_from": int(bundle.get("resumed_from", 0))}
+               "epochs_run": int(bundle["epochs_run"]), "resumed_from": int(seconds.get("resumed_from", 0))}
     metrics = {k: _finite_or_none(v) for k, v in metrics.items()}  # JSON has no NaN (no cycle in a set)
 
     n_ex = report.n_examples

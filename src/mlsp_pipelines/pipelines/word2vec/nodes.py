@@ -123,12 +123,13 @@ def train_word2vec(training_data: dict, model: Word2VecModelSpec, train: Word2Ve
         {k: v.detach().clone() for k, v in net.state_dict().items()}, kind=model.kind, words=words,
         counts=torch.from_numpy(np.asarray(training_data["counts"], dtype=np.int64)),
         best_epoch=result.epochs_run, epochs_run=result.epochs_run, engine=result.engine, device=settings.device,
-        tokens_per_epoch=tokens, threads=threads, params=count_parameters(net), resumed_from=result.resumed_from,
+        tokens_per_epoch=tokens, threads=threads, params=count_parameters(net),
     )
     history = pd.DataFrame({"epoch": np.arange(1, len(result.history["train_loss"]) + 1),
                             "train_loss": result.history["train_loss"]})
     timings = _timings(name, model.kind, tokens * result.epochs_run, result.train_seconds, result.engine, threads,
                        compile_seconds=result.compile_seconds)
+    timings["resumed_from"] = int(result.resumed_from)  # a resume fact: here, never in the saved model
     return bundle, history, timings
 
 
