@@ -61,7 +61,8 @@ def run(project: Path, pipeline: str, tier: str, cpu: str | None) -> float:
 def outputs(project: Path) -> dict[str, bytes]:
     found = {}
     for p in sorted((project / "data").rglob("*")):
-        if p.is_file() and not any(t in p.name for t in TIMING_NAMES) and ".lock" not in p.parts:
+        rel = p.relative_to(project).as_posix()
+        if p.is_file() and not any(t in rel for t in TIMING_NAMES) and ".locks" not in p.parts:
             found[p.relative_to(project).as_posix()] = p.read_bytes()
     return found
 
