@@ -8,15 +8,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from mlsp_pipelines.features.logmel import (
-    extract_logmel,
-    resolve_features,
-)
-from mlsp_pipelines.features.normalise import apply_normaliser, fit_normaliser
-from mlsp_pipelines.ingestion.index import index_esc50, index_generic
-from mlsp_pipelines.ingestion.tau import index_tau
 from mlsp_pipelines.params import AudioDataParams, FeatureParams, SplitParams
-from mlsp_pipelines.splits import group_split, stratified_group_folds
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +20,9 @@ BREAKDOWN_KEYS = ("device", "city")
 
 def index_audio(folder: str, data: AudioDataParams) -> tuple[pd.DataFrame, dict]:
     """Index the audio folder in the layout ``data.source`` names (synthetic data is generic)."""
+    from mlsp_pipelines.ingestion.index import index_esc50, index_generic
+    from mlsp_pipelines.ingestion.tau import index_tau
+
     if data.source == "tau":
         index, quality = index_tau(folder, setup_dir=data.setup_dir, subset=data.subset, subset_dir=data.subset_dir,
                                    subset_seed=data.subset_seed, on_bad_file=data.on_bad_file)
@@ -50,6 +45,8 @@ def compute_logmel(
     """Log-mel for every indexed clip (parallel); undecodable clips fail or are skipped and reported.
     ``auto`` feature parameters are resolved from the clips' headers first. Index paths are
     relative to the dataset ``folder``."""
+    from mlsp_pipelines.features.logmel import extract_logmel
+
     features = _resolve(index, features, folder)
     X, keep, errors = extract_logmel(index, features, on_bad_file=on_bad_file, root=folder)
     kept = index[keep].reset_index(drop=True)
@@ -74,6 +71,8 @@ def compute_logmel(
 
 
 def _resolve(index: pd.DataFrame, features: FeatureParams, folder: str | None = None) -> FeatureParams:
+    from mlsp_pipelines.features.logmel import resolve_features
+
     if features.is_resolved and features.fmax is None:
         return features
     import soundfile as sf
@@ -98,6 +97,8 @@ def split_dataset(features: dict[str, np.ndarray], split: SplitParams) -> pd.Dat
     """train/val/test per clip: the dataset's official setup when it has one (validation carved
     from its training part: ``val_fraction`` of whole groups, stratified, seeded), else by fold
     when the data has folds, else stratified by group and seeded."""
+    from mlsp_pipelines.splits import group_split
+
     folds = features["fold"]
     if "official_split" in features:
         official = np.asarray(features["official_split"]).astype(str)
@@ -130,6 +131,8 @@ def split_dataset(features: dict[str, np.ndarray], split: SplitParams) -> pd.Dat
 
 def fit_normalisation(features: dict[str, np.ndarray], splits: pd.DataFrame) -> dict:
     """Per-band mean/std fitted on the training split only (no test statistics leak into training)."""
+    from mlsp_pipelines.features.normalise import fit_normaliser
+
     train = (splits["split"] == "train").to_numpy()
     return fit_normaliser(features["X"][train])
 
@@ -161,6 +164,8 @@ def check_sanity(labels: dict[str, np.ndarray], classes: list[str], *, strict: b
 def make_model_input(features: dict[str, np.ndarray], splits: pd.DataFrame, norm: dict,
                      split: SplitParams | None = None) -> dict:
     """Normalised tensors per split, integer labels and class names: what every model trains on."""
+    from mlsp_pipelines.features.normalise import apply_normaliser
+
     classes = sorted(set(features["label"].tolist()))
     y = np.searchsorted(np.asarray(classes), features["label"]).astype(np.int64)
     X = apply_normaliser(features["X"], norm)
@@ -184,6 +189,8 @@ def make_model_input(features: dict[str, np.ndarray], splits: pd.DataFrame, norm
 def cv_fold_assignment(features: dict[str, np.ndarray], split: SplitParams) -> np.ndarray:
     """The fold of every clip: the dataset's own folds, or ``len(split.fold_ids())`` seeded folds
     stratified by label over whole groups when the data has none."""
+    from mlsp_pipelines.splits import stratified_group_folds
+
     if "official_split" in features:
         raise ValueError("split.cv=true, but this dataset has an official train/test setup (e.g. TAU's "
                          "evaluation_setup/fold1_*.csv) that cross-validation would ignore; set split.cv=false")
@@ -197,6 +204,9 @@ def make_fold_input(features: dict[str, np.ndarray], split: SplitParams, fold: i
     """Model input of one cross-validation fold: ``fold`` tests, all other folds train (less a
     seeded stratified validation part, or none), normalisation fitted on this fold's training
     clips only."""
+    from mlsp_pipelines.features.normalise import fit_normaliser
+    from mlsp_pipelines.splits import group_split
+
     folds = cv_fold_assignment(features, split)
     present = sorted(set(folds.tolist()))
     if fold not in present:
