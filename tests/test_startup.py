@@ -67,3 +67,42 @@ def test_building_every_pipeline_imports_no_heavy_library() -> None:
     # Kedro evaluates every node function's annotations at run start: they resolve, lightly
     assert result["unresolved"] == {}, result["unresolved"]
     assert result["after_hints"] == [], f"resolving node annotations imported {result['after_hints']}"
+
+
+_HOOK_PROBE = """
+import json, sys
+from kedro.config import MissingConfigException
+from mlsp_pipelines import config
+from mlsp_pipelines.hooks import GraphParamsHook
+
+class Context:
+    project_path = {root!r}
+    def __init__(self, dask):
+        self.config_loader = {{"parameters": {{}}, **({{"dask": dask}} if dask is not None else {{}})}}
+
+class Loader(dict):
+    def __getitem__(self, key):
+        if key not in self:
+            raise MissingConfigException(key)
+        return dict.__getitem__(self, key)
+
+seen = []
+for dask in (None, {{"n_workers": 3}}, None):
+    ctx = Context(dask)
+    ctx.config_loader = Loader(ctx.config_loader)
+    GraphParamsHook().after_context_created(ctx)
+    cluster = sys.modules.get("mlsp_pipelines.cluster")
+    seen.append({{"distributed": "distributed" in sys.modules, "active": cluster and cluster._ACTIVE}})
+config.set_active_params(None)
+print(json.dumps(seen))
+"""
+
+
+def test_context_hook_imports_the_dask_cluster_only_for_a_dask_configuration() -> None:
+    out = subprocess.run([sys.executable, "-c", _HOOK_PROBE.format(root=str(PROJECT_ROOT))], cwd=PROJECT_ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    no_dask, dask, no_dask_again = json.loads(out.stdout.strip().splitlines()[-1])
+    assert no_dask == {"distributed": False, "active": None}
+    assert dask == {"distributed": True, "active": {"n_workers": 3}}
+    assert no_dask_again == {"distributed": True, "active": None}  # an earlier session's settings forgotten
