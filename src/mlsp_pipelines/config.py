@@ -102,6 +102,12 @@ def section(params: dict[str, Any], dotted: str, default: Any = None) -> Any:
     return node
 
 
+#: Registered model names whose input is one vector per example, (B, P), not a sequence: the graph
+#: feeds them another dataset. Kept here, not in :mod:`mlsp_pipelines.models.generator` (which
+#: re-exports it), so building the graph does not import torch.
+ONE_TO_MANY: frozenset[str] = frozenset({"seq_generator"})
+
+
 def architectures(params: dict[str, Any], task: str, key: str = "architectures") -> list[str]:
     """``<task>.architectures``, each checked to have a ``<task>.models`` entry (the graph has
     one namespaced training pipeline per name, so a dangling name must fail before the run)."""

@@ -24,6 +24,7 @@ import getpass
 import logging
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,13 +92,19 @@ class GraphParamsHook:
     def after_context_created(self, context: Any) -> None:
         params = dict(context.config_loader["parameters"])
         config.set_active_params(params)
-        from mlsp_pipelines import cluster, runner
+        from mlsp_pipelines import runner
 
         runner.set_project_root(context.project_path)  # where the runners keep node durations
         try:  # dask.yml of the environment, for a DaskRunner run (none: defaults)
-            cluster.set_active(dict(context.config_loader["dask"]))
+            dask_conf: dict[str, Any] | None = dict(context.config_loader["dask"])
         except Exception:  # noqa: BLE001 - no dask.yml anywhere
-            cluster.set_active(None)
+            dask_conf = None
+        # The cluster module imports distributed (a few hundred ms): without a dask.yml it is only
+        # loaded here to forget the settings of an earlier session in this process.
+        if dask_conf is not None or "mlsp_pipelines.cluster" in sys.modules:
+            from mlsp_pipelines import cluster
+
+            cluster.set_active(dask_conf)
         config.rebuild_pipelines()  # an earlier session in this process may have cached other graphs
 
 

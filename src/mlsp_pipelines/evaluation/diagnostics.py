@@ -27,18 +27,18 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-import torch
-from matplotlib.figure import Figure
 from pydantic import Field, model_validator
-from torch import nn
 
-from mlsp_pipelines.evaluation.figures import subplots
-from mlsp_pipelines.models import build_model
 from mlsp_pipelines.params import _Section
+
+if TYPE_CHECKING:  # annotations only: the functions import these where they run
+    import torch
+    from matplotlib.figure import Figure
+    from torch import nn
 
 RECURRENT_INITS = ("default", "identity")
 
@@ -67,6 +67,8 @@ class CellSpec(_Section):
 
 def set_recurrent_init(rnn: nn.RNNBase, init: str = "default", gain: float = 1.0) -> None:
     """Re-initialise the hidden-to-hidden weights of every layer of ``rnn`` in place."""
+    import torch
+
     if init not in RECURRENT_INITS:
         raise ValueError(f"recurrent_init must be one of {'|'.join(RECURRENT_INITS)}, got {init!r}")
     if init == "identity" and rnn.mode not in ("RNN_TANH", "RNN_RELU"):
@@ -90,6 +92,9 @@ def gradient_norms_through_time(model: nn.Module, x: torch.Tensor, y: torch.Tens
     (only ``y[:, -1]`` enters the loss). ``h_t`` is the top layer's hidden state (for an LSTM
     the output ``h``, not the cell state). Runs in the model's dtype and mode as given.
     """
+    import torch
+    from torch import nn
+
     rnn: nn.RNNBase = model.rnn
     if rnn.bidirectional:
         raise ValueError("gradient norms through time need a unidirectional model")
@@ -142,6 +147,11 @@ def decay_summary(norms: np.ndarray) -> dict[str, float]:
 
 
 def _build(spec: CellSpec, in_features: int, out_features: int, hidden_size: int, seed: int) -> nn.Module:
+    import torch
+    from torch import nn
+
+    from mlsp_pipelines.models import build_model
+
     torch.manual_seed(seed)
     kwargs = {"hidden_size": hidden_size, "dropout": 0.0, **spec.kwargs, "per_step": True, "bidirectional": False}
     model = build_model(spec.arch, in_features=in_features, out_features=out_features, **kwargs)
@@ -153,6 +163,9 @@ def _build(spec: CellSpec, in_features: int, out_features: int, hidden_size: int
 
 def _train_briefly(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float, seed: int) -> float:
     """``steps`` full-batch Adam steps on the whole-sequence MSE, gradients clipped to norm 1."""
+    import torch
+    from torch import nn
+
     torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)  # exact sqrt (module doc)
     loss = torch.tensor(float("nan"))
@@ -184,6 +197,8 @@ def run_gradient_diagnostics(
     Every cell is built and trained from ``seed``. Returns a long
     table (``cell, phase, t, steps_back, grad_norm``) and ``{phase: {cell: decay_summary}}``.
     """
+    import torch
+
     xt = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).double()
     yt = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).double()
     if yt.dim() == 2:
@@ -214,6 +229,8 @@ def run_gradient_diagnostics(
 
 def gradient_norms_figure(table: pd.DataFrame, title: str = "") -> Figure:
     """``‖∂L/∂h_t‖`` against steps back from the loss, log scale, one panel per phase."""
+    from mlsp_pipelines.evaluation.figures import subplots
+
     phases = list(dict.fromkeys(table["phase"])) or ["init"]
     fig, axes = subplots(1, len(phases), figsize=(5.5 * len(phases), 4), squeeze=False, sharey=True)
     labels = {"init": "at initialisation", "trained": "after brief training"}

@@ -19,12 +19,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mlsp_pipelines.config import ONE_TO_MANY  # noqa: F401 - registered names whose input is (B, P)
 from mlsp_pipelines.models._config import Dropout, ModelConfig, PositiveInt, check_int, resolve_config
 from mlsp_pipelines.models._layers import check_features, make_rnn
 from mlsp_pipelines.models.registry import register_model
-
-#: Registered names whose input is one vector per example, (B, P), not a sequence (B, T, F).
-ONE_TO_MANY: frozenset[str] = frozenset({"seq_generator"})
 
 
 class SeqGeneratorConfig(ModelConfig):

@@ -4,42 +4,36 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
-from matplotlib.figure import Figure
 
-from scipy import stats
-
-from mlsp_pipelines.datasets.files import CheckpointStore
-from mlsp_pipelines.evaluation import plots
-from mlsp_pipelines.evaluation.complexity import check_budget, model_complexity
-from mlsp_pipelines.evaluation.metrics import (
-    breakdown_metrics,
-    breakdown_table,
-    classification_report,
-    confusion_frame,
-    confusion_matrix,
-    icbhi_scores,
-)
-from mlsp_pipelines.models import rebuild_model
+from mlsp_pipelines.annotations import Figure
+from mlsp_pipelines.datasets.checkpoint import CheckpointStore
 from mlsp_pipelines.modular.audio.nodes import make_fold_input
 from mlsp_pipelines.params import ModelSpec, ReportParams, SplitParams, TrainParams
-from mlsp_pipelines.training.augment import BatchAugmenter
-from mlsp_pipelines.training.loop import array_digest, predict
-from mlsp_pipelines.training.model_run import TrainedModel, train_model
+
+if TYPE_CHECKING:  # annotations only: the functions import these where they run
+    import torch
+
+    from mlsp_pipelines.training.model_run import TrainedModel
 
 logger = logging.getLogger(__name__)
 
 
 def _tensors(data: dict, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(data[f"X_{split}"])), torch.from_numpy(data[f"y_{split}"])
 
 
 
 def _complexity(net: torch.nn.Module, data: dict) -> dict[str, Any]:
+    import torch
+
+    from mlsp_pipelines.evaluation.complexity import model_complexity
+
     example = torch.from_numpy(np.ascontiguousarray(data["X_train"][:1]))
     return model_complexity(net, example, float(data.get("clip_s", example.shape[1] * data["hop_s"])))
 
@@ -50,6 +44,11 @@ def _fit_one(data: dict, model: ModelSpec, train: TrainParams, checkpoints: Chec
     """Train with :func:`train_model`: the complexity (and budget) is checked on the built network
     before training, augmentation comes from ``train.augment``, its gain converted to normalised
     units by the training statistics. Returns the trained model and its complexity."""
+    from mlsp_pipelines.evaluation.complexity import check_budget
+    from mlsp_pipelines.training.augment import BatchAugmenter
+    from mlsp_pipelines.training.loop import array_digest
+    from mlsp_pipelines.training.model_run import train_model
+
     cx: dict[str, Any] = {}
 
     def prepare(net: torch.nn.Module, tp: TrainParams) -> dict[str, Any]:
@@ -94,6 +93,8 @@ def train_classifier(
 
 def _latency_ms(net: torch.nn.Module, x: torch.Tensor, report: ReportParams) -> float:
     """Median wall time per clip of a forward pass at batch size ``report.latency_batch``."""
+    import torch
+
     batch = x[: report.latency_batch]
     with torch.inference_mode():
         net(batch)  # warm-up
@@ -111,6 +112,18 @@ def evaluate_classifier(
 ) -> tuple[dict, dict, pd.DataFrame, pd.DataFrame, Figure, Figure]:
     """Test-set metrics and complexity (reproducible), timings (not), per-clip predictions,
     confusion matrix (table and figure), learning curves."""
+    import torch
+
+    from mlsp_pipelines.evaluation import plots
+    from mlsp_pipelines.evaluation.metrics import (
+        classification_report,
+        confusion_frame,
+        confusion_matrix,
+        icbhi_scores,
+    )
+    from mlsp_pipelines.models import rebuild_model
+    from mlsp_pipelines.training.loop import predict
+
     net = rebuild_model(bundle)
     X, y = _tensors(model_input, "test")
     probs = torch.softmax(predict(net, (X,)), dim=-1).numpy()
@@ -145,6 +158,13 @@ def evaluate_breakdown(bundle: dict[str, Any], model_input: dict) -> tuple[dict[
     part, or not; and pooled per kind) and per city, where the data carries devices and cities. Returns flat metrics (the
     leaderboard's ``log_loss``, ``accuracy_seen``/``_unseen``...; ``test_acc_device_<d>`` ... for
     MLflow), the table and its plot."""
+    import torch
+
+    from mlsp_pipelines.evaluation import plots
+    from mlsp_pipelines.evaluation.metrics import breakdown_metrics, breakdown_table
+    from mlsp_pipelines.models import rebuild_model
+    from mlsp_pipelines.training.loop import predict
+
     net = rebuild_model(bundle)
     X, y = _tensors(model_input, "test")
     probs = torch.softmax(predict(net, (X,)), dim=-1).numpy()
@@ -166,6 +186,11 @@ def evaluate_breakdown(bundle: dict[str, Any], model_input: dict) -> tuple[dict[
 def explain_classifier(bundle: dict[str, Any], model_input: dict, report: ReportParams) -> Figure:
     """Attention over time under the log-mel (attention models), first-layer filters (CNNs), or
     the predictions on a few clips (others)."""
+    import torch
+
+    from mlsp_pipelines.evaluation import plots
+    from mlsp_pipelines.models import rebuild_model
+
     net = rebuild_model(bundle)
     X, y = _tensors(model_input, "test")
     # one clip of each class first (test clips are sorted by name, i.e. grouped by class)
@@ -193,6 +218,11 @@ def cross_validate_fold(features: dict[str, np.ndarray], model: ModelSpec, train
                         name: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """One fold of the ESC-50 protocol: ``fold`` tests, the other folds train (normalised by
     their own statistics); returns the fold's test metrics, its timings and its model bundle."""
+    import torch
+
+    from mlsp_pipelines.evaluation.metrics import classification_report, icbhi_scores
+    from mlsp_pipelines.training.loop import predict
+
     data = make_fold_input(features, split, fold)
     trained, cx = _fit_one(data, model, train, checkpoints, desc=f"{name} fold {fold}", report=report, name=name)
     net, result = trained.net, trained.result
@@ -210,6 +240,8 @@ def cross_validate_fold(features: dict[str, np.ndarray], model: ModelSpec, train
 def summarise_folds(*fold_metrics: dict[str, Any]) -> tuple[dict[str, Any], pd.DataFrame]:
     """Mean, standard deviation (ddof 1) and 95 % confidence half-width (Student t over the
     folds) of every quality metric, per-fold values kept; and the per-fold table."""
+    from scipy import stats
+
     folds = sorted(fold_metrics, key=lambda m: m["fold"])
     first = folds[0]
     out: dict[str, Any] = {"model": first["model"], "arch": first["arch"], "folds": [m["fold"] for m in folds]}

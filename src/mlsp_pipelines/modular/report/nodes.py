@@ -6,9 +6,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
-from matplotlib.figure import Figure
 
-from mlsp_pipelines.evaluation.plots import leaderboard_figure
+from mlsp_pipelines.annotations import Figure
+
 
 QUALITY_KEYS = ("accuracy", "macro_f1", "balanced_accuracy", "sensitivity", "specificity", "icbhi_score",
                 "rel_rmse", "rel_rmse_extrap", "exact_match", "token_accuracy", "bleu", "chrf", "spearman",
@@ -41,6 +41,8 @@ def build_leaderboard(*metrics: dict[str, Any], sort_by: str = "accuracy", colum
     ``sort_by`` (``cv_<sort_by>_mean`` under cross-validation), ascending for errors (``rel_*``),
     missing values last.
     """
+    from mlsp_pipelines.evaluation.plots import leaderboard_figure
+
     rows: dict[str, dict[str, Any]] = {}
     for m in metrics:
         row = rows.setdefault(m["model"], {"model": m["model"]})

@@ -9,9 +9,6 @@ from typing import Any
 
 import pandas as pd
 
-from mlsp_pipelines.ingestion.icbhi import official_split, scan_icbhi
-from mlsp_pipelines.simulation.respiratory import annotation_text, diagnosis_text, synthesise_recordings
-
 from .params import RespiratoryDataParams, RespiratorySynthParams
 
 logger = logging.getLogger(__name__)
@@ -22,6 +19,8 @@ N_TRAIN_FOLDS = 4  # official-split training patients are spread over folds 2..5
 def synthesise_respiratory(synth: RespiratorySynthParams) -> dict[str, Any]:
     """The embedded default: seeded recordings written in the ICBHI 2017 layout (WAV + cycle
     annotations + diagnoses), so they are read by the same loader as the real database."""
+    from mlsp_pipelines.simulation.respiratory import annotation_text, diagnosis_text, synthesise_recordings
+
     audio, annotations, patients = synthesise_recordings(
         n_patients=synth.n_patients, recordings_per_patient=synth.recordings_per_patient,
         duration_s=synth.duration_s, sr=synth.sr, seed=synth.seed,
@@ -35,6 +34,8 @@ def synthesise_respiratory(synth: RespiratorySynthParams) -> dict[str, Any]:
 def index_cycles(folder: str, data: RespiratoryDataParams) -> tuple[pd.DataFrame, dict]:
     """One row per annotated cycle (a segment of its recording), labelled for ``data.task``;
     ``group`` = patient so splits never share a patient; folds from the official list if given."""
+    from mlsp_pipelines.ingestion.icbhi import official_split, scan_icbhi
+
     cycles = scan_icbhi(folder, on_bad_file=data.on_bad_file)
     if cycles.empty:
         raise ValueError(f"{folder}: no annotated respiratory cycles found")

@@ -6,35 +6,15 @@ import hashlib
 import logging
 import time
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
-from matplotlib.figure import Figure
 
-from mlsp_pipelines.datasets.files import CheckpointStore
+from mlsp_pipelines.annotations import Figure
+from mlsp_pipelines.datasets.checkpoint import CheckpointStore
 from mlsp_pipelines.evaluation import translation as m
-from mlsp_pipelines.evaluation.attention import AttentionExample, attention_figure
-from mlsp_pipelines.evaluation.plots import learning_curves_figure
-from mlsp_pipelines.features.vocab import (
-    EOS,
-    Vocab,
-    bucket_batches,
-    encode_pairs,
-    flat_targets,
-    pad_batch,
-    sequence_lengths,
-    tokenize,
-    trim_batch,
-)
-from mlsp_pipelines.models import rebuild_model
-from mlsp_pipelines.modular.report.nodes import build_leaderboard
 from mlsp_pipelines.params import ModelSpec, TrainParams
-from mlsp_pipelines.simulation.dates import generate_date_pairs
-from mlsp_pipelines.splits import permutation_split
-from mlsp_pipelines.training.model_run import train_model
-from mlsp_pipelines.training.token_loss import softmax_cross_entropy
 
 from .params import (
     DateSynthParams,
@@ -45,6 +25,9 @@ from .params import (
     VocabParams,
 )
 
+if TYPE_CHECKING:  # annotations only: the functions import these where they run
+    import torch
+
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
@@ -53,6 +36,8 @@ SPLITS = ("train", "val", "test")
 # -- data ---------------------------------------------------------------------------------------
 def generate_dates(synth: DateSynthParams) -> pd.DataFrame:
     """The embedded default corpus: seeded dates in many human styles and their ISO 8601 form."""
+    from mlsp_pipelines.simulation.dates import generate_date_pairs
+
     triples = generate_date_pairs(synth.n_pairs, seed=synth.seed, year_min=synth.year_min,
                                   year_max=synth.year_max, styles=synth.styles)
     logger.info("generated %d date pairs in %d styles", len(triples), len({t[2] for t in triples}))
@@ -78,6 +63,8 @@ def _extra_columns(raw: pd.DataFrame, data: Seq2SeqDataParams) -> dict[str, Any]
 def _clean(pairs: pd.DataFrame, data: Seq2SeqDataParams, vocab: VocabParams, *, filtered: bool
            ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Optional lower-casing; for training/validation pairs also de-duplication and length limits."""
+    from mlsp_pipelines.features.vocab import tokenize
+
     pairs = pairs[["source", "target"]].astype(str)
     if data.lowercase:
         pairs = pairs.apply(lambda col: col.str.lower())
@@ -103,6 +90,9 @@ def prepare_corpus(
     train/val/test files; a missing validation split is held out of train, seeded), else a
     seeded fraction split. Returns ``{split: {"source": [...], "target": [...]}}`` and a
     data-quality report (per-split counts, drops, lengths, lines with extra columns)."""
+    from mlsp_pipelines.features.vocab import tokenize
+    from mlsp_pipelines.splits import permutation_split
+
     quality: dict[str, Any] = {"pairs_read": int(len(raw)), "level": vocab.level, **_extra_columns(raw, data)}
     parts: dict[str, pd.DataFrame] = {}
     if "split" in raw:
@@ -152,6 +142,8 @@ def prepare_corpus(
 
 def build_vocabularies(pairs: dict[str, dict[str, list[str]]], vocab: VocabParams) -> dict[str, Any]:
     """Source and target vocabularies from the training split (so the test split can hold ``<unk>``s)."""
+    from mlsp_pipelines.features.vocab import Vocab
+
     train = pairs["train"]
     out = {}
     for side in ("source", "target"):
@@ -165,6 +157,8 @@ def build_vocabularies(pairs: dict[str, dict[str, list[str]]], vocab: VocabParam
 def make_model_input(pairs: dict[str, dict[str, list[str]]], vocab: dict[str, Any]) -> dict[str, Any]:
     """Token tensors per split: ``(src, tgt_in, tgt_out)`` (see :func:`~mlsp_pipelines.features.vocab.encode_pairs`),
     with the vocabularies and texts the evaluation needs."""
+    from mlsp_pipelines.features.vocab import Vocab, encode_pairs
+
     src_vocab, tgt_vocab = Vocab.from_dict(vocab["source"]), Vocab.from_dict(vocab["target"])
     out: dict[str, Any] = {"src_vocab": src_vocab, "tgt_vocab": tgt_vocab, "texts": pairs}
     for s in SPLITS:
@@ -200,6 +194,12 @@ def train_seq2seq(
     Batches are length-bucketed and trimmed to their longest row (``batching``), so a batch of
     short sentences costs what short sentences cost. ``train.num_threads: null`` uses every
     core; results are reproducible per thread count, which the bundle records (``threads``)."""
+    import torch
+
+    from mlsp_pipelines.features.vocab import bucket_batches, flat_targets, sequence_lengths, trim_batch
+    from mlsp_pipelines.training.model_run import train_model
+    from mlsp_pipelines.training.token_loss import softmax_cross_entropy
+
     tp = model.train_params(train)
     src_vocab, tgt_vocab = model_input["src_vocab"], model_input["tgt_vocab"]
     if tp.num_threads:
@@ -241,6 +241,10 @@ def decode(net: torch.nn.Module, src: torch.Tensor, report: Seq2SeqReportParams,
     sentences at once (all hypotheses of a batch advance together), sources sorted by length
     so a batch holds similar lengths, padding trimmed; memory is bounded by one batch's
     ``batch_size × beam_size × vocabulary`` scores. Rows come back in the input order."""
+    import torch
+
+    from mlsp_pipelines.features.vocab import sequence_lengths
+
     order = np.argsort(sequence_lengths(src), kind="stable")
     rows: list[torch.Tensor | None] = [None] * len(src)
     for i in range(0, len(src), report.batch_size):
@@ -257,16 +261,20 @@ def _max_len(bundle: dict[str, Any], report: Seq2SeqReportParams) -> int:
     return report.max_len or int(1.5 * bundle["max_target_len"]) + 5
 
 
-@torch.inference_mode()
 def teacher_forced_accuracy(net: torch.nn.Module, data: tuple[torch.Tensor, ...], batch_size: int) -> float:
     """Next-token accuracy with the reference prefix, batch by batch (no (N, T, V) tensor is kept)."""
+    import torch
+
+    from mlsp_pipelines.features.vocab import bucket_batches, sequence_lengths, trim_batch
+
     net.eval()
     correct = total = 0
-    for b in bucket_batches(sequence_lengths(data[0], data[2]), batch_size, seed=0, epoch=0, shuffle=False):
-        src, tgt_in, tgt_out = trim_batch(tuple(t[b] for t in data))
-        mask = tgt_out != -100
-        correct += int((net(src, tgt_in).argmax(-1)[mask] == tgt_out[mask]).sum())
-        total += int(mask.sum())
+    with torch.inference_mode():
+        for b in bucket_batches(sequence_lengths(data[0], data[2]), batch_size, seed=0, epoch=0, shuffle=False):
+            src, tgt_in, tgt_out = trim_batch(tuple(t[b] for t in data))
+            mask = tgt_out != -100
+            correct += int((net(src, tgt_in).argmax(-1)[mask] == tgt_out[mask]).sum())
+            total += int(mask.sum())
     return correct / max(total, 1)
 
 
@@ -279,6 +287,10 @@ def evaluate_seq2seq(
     are logged and stored), the teacher-forced token accuracy, per-sentence predictions and the
     learning curves; training and decoding time and peak memory go to the timings, apart from
     the reproducible metrics."""
+    from mlsp_pipelines.evaluation.plots import learning_curves_figure
+    from mlsp_pipelines.features.vocab import Vocab
+    from mlsp_pipelines.models import rebuild_model
+
     net = rebuild_model(bundle)
     tgt_vocab = Vocab.from_dict(bundle["tgt_vocab"])
     texts = model_input["texts"]["test"]
@@ -332,6 +344,12 @@ def peak_rss_mb() -> float:
 def plot_attention(bundle: dict[str, Any], model_input: dict[str, Any], report: Seq2SeqReportParams) -> Figure:
     """Attention heat-maps (output × source) of the model's own greedy output on the first
     ``report.n_examples`` test sentences (the Transformer: last decoder layer, heads averaged)."""
+    import torch
+
+    from mlsp_pipelines.evaluation.attention import AttentionExample, attention_figure
+    from mlsp_pipelines.features.vocab import EOS, Vocab, pad_batch
+    from mlsp_pipelines.models import rebuild_model
+
     net = rebuild_model(bundle)
     src_vocab, tgt_vocab = Vocab.from_dict(bundle["src_vocab"]), Vocab.from_dict(bundle["tgt_vocab"])
     texts = model_input["texts"]["test"]
@@ -363,6 +381,8 @@ def build_report(*metrics: dict[str, Any]) -> tuple[pd.DataFrame, str, Figure, d
     """One row per model, best BLEU first: exact match, token accuracy, sacreBLEU BLEU and chrF
     (0–100, signatures in ``metrics.json``) and the parameter count; no timings (they stay in
     ``timings.csv`` and each model's MLflow run)."""
+    from mlsp_pipelines.modular.report.nodes import build_leaderboard
+
     board, md, fig, summary = build_leaderboard(*metrics, sort_by="bleu", figure=seq2seq_leaderboard_figure)
     for key in ("bleu_signature", "chrf_signature"):
         summary[key] = next((m[key] for m in metrics if key in m), None)

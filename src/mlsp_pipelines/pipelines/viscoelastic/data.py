@@ -28,7 +28,6 @@ from mlsp_pipelines.simulation.viscoelastic import (
     sequence_features,
     simulate,
 )
-from mlsp_pipelines.splits import permutation_split
 
 from .params import (
     GeneratorDataParams,
@@ -123,6 +122,8 @@ def simulate_trajectories(
 
 def split_by_trajectory(n: int, split: TrajectorySplitParams) -> dict[str, np.ndarray]:
     """Disjoint, sorted row indices ``{train, val, test}`` covering ``0 … n−1`` (seeded)."""
+    from mlsp_pipelines.splits import permutation_split
+
     return permutation_split(n, [("test", split.test_fraction), ("val", split.val_fraction)], split.seed,
                              what="trajectories")
 

@@ -20,27 +20,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
-from matplotlib.figure import Figure
 
-from mlsp_pipelines.datasets.files import CheckpointStore
-from mlsp_pipelines.evaluation import plots
-from mlsp_pipelines.evaluation.figures import subplots
-from mlsp_pipelines.evaluation.regression import (
-    energy_relative_errors,
-    max_abs_error,
-    regression_metrics,
-    relative_rmse,
-)
-from mlsp_pipelines.features.normalise import denormalise
-from mlsp_pipelines.models import rebuild_model
+from mlsp_pipelines.annotations import Figure
+from mlsp_pipelines.datasets.checkpoint import CheckpointStore
 from mlsp_pipelines.params import ModelSpec, TrainParams
-from mlsp_pipelines.training.loop import predict
-from mlsp_pipelines.training.model_run import train_model
 
 from .params import (
     ViscoReportParams,
@@ -50,12 +37,17 @@ logger = logging.getLogger(__name__)
 
 from .data import EVAL_SETS, feature_set
 
+if TYPE_CHECKING:  # annotations only: the functions import these where they run
+    import torch
+
 # ----------------------------------------------------------------------------------------------
 # Training and evaluation (one namespace per model)
 # ----------------------------------------------------------------------------------------------
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
 
@@ -77,6 +69,8 @@ def train_sequence_model(
     """Train the model entry ``name`` on its model input (sequence or generator, chosen by the
     wiring) with the shared loop (MSE over the whole sequence, normalised units); the wall and
     CPU seconds come out apart from the model."""
+    from mlsp_pipelines.training.model_run import train_model
+
     fs = feature_set(model_input, name)
     x_tr, y_tr = fs["Xn_train"], model_input["yn_train"]
     x_va, y_va = fs["Xn_val"], model_input["yn_val"]
@@ -107,6 +101,10 @@ def train_sequence_model(
 
 def predict_stress(bundle: dict[str, Any], inputs: np.ndarray, net: torch.nn.Module | None = None) -> np.ndarray:
     """Stress (N, T, 1) in physical units from normalised inputs (sequences or generator vectors)."""
+    from mlsp_pipelines.features.normalise import denormalise
+    from mlsp_pipelines.models import rebuild_model
+    from mlsp_pipelines.training.loop import predict
+
     net = rebuild_model(bundle) if net is None else net
     out = predict(net, (_tensor(inputs),), batch_size=64).numpy()
     return denormalise(out, bundle["norm_y"])
@@ -125,6 +123,8 @@ def _example_rows(kinds: np.ndarray, n: int) -> list[int]:
 
 def _loops_figure(panels: list[dict[str, Any]], title: str) -> Figure:
     """σ–λ loops (top) and σ(t) (bottom) per trajectory; the truth in black, models in colour."""
+    from mlsp_pipelines.evaluation.figures import subplots
+
     n = len(panels)
     fig, axes = subplots(2, n, figsize=(3.4 * n + 0.6, 6.0), squeeze=False)
     for k, p in enumerate(panels):
@@ -151,6 +151,8 @@ def _loops_figure(panels: list[dict[str, Any]], title: str) -> Figure:
 def _panel(
     model_input: dict[str, Any], prefix: str, s: str, i: int, pred: dict[str, np.ndarray], *, errors: bool = True
 ) -> dict[str, Any]:
+    from mlsp_pipelines.evaluation.regression import relative_rmse
+
     x = model_input[f"{prefix}X_{s}"][i]
     y = model_input[f"{prefix}y_{s}"][i, :, 0]
     kind, rate = model_input[f"{prefix}kind_{s}"][i], model_input[f"{prefix}rate_{s}"][i]
@@ -168,6 +170,15 @@ def evaluate_model(
     """Relative RMSE, max error and cycle-energy error on the test and extrapolation sets, the
     training times (wall and CPU, apart), a per-trajectory error table, σ–λ loops of a few test
     trajectories and the learning curves."""
+    from mlsp_pipelines.evaluation import plots
+    from mlsp_pipelines.evaluation.regression import (
+        energy_relative_errors,
+        max_abs_error,
+        regression_metrics,
+        relative_rmse,
+    )
+    from mlsp_pipelines.models import rebuild_model
+
     net = rebuild_model(bundle)
     fs = feature_set(model_input, name)
     metrics: dict[str, Any] = {"model": name, "arch": bundle["arch"], "test_set": model_input["test_set"]}

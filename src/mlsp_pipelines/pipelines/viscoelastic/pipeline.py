@@ -6,8 +6,7 @@ from typing import Any
 
 from kedro.pipeline import Pipeline, node
 
-from mlsp_pipelines.config import architectures, graph_params, section
-from mlsp_pipelines.models.generator import ONE_TO_MANY
+from mlsp_pipelines.config import ONE_TO_MANY, architectures, graph_params, section
 from mlsp_pipelines.modular import report
 from mlsp_pipelines.modular.model_pipeline import compose_task, model_pipeline
 

@@ -9,30 +9,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from matplotlib.figure import Figure
 
-from mlsp_pipelines.evaluation.diagnostics import (
-    decay_summary,
-    gradient_norms_figure,
-    gradient_norms_through_time,
-    run_gradient_diagnostics,
-)
-from mlsp_pipelines.evaluation.figures import subplots
-from mlsp_pipelines.evaluation.regression import (
-    cycle_energies,
-    relative_rmse,
-)
-from mlsp_pipelines.features.normalise import apply_normaliser
-from mlsp_pipelines.models import rebuild_model
-from mlsp_pipelines.modular.report.nodes import build_leaderboard, to_markdown
-from mlsp_pipelines.simulation.viscoelastic import (
-    MaterialParams,
-    build_sequence_dataset,
-    generate_protocols,
-    sequence_features,
-    simulate,
-)
+from mlsp_pipelines.annotations import Figure
+from mlsp_pipelines.simulation.viscoelastic import MaterialParams
 
 from .params import (
     DiagnosticsParams,
@@ -54,6 +33,9 @@ def plot_loops_overview(sequence_input: dict[str, Any], generator_input: dict[st
                         *bundles: dict[str, Any]) -> Figure:
     """Every model on the same cyclic trajectories (the generator's test set, and one
     extrapolation trajectory): σ–λ loops and σ(t), truth against each model."""
+    from mlsp_pipelines.evaluation.regression import relative_rmse
+    from mlsp_pipelines.models import rebuild_model
+
     model_inputs = {"sequence": sequence_input, "generator": generator_input}
     nets = {b["name"]: (b, rebuild_model(b), feature_set(model_inputs[b["kind"]], b["name"])) for b in bundles}
     n_ex = report.n_examples
@@ -77,6 +59,17 @@ def gradient_diagnostics(
     """‖∂L/∂h_t‖ over t (L = loss at the last step) for each configured recurrent cell, on
     ``diagnostics.seq_len``-step simulated protocols with the task's default input features,
     normalised like the training data; at initialisation and after ``train_steps`` full-batch steps."""
+    import torch
+
+    from mlsp_pipelines.evaluation.diagnostics import gradient_norms_figure, run_gradient_diagnostics
+    from mlsp_pipelines.features.normalise import apply_normaliser
+    from mlsp_pipelines.simulation.viscoelastic import (
+        build_sequence_dataset,
+        generate_protocols,
+        sequence_features,
+        simulate,
+    )
+
     pr = generate_protocols(
         n=diagnostics.n_sequences, n_steps=diagnostics.seq_len, seed=diagnostics.seed, kinds=protocols.kinds,
         rate_range=protocols.rate_range, amplitude_range=protocols.amplitude_range, max_cycles=protocols.max_cycles,
@@ -126,6 +119,13 @@ def trained_gradients(
     not only at initialisation (:func:`gradient_diagnostics`). Returns a long table (``model,
     t, steps_back, grad_norm, rel_err``), a two-panel figure and ``{model: decay summary + errors}``.
     """
+    import torch
+
+    from mlsp_pipelines.evaluation.diagnostics import decay_summary, gradient_norms_through_time
+    from mlsp_pipelines.evaluation.figures import subplots
+    from mlsp_pipelines.evaluation.regression import relative_rmse
+    from mlsp_pipelines.models import rebuild_model
+
     rows, summary = [], {}
     fig, (ax_g, ax_e) = subplots(1, 2, figsize=(11, 4))
     for b in _recurrent(bundles, BPTT_ARCHS):
@@ -165,6 +165,8 @@ def trained_gradients(
 
 
 def _cycle_table(stretch: np.ndarray, true: np.ndarray, pred: np.ndarray) -> list[dict[str, float]]:
+    from mlsp_pipelines.evaluation.regression import cycle_energies
+
     return [{"cycle": k, "energy_true": float(et), "energy_pred": float(ep),
              "rel_err": float(abs(ep - et) / abs(et)) if et else float("nan")}
             for k, (et, ep) in enumerate(zip(*cycle_energies(stretch, true, pred)[0]))]
@@ -178,6 +180,9 @@ def plot_hysteresis(
     fastest cyclic trajectory of the extrapolation set, with the energy dissipated in each
     cycle (loop area ∮σ dλ) true against predicted. Also returns those numbers for every
     recurrent model on every cyclic extrapolation trajectory."""
+    from mlsp_pipelines.evaluation.figures import subplots
+    from mlsp_pipelines.evaluation.regression import relative_rmse
+
     models = _recurrent(bundles)
     cyclic = np.flatnonzero((model_input["kind_extrap"] == "cyclic") & (model_input["cycles_extrap"] >= 1))
     if not models or cyclic.size == 0:
@@ -236,6 +241,8 @@ def plot_hysteresis(
 
 
 def _leaderboard_figure(board: pd.DataFrame) -> Figure:
+    from mlsp_pipelines.evaluation.figures import subplots
+
     cols = [c for c in ("rel_rmse", "rel_rmse_extrap") if c in board]
     x = np.arange(len(board))
     width = 0.8 / max(len(cols), 1)
@@ -272,6 +279,8 @@ def build_report(
     for recurrent models, ``grad_log10_ratio``: log10 ‖∂L/∂h_0‖/‖∂L/∂h_T−1‖ of the trained
     model, beside its error), a relative-RMSE bar plot, and ``metrics.json`` with the
     improvement over the memoryless ``mlp`` and the gradient-diagnostics summary."""
+    from mlsp_pipelines.modular.report.nodes import build_leaderboard, to_markdown
+
     with warnings.catch_warnings():  # its bar plot shows non-"rel_" metrics only: none here (replaced below)
         warnings.simplefilter("ignore", UserWarning)
         board, _, base_fig, summary = build_leaderboard(*metrics, sort_by="rel_rmse")

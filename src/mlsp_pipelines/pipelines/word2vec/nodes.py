@@ -9,19 +9,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from matplotlib.figure import Figure
 
-from mlsp_pipelines.datasets.files import CheckpointStore
+from mlsp_pipelines.annotations import Figure
+from mlsp_pipelines.datasets.checkpoint import CheckpointStore
 from mlsp_pipelines.features import text
-from mlsp_pipelines.models import build_model, count_parameters, rebuild_model, model_config
-from mlsp_pipelines.modular.report.nodes import build_leaderboard
 from mlsp_pipelines.training import word2vec_sgd as sgd
-from mlsp_pipelines.training.loop import array_digest, fingerprint
-from mlsp_pipelines.training.model_run import model_bundle
 from mlsp_pipelines.training.word2vec_sgd import SGDSettings
 
-from mlsp_pipelines.evaluation import embeddings as ev
 from .params import (
     BaselineParams,
     EmbeddingParams,
@@ -86,6 +80,8 @@ def preprocess_corpus(corpus: list[str], preprocess: TextPreprocessParams) -> tu
 def sgd_settings(training_data: dict, model: Word2VecModelSpec, tp: Word2VecTrainParams,
                  embedding: EmbeddingParams) -> SGDSettings:
     """The SGD hyper-parameters of one model (shared with its gensim anchor)."""
+    from mlsp_pipelines.models import model_config
+
     return SGDSettings(kind=model.kind, dim=embedding.dim, window=int(training_data["window"]),
                        dynamic_window=bool(training_data.get("dynamic_window", True)),
                        negative=model_config(model.arch, **model.kwargs).negative, alpha=tp.alpha,
@@ -105,6 +101,12 @@ def train_word2vec(training_data: dict, model: Word2VecModelSpec, train: Word2Ve
     times epochs over the training seconds, as gensim does; the one-off kernel compilation is
     ``compile_seconds``.
     """
+    import torch
+
+    from mlsp_pipelines.models import build_model, count_parameters
+    from mlsp_pipelines.training.loop import array_digest, fingerprint
+    from mlsp_pipelines.training.model_run import model_bundle
+
     tp = model.train_params(train)
     words = [str(w) for w in training_data["words"]]
     settings = sgd_settings(training_data, model, tp, embedding)
@@ -144,6 +146,8 @@ def _timings(model: str, kind: str, words: int, seconds: float, engine: str, thr
 def export_embeddings(bundle: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The vectors with their vocabulary: a tensor file (``nn.Embedding.from_pretrained(vectors)``,
     row ``i`` = ``words[i]``) and the same in the word2vec text format."""
+    from mlsp_pipelines.models import rebuild_model
+
     vectors = rebuild_model(bundle).embeddings()
     emb = {
         "words": list(bundle["words"]), "vectors": vectors, "counts": bundle["counts"], "model": bundle["name"],
@@ -171,7 +175,10 @@ def train_gensim(training_data: dict, model: Word2VecModelSpec, train: Word2VecT
     gensim re-counts the vocabulary (identical words and counts) and does its own sub-sampling
     and window reduction inside ``train``, which is timed alone (the timings come out apart).
     """
+    import torch
     from gensim.models import Word2Vec
+
+    from mlsp_pipelines.models import model_config
 
     tp = model.train_params(train)
     words = np.asarray(training_data["words"]).astype(str)
@@ -210,6 +217,10 @@ def evaluate_embeddings(embeddings: dict[str, Any], wordsim: pd.DataFrame, analo
                         evaluation: EvaluationParams) -> tuple[dict[str, Any], pd.DataFrame, Figure]:
     """WordSim353 Spearman (out-of-vocabulary pairs counted), analogy accuracy over the
     in-vocabulary questions, nearest neighbours of the probe words, and a 2-D PCA plot."""
+    import torch
+
+    from mlsp_pipelines.evaluation import embeddings as ev
+
     words, vectors = list(embeddings["words"]), torch.as_tensor(embeddings["vectors"]).numpy()
     counts = torch.as_tensor(embeddings["counts"]).numpy()
     name = embeddings["model"]
@@ -238,6 +249,8 @@ def evaluate_embeddings(embeddings: dict[str, Any], wordsim: pd.DataFrame, analo
 
 
 def plot_learning_curve(history: pd.DataFrame, model: Word2VecModelSpec, *, name: str) -> Figure:
+    from mlsp_pipelines.evaluation import embeddings as ev
+
     return ev.learning_curve_figure(history, f"{name} ({model.arch}): negative-sampling loss")
 
 
@@ -254,6 +267,9 @@ def build_report(*metrics: dict[str, Any]) -> tuple[pd.DataFrame, str, Figure, d
     same kind. Speed is in :func:`build_speed_report` (``timings.csv``, ``speed.png``): it
     differs on every run, and these reports must hash alike.
     """
+    from mlsp_pipelines.evaluation import embeddings as ev
+    from mlsp_pipelines.modular.report.nodes import build_leaderboard
+
     board, md, fig, summary = build_leaderboard(*metrics, sort_by="spearman", columns=BOARD_COLUMNS,
                                                 figure=ev.comparison_figure)
     by_name = {m["model"]: m for m in metrics}
@@ -271,6 +287,8 @@ def build_report(*metrics: dict[str, Any]) -> tuple[pd.DataFrame, str, Figure, d
 def build_speed_report(*timings: dict[str, Any]) -> tuple[pd.DataFrame, Figure]:
     """Training speed of every model beside gensim's of the same kind (``speed_ratio_to_anchor``
     = words/s over the anchor's), fastest first, and its bar chart."""
+    from mlsp_pipelines.evaluation import embeddings as ev
+
     table = pd.DataFrame(list(timings))
     by_name = dict(zip(table["model"], table["words_per_second"]))
     table["speed_ratio_to_anchor"] = [
