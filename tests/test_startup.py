@@ -106,3 +106,37 @@ def test_context_hook_imports_the_dask_cluster_only_for_a_dask_configuration() -
     assert no_dask == {"distributed": False, "active": None}
     assert dask == {"distributed": True, "active": {"n_workers": 3}}
     assert no_dask_again == {"distributed": True, "active": None}  # an earlier session's settings forgotten
+
+
+_VALIDATE = """
+import json, sys, yaml
+from pathlib import Path
+import mlsp_pipelines
+from mlsp_pipelines.params import ModelSpec
+
+checked = []
+for f in sorted(Path("conf/base").glob("parameters_*.yml")):
+    for task, section in (yaml.safe_load(f.read_text()) or {}).items():
+        for name, spec in ((section or {}).get("models") or {}).items():
+            ModelSpec(**spec)  # what Kedro's validation of a run's parameters builds
+            checked.append(f"{task}.{name}")
+try:
+    ModelSpec(arch="cnn", kwargs={"chanels": [8]})
+    error = None
+except ValueError as exc:
+    error = str(exc)
+print(json.dumps({"checked": checked, "error": error, "torch": "torch" in sys.modules}))
+"""
+
+
+def test_model_parameters_are_validated_without_torch() -> None:
+    """Every model entry's keyword arguments are checked against its config class at a run's
+    start; the config classes live apart from the modules, so that takes no torch import."""
+    env = {k: v for k, v in os.environ.items() if k != "KEDRO_ENV"}
+    out = subprocess.run([sys.executable, "-c", _VALIDATE], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(result["checked"]) >= 15 and "asc.cnn" in result["checked"]
+    assert "'chanels'" in result["error"] and "accepted: channels" in result["error"]
+    assert result["torch"] is False

@@ -46,6 +46,8 @@ is in effect, so a run records it and a notebook can check it.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import logging
 import os
 import sys
@@ -288,23 +290,64 @@ def configure_torch(num_threads: int | None = None) -> None:
         )
 
 
+def _log_kernels() -> None:
+    info = status()
+    logger.info(
+        "CPU kernels: %s (ATen %s, OpenBLAS %s, torch threads %s)",
+        f"pinned to the {info['tier']} tier for identical results on every CPU of that tier"
+        if info["pinned"]
+        else f"fastest for this CPU ({FAST_KERNELS_ENV}=1)",
+        info["aten_capability"], ",".join(info.get("openblas_cores") or []) or "-",
+        info.get("torch_threads"),
+    )
+
+
+class _ConfigureTorchOnImport(importlib.abc.MetaPathFinder):
+    """Runs :func:`configure_torch` the moment ``torch`` finishes importing.
+
+    A run's first nodes (data, features) need no torch, and importing it costs about a second of
+    start-up; its run-time settings (thread count) must still be in force before any tensor is
+    made, whichever node or library imports it first."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "torch":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        loader, run_module = spec.loader, spec.loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            run_module(module)
+            configure_torch()
+            _log_kernels()
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def configure_torch_when_imported() -> None:
+    """:func:`configure_torch` now if torch is loaded, else as soon as anything imports it."""
+    if "torch" in sys.modules:
+        configure_torch()
+        _log_kernels()
+    elif not any(isinstance(f, _ConfigureTorchOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _ConfigureTorchOnImport())
+
+
 def make_hook() -> Any:
-    """A Kedro hook applying :func:`configure_torch` before each pipeline run and logging the
-    kernel level (built on demand: importing this module must not import Kedro)."""
+    """A Kedro hook applying :func:`configure_torch` before each pipeline run (or when the run
+    first imports torch) and logging the kernel tier (built on demand: importing this module
+    must not import Kedro)."""
     from kedro.framework.hooks import hook_impl
 
     class DeterminismHook:
         @hook_impl
         def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-            configure_torch()
-            info = status()
-            logger.info(
-                "CPU kernels: %s (ATen %s, OpenBLAS %s, torch threads %s)",
-                f"pinned to the {info['tier']} tier for identical results on every CPU of that tier"
-                if info["pinned"]
-                else f"fastest for this CPU ({FAST_KERNELS_ENV}=1)",
-                info["aten_capability"], ",".join(info.get("openblas_cores") or []) or "-",
-                info.get("torch_threads"),
-            )
+            if "torch" not in sys.modules:
+                logger.info("CPU kernels: pinned to the %s tier; torch is set up when a node first imports it",
+                            TIER if not fast_kernels() else "native")
+            configure_torch_when_imported()
 
     return DeterminismHook()

@@ -1,8 +1,11 @@
 """Model architectures, selected by name through one registry.
 
-Importing this package registers the built-in families (mlp, cnn, crnn, rnn, gru, lstm,
-attn_lstm, transformer). A new family lives in its own module, registers itself with
-:func:`register_model`, and is imported here.
+Importing this package is cheap: it loads the registry and the config classes (no torch), so
+parameters are validated at a run's start before torch loads. The built-in families (mlp, cnn,
+crnn, rnn, gru, lstm, attn_lstm, transformer, ...) are imported on the first
+:func:`build_model`. A new family lives in its own module, registers itself with
+:func:`register_model`, and is added to ``registry.BUILTIN_MODULES`` (its config to
+:mod:`~mlsp_pipelines.models.configs`).
 """
 
 from mlsp_pipelines.models.registry import (
@@ -12,21 +15,6 @@ from mlsp_pipelines.models.registry import (
     model_config,
     rebuild_model,
     register_model,
-)
-
-# Imported for their registration side effect.
-from mlsp_pipelines.models import (  # noqa: F401  isort: skip
-    attention,
-    cnn,
-    constitutive,
-    crnn,
-    generator,
-    mlp,
-    recurrent,
-    seq2seq,
-    seq2seq_transformer,
-    transformer,
-    word2vec,
 )
 
 __all__ = [

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mlsp_pipelines.models._config import check_choice, check_int
+from mlsp_pipelines.models.configs import Pooling2d
 
-Pooling2d = Literal["max", "mean", "min"]
-TimePooling = Literal["last", "mean"]
 POOLING_2D: tuple[str, ...] = get_args(Pooling2d)
 RNN_TYPES = ("rnn", "gru", "lstm")
 

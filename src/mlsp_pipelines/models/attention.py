@@ -15,20 +15,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mlsp_pipelines.models._config import Bool, Dropout, IntTuple, ModelConfig, PositiveInt, resolve_config
+from mlsp_pipelines.models._config import resolve_config
 from mlsp_pipelines.models._layers import check_features, check_sequence_input, make_rnn, stretch_time
 from mlsp_pipelines.models.cnn import conv_stem
 from mlsp_pipelines.models.registry import register_model
-
-
-class AttnLSTMConfig(ModelConfig):
-    hidden_size: PositiveInt = 64
-    num_layers: PositiveInt = 1
-    bidirectional: Bool = True
-    dropout: Dropout = 0.1
-    attention_size: PositiveInt = 64
-    frontend: IntTuple = ()  # conv-stem channels per block; () = LSTM on the mel frames
-    frontend_convs: PositiveInt = 2
+from mlsp_pipelines.models.configs import AttnLSTMConfig
 
 
 @register_model("attn_lstm", config_cls=AttnLSTMConfig)

@@ -12,33 +12,22 @@ same stack reused as the front end of ``crnn``, ``attn_lstm`` and ``transformer`
 
 from __future__ import annotations
 
-from typing import Literal
 
 import torch
-from pydantic import Field, model_validator
 from torch import nn
 
 from mlsp_pipelines.models._config import (
-    Bool,
-    Dropout,
-    IntTuple,
-    ModelConfig,
-    NonNegativeInt,
-    PositiveInt,
     resolve_config,
 )
 from mlsp_pipelines.models._layers import (
     Pool2d,
-    Pooling2d,
     check_features,
     check_sequence_input,
 )
 from mlsp_pipelines.models.registry import register_model
+from mlsp_pipelines.models.configs import CNNConfig
 
 __all__ = ["CNN", "CNNConfig", "ConvBlock", "Pool2d", "conv_stem", "global_pool"]
-
-GlobalPooling = Literal["mean", "max", "meanmax"]
-
 
 def global_pool(z: torch.Tensor, mode: str) -> torch.Tensor:
     """(B, C, T, F) -> (B, C). ``meanmax``: mean over frequency, then max + mean over time
@@ -49,30 +38,6 @@ def global_pool(z: torch.Tensor, mode: str) -> torch.Tensor:
         return z.amax(dim=(2, 3))
     z = z.mean(dim=3)
     return z.amax(dim=2) + z.mean(dim=2)
-
-
-class CNNConfig(ModelConfig):
-    """One conv block per entry of ``channels`` (its length is the depth, values the widths)."""
-
-    channels: IntTuple = Field((16, 32, 64, 128), min_length=1)
-    convs_per_block: PositiveInt = 2
-    kernel_size: PositiveInt = 3
-    stride: PositiveInt = 1
-    padding: NonNegativeInt = 1
-    pooling: Pooling2d = "max"
-    batch_norm: Bool = True
-    dropout: Dropout = 0.1
-    global_pooling: GlobalPooling = "meanmax"
-    per_step: Bool = False
-
-    @model_validator(mode="after")
-    def _check(self) -> CNNConfig:
-        if self.per_step:
-            raise ValueError(
-                "per_step=True is not supported by 'cnn' (it only gives pooled output (B, out)); "
-                "use 'crnn' or a recurrent model for per-step output"
-            )
-        return self
 
 
 class ConvBlock(nn.Module):

@@ -29,28 +29,15 @@ of a batch and differentiate through the MLP; ``torchdiffeq`` would add a depend
 
 from __future__ import annotations
 
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlsp_pipelines.models._config import ModelConfig, PositiveInt, resolve_config
+from mlsp_pipelines.models._config import resolve_config
 from mlsp_pipelines.models._layers import check_features, check_sequence_input
 from mlsp_pipelines.models.registry import register_model
-
-Method = Literal["rk4", "heun", "euler"]
-
-
-class RateODEConfig(ModelConfig):
-    """``hidden_size``/``num_layers``: the tanh MLP giving ``A`` and ``G``; ``substeps`` and
-    ``method``: the integrator over each sampling interval."""
-
-    hidden_size: PositiveInt = 32
-    num_layers: PositiveInt = 2
-    substeps: PositiveInt = 1
-    method: Method = "rk4"
-
+from mlsp_pipelines.models.configs import RateODEConfig
 
 @register_model("rate_ode", config_cls=RateODEConfig)
 class RateODE(nn.Module):

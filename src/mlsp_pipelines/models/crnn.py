@@ -8,23 +8,14 @@ also emit one output per input frame.
 
 from __future__ import annotations
 
-from typing import Literal
 
 import torch
-from pydantic import Field, model_validator
 from torch import nn
 
 from mlsp_pipelines.models._config import (
-    Bool,
-    Dropout,
-    IntTuple,
-    ModelConfig,
-    PositiveInt,
     resolve_config,
 )
 from mlsp_pipelines.models._layers import (
-    Pooling2d,
-    TimePooling,
     check_features,
     check_sequence_input,
     make_rnn,
@@ -32,37 +23,7 @@ from mlsp_pipelines.models._layers import (
 )
 from mlsp_pipelines.models.cnn import ConvBlock
 from mlsp_pipelines.models.registry import register_model
-
-
-class CRNNConfig(ModelConfig):
-    """Each conv block pools by ``time_pool`` x ``freq_pool`` (``time_pool=1``: keep all frames)."""
-
-    channels: IntTuple = Field((16, 32), min_length=1)
-    convs_per_block: PositiveInt = 2
-    kernel_size: PositiveInt = 3
-    pooling: Pooling2d = "max"
-    freq_pool: PositiveInt = 2
-    time_pool: PositiveInt = 1
-    batch_norm: Bool = True
-    rnn_type: Literal["gru", "lstm"] = "gru"
-    hidden_size: PositiveInt = 64
-    num_layers: PositiveInt = 1
-    bidirectional: Bool = False
-    dropout: Dropout = 0.1
-    temporal_pooling: TimePooling = "mean"
-    per_step: Bool = False
-
-    @model_validator(mode="after")
-    def _check(self) -> CRNNConfig:
-        if self.kernel_size % 2 == 0:
-            raise ValueError(
-                f"kernel_size must be odd so 'same' padding keeps the time axis, got {self.kernel_size!r}"
-            )
-        if self.per_step and self.time_pool != 1:
-            raise ValueError(
-                f"per_step=True needs time_pool=1 (one output per input frame), got time_pool={self.time_pool!r}"
-            )
-        return self
+from mlsp_pipelines.models.configs import CRNNConfig
 
 
 @register_model("crnn", config_cls=CRNNConfig)

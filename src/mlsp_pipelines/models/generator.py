@@ -20,20 +20,10 @@ import torch
 from torch import nn
 
 from mlsp_pipelines.config import ONE_TO_MANY  # noqa: F401 - registered names whose input is (B, P)
-from mlsp_pipelines.models._config import Dropout, ModelConfig, PositiveInt, check_int, resolve_config
+from mlsp_pipelines.models._config import check_int, resolve_config
 from mlsp_pipelines.models._layers import check_features, make_rnn
 from mlsp_pipelines.models.registry import register_model
-
-
-class SeqGeneratorConfig(ModelConfig):
-    """``n_steps`` default output length; ``context_size`` width of the per-step embedding of
-    the condition vector; ``dropout`` between stacked layers and before the output layer."""
-
-    n_steps: PositiveInt = 100
-    hidden_size: PositiveInt = 64
-    num_layers: PositiveInt = 1
-    context_size: PositiveInt = 32
-    dropout: Dropout = 0.0
+from mlsp_pipelines.models.configs import SeqGeneratorConfig
 
 
 @register_model("seq_generator", config_cls=SeqGeneratorConfig)

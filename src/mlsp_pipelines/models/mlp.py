@@ -10,35 +10,18 @@ from context.
 
 from __future__ import annotations
 
-from typing import Literal
 
 import torch
 from torch import nn
 
 from mlsp_pipelines.models._config import (
-    Bool,
-    Dropout,
-    IntTuple,
-    ModelConfig,
     resolve_config,
 )
 from mlsp_pipelines.models._layers import check_features, check_sequence_input
 from mlsp_pipelines.models.registry import register_model
+from mlsp_pipelines.models.configs import MLPConfig
 
-Activation = Literal["relu", "tanh", "gelu"]  # the keys of ACTIVATIONS
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
-
-
-class MLPConfig(ModelConfig):
-    """``hidden_sizes`` may be empty: a single linear layer (logistic/linear regression)."""
-
-    hidden_sizes: IntTuple = (128, 64)
-    dropout: Dropout = 0.1
-    activation: Activation = "relu"
-    per_step: Bool = False
-    # pooled mode: ``mean`` / ``meanstd`` summarise the bands over time before the MLP;
-    # ``frames`` applies the hidden layers to every frame alone, then pools mean and max over time
-    pooling: Literal["mean", "meanstd", "frames"] = "meanstd"
 
 
 @register_model("mlp", config_cls=MLPConfig)

@@ -13,59 +13,22 @@ the history (e.g. the viscous strain).
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
-from pydantic import model_validator
 from torch import nn
 
 from mlsp_pipelines.models._config import (
-    Bool,
-    Dropout,
-    ModelConfig,
-    PositiveInt,
     resolve_config,
 )
 from mlsp_pipelines.models._layers import (
-    TimePooling,
     check_features,
     check_sequence_input,
     make_rnn,
     pool_time,
 )
 from mlsp_pipelines.models.registry import register_model
-
-
-class RecurrentConfig(ModelConfig):
-    """``pooling`` (last|mean) summarises the sequence unless ``per_step`` is set.
-    ``dropout`` acts between stacked layers and before the output layer. ``skip`` adds a
-    linear input-to-output path at every step (``per_step`` only)."""
-
-    hidden_size: PositiveInt = 64
-    num_layers: PositiveInt = 1
-    dropout: Dropout = 0.1
-    bidirectional: Bool = False
-    per_step: Bool = False
-    pooling: TimePooling = "last"
-    skip: Bool = False
-
-    @model_validator(mode="after")
-    def _check(self) -> RecurrentConfig:
-        if self.skip and not self.per_step:
-            raise ValueError("skip=True needs per_step=True (it adds the input of each step to that step's output)")
-        return self
-
-
-class RNNConfig(RecurrentConfig):
-    nonlinearity: Literal["tanh", "relu"] = "tanh"
-
-
-class GRUConfig(RecurrentConfig):
-    pass
-
-
-class LSTMConfig(RecurrentConfig):
-    pass
+from mlsp_pipelines.models.configs import GRUConfig, LSTMConfig, RNNConfig, RecurrentConfig
 
 
 class RecurrentModel(nn.Module):

@@ -4,6 +4,10 @@ Pipelines refer to architectures by name in YAML; the registry turns that name p
 parameters into a validated config (:func:`model_config`, cheap, done up front) and later
 into a module (:func:`build_model`, once the data fixes ``in_features``/``out_features``).
 
+Two tables: config classes (:mod:`~mlsp_pipelines.models.configs`, no torch), which is all
+that parameter validation at a run's start needs, and module classes, whose modules import
+torch and are loaded on the first :func:`build_model` (or any look-up of a class).
+
 Contract for a registered class: a constructor
 ``cls(config: ConfigCls | None = None, *, in_features: int, out_features: int)`` taking its
 config object (a pydantic model, see :class:`~mlsp_pipelines.models._config.ModelConfig`),
@@ -13,17 +17,24 @@ keyword arguments, so they load without pickled classes.
 
 from __future__ import annotations
 
+import importlib
 import logging
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from torch import nn
+
+if TYPE_CHECKING:
+    from torch import nn
 
 logger = logging.getLogger(__name__)
 
-M = TypeVar("M", bound=type[nn.Module])
+M = TypeVar("M", bound=type)
 
 _REGISTRY: dict[str, tuple[type[nn.Module], type[BaseModel]]] = {}
+_CONFIGS: dict[str, type[BaseModel]] = {}
+#: Modules of the built-in architectures (each registers itself when imported).
+BUILTIN_MODULES = ("attention", "cnn", "constitutive", "crnn", "generator", "mlp", "recurrent", "seq2seq",
+                   "seq2seq_transformer", "transformer", "word2vec")
 
 #: Keys that belong to ``build_model`` itself, never to a config; named in error hints.
 _BUILD_ARGS = ("in_features", "out_features")
@@ -31,6 +42,24 @@ _BUILD_ARGS = ("in_features", "out_features")
 
 def _qualified(obj: type) -> str:
     return f"{obj.__module__}.{obj.__qualname__}"
+
+
+def register_config(name: str, config_cls: type[BaseModel]) -> None:
+    """Register the config class of model ``name`` (torch-free; the module class comes with
+    :func:`register_model`). Re-registering the same class is allowed, another one is not."""
+    existing = _CONFIGS.get(name)
+    if existing is not None and _qualified(existing) != _qualified(config_cls):
+        raise ValueError(f"model name {name!r} already has the config class {_qualified(existing)}")
+    _CONFIGS[name] = config_cls
+
+
+def _load_configs() -> None:
+    importlib.import_module("mlsp_pipelines.models.configs")  # registers the built-in configs
+
+
+def _load_builtin_models() -> None:
+    for module in BUILTIN_MODULES:
+        importlib.import_module(f"mlsp_pipelines.models.{module}")
 
 
 def register_model(
@@ -58,6 +87,7 @@ def register_model(
             raise ValueError(
                 f"model name {name!r} is already registered to {_qualified(existing[0])}"
             )
+        register_config(name, config_cls)
         _REGISTRY[name] = (model_cls, config_cls)
         return model_cls
 
@@ -68,16 +98,30 @@ def register_model(
 
 def list_models() -> list[str]:
     """Registered model names, sorted."""
-    return sorted(_REGISTRY)
+    _load_configs()
+    return sorted(set(_CONFIGS) | set(_REGISTRY))
+
+
+def _unknown(name: str) -> ValueError:
+    return ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+
+
+def _config_entry(name: str) -> type[BaseModel]:
+    _load_configs()
+    try:
+        return _CONFIGS[name]
+    except (KeyError, TypeError):
+        raise _unknown(name) from None
 
 
 def _entry(name: str) -> tuple[type[nn.Module], type[BaseModel]]:
+    _config_entry(name)  # an unknown name fails here, before torch loads
+    if name not in _REGISTRY:
+        _load_builtin_models()
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown model {name!r}; available: {', '.join(list_models())}"
-        ) from None
+        raise _unknown(name) from None
 
 
 def model_config(name: str, **kwargs: Any) -> Any:
@@ -87,7 +131,7 @@ def model_config(name: str, **kwargs: Any) -> Any:
     (listing the accepted ones) or a bad value (naming the model, the key and the value), so
     the parameter sections that call it up front fail with the key in their message.
     """
-    _, config_cls = _entry(name)
+    config_cls = _config_entry(name)
     accepted = list(config_cls.model_fields)
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:

@@ -23,34 +23,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any
 
 from abc import ABCMeta, abstractmethod
 
 import torch
-from pydantic import model_validator
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mlsp_pipelines.models._config import (
-    Bool,
-    Dropout,
-    ModelConfig,
-    NonNegativeInt,
-    PositiveInt,
     check_int,
     resolve_config,
 )
 from mlsp_pipelines.models._layers import check_features, make_rnn
 from mlsp_pipelines.models.registry import register_model
+from mlsp_pipelines.models.configs import RNNSeq2SeqConfig
 
 State = dict[str, Tensor]
-
-
-def check_special_indices(pad_idx: int, bos_idx: int, eos_idx: int) -> None:
-    """Special token indices (non-negative integers by their field type) must differ."""
-    if len({pad_idx, bos_idx, eos_idx}) != 3:
-        raise ValueError(f"pad_idx, bos_idx and eos_idx must differ, got {pad_idx!r}, {bos_idx!r}, {eos_idx!r}")
 
 
 def check_tokens(x: Tensor, name: str, model_name: str) -> None:
@@ -203,29 +192,6 @@ class Seq2SeqModel(nn.Module, metaclass=ABCMeta):
         # columns that are padding in every row were only filled by beams that lost
         filled = (out != self.pad_idx).any(dim=0).nonzero()
         return out[:, : int(filled.max()) + 1 if len(filled) else 1]
-
-
-class RNNSeq2SeqConfig(ModelConfig):
-    """``attention``: bahdanau (additive) | luong (multiplicative) | none (fixed summary).
-    ``bidirectional`` applies to the encoder; the decoder is unidirectional. ``attention_size``
-    is used by Bahdanau attention only."""
-
-    cell: Literal["gru", "lstm"] = "gru"
-    attention: Literal["bahdanau", "luong", "none"] = "bahdanau"
-    embedding_dim: PositiveInt = 32
-    hidden_size: PositiveInt = 64
-    num_layers: PositiveInt = 1
-    bidirectional: Bool = True
-    attention_size: PositiveInt = 64
-    dropout: Dropout = 0.1
-    pad_idx: NonNegativeInt = 0
-    bos_idx: NonNegativeInt = 1
-    eos_idx: NonNegativeInt = 2
-
-    @model_validator(mode="after")
-    def _check(self) -> RNNSeq2SeqConfig:
-        check_special_indices(self.pad_idx, self.bos_idx, self.eos_idx)
-        return self
 
 
 @register_model("rnn_seq2seq", config_cls=RNNSeq2SeqConfig)

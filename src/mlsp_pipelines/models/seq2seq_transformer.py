@@ -11,49 +11,18 @@ over heads) come out of the same computation that gives the logits.
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
-from pydantic import model_validator
 from torch import Tensor, nn
 
 from mlsp_pipelines.models._config import (
-    Bool,
-    Dropout,
-    ModelConfig,
-    NonNegativeInt,
-    PositiveInt,
     resolve_config,
 )
 from mlsp_pipelines.models._layers import check_features
 from mlsp_pipelines.models.registry import register_model
-from mlsp_pipelines.models.seq2seq import Seq2SeqModel, State, check_special_indices, check_tokens
+from mlsp_pipelines.models.seq2seq import Seq2SeqModel, State, check_tokens
 from mlsp_pipelines.models.transformer import sinusoidal_encoding
-
-
-class TransformerSeq2SeqConfig(ModelConfig):
-    """Pre-norm layers (``norm_first``) by default: they train more stably on small data."""
-
-    d_model: PositiveInt = 64
-    n_heads: PositiveInt = 4
-    num_encoder_layers: PositiveInt = 2
-    num_decoder_layers: PositiveInt = 2
-    dim_feedforward: PositiveInt = 128
-    dropout: Dropout = 0.1
-    activation: Literal["relu", "gelu"] = "relu"
-    norm_first: Bool = True
-    pad_idx: NonNegativeInt = 0
-    bos_idx: NonNegativeInt = 1
-    eos_idx: NonNegativeInt = 2
-
-    @model_validator(mode="after")
-    def _check(self) -> TransformerSeq2SeqConfig:
-        if self.d_model % self.n_heads:
-            raise ValueError(
-                f"d_model must be divisible by n_heads, got d_model={self.d_model!r}, n_heads={self.n_heads!r}"
-            )
-        check_special_indices(self.pad_idx, self.bos_idx, self.eos_idx)
-        return self
+from mlsp_pipelines.models.configs import TransformerSeq2SeqConfig
 
 
 def causal_mask(length: int, device: torch.device | None = None) -> Tensor:

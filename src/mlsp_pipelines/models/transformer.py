@@ -12,44 +12,15 @@ makes frame-wise sequence-to-sequence regression possible without looking ahead)
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
-from pydantic import model_validator
 from torch import nn
 
-from mlsp_pipelines.models._config import Bool, Dropout, IntTuple, ModelConfig, PositiveInt, resolve_config
+from mlsp_pipelines.models._config import resolve_config
 from mlsp_pipelines.models._layers import check_features, check_sequence_input, stretch_time
 from mlsp_pipelines.models.cnn import conv_stem
 from mlsp_pipelines.models.registry import register_model
-
-
-class TransformerConfig(ModelConfig):
-    """``pooling`` (cls|mean) is ignored when ``per_step`` is set. Pre-norm layers
-    (``norm_first``) by default: they train more stably on small data sets."""
-
-    d_model: PositiveInt = 64
-    n_heads: PositiveInt = 4
-    n_layers: PositiveInt = 2
-    dim_feedforward: PositiveInt = 128
-    dropout: Dropout = 0.1
-    activation: Literal["relu", "gelu"] = "gelu"
-    norm_first: Bool = True
-    pooling: Literal["cls", "mean"] = "cls"
-    causal: Bool = False
-    per_step: Bool = False
-    frontend: IntTuple = ()  # conv-stem channels per block; () = one token per mel frame
-    frontend_convs: PositiveInt = 2
-
-    @model_validator(mode="after")
-    def _check(self) -> TransformerConfig:
-        if self.d_model % self.n_heads:
-            raise ValueError(
-                f"d_model must be divisible by n_heads, got d_model={self.d_model!r}, n_heads={self.n_heads!r}"
-            )
-        if self.frontend and self.per_step:
-            raise ValueError("frontend pools time, so it cannot be combined with per_step=True")
-        return self
+from mlsp_pipelines.models.configs import TransformerConfig
 
 
 def sinusoidal_encoding(

@@ -32,17 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlsp_pipelines.models._config import Bool, ModelConfig, PositiveInt, resolve_config
+from mlsp_pipelines.models._config import resolve_config
 from mlsp_pipelines.models._layers import check_features
 from mlsp_pipelines.models.registry import register_model
-
-
-class Word2VecConfig(ModelConfig):
-    """``negative``: noise words per training example; ``sparse``: sparse embedding gradients
-    (only the rows a batch touches are updated — use with ``train.optimizer: sparse_adam``)."""
-
-    negative: PositiveInt = 5
-    sparse: Bool = False
+from mlsp_pipelines.models.configs import Word2VecConfig
 
 
 class Word2Vec(nn.Module):
