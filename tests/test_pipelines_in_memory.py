@@ -127,3 +127,19 @@ def test_pipeline_runs_in_memory_and_a_twin_entry_is_its_own_row(task: str, conf
     # figures are plain matplotlib Figures, handed to the catalog, never left open in pyplot
     figures = [v for v in out.values() if isinstance(v, Figure)]
     assert figures and all(f.canvas.manager is None for f in figures)
+
+
+def test_train_nodes_get_their_task_bound_for_command_line_hints() -> None:
+    """Every node function taking a keyword-only ``task`` has it bound to the pipeline's task, so
+    its messages can spell ``--params asc.<key>=<value>``."""
+    import functools
+
+    from mlsp_pipelines.pipeline_registry import register_pipelines
+
+    bound = {}
+    for node in register_pipelines()["asc"].nodes:
+        func = node.func
+        if isinstance(func, functools.partial) and "task" in func.keywords:
+            bound[node.name] = func.keywords["task"]
+    assert bound and set(bound.values()) == {"asc"}
+    assert any("train" in name for name in bound)

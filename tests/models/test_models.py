@@ -484,6 +484,9 @@ def test_complexity_counts_recurrent_macs_and_budget_fails_with_the_model_named(
     assert not check_budget("g", cx, max_macs=10, max_param_bytes=None, action="flag")
     with pytest.raises(ValueError, match="model 'g'.*max_param_bytes"):
         check_budget("g", cx, max_macs=None, max_param_bytes=10, action="fail")
+    # the hint is what the command line takes when the task is known
+    with pytest.raises(ValueError, match=r"asc\.report\.max_param_bytes=10 \(--params asc\.report\.budget_action=flag"):
+        check_budget("g", cx, max_macs=None, max_param_bytes=10, action="fail", task="asc")
 
 
 def test_mlp_bag_of_frames_ignores_frame_order() -> None:

@@ -56,18 +56,22 @@ def model_complexity(net: nn.Module, example: torch.Tensor, clip_seconds: float)
 
 
 def check_budget(name: str, cx: dict[str, Any], *, max_macs: float | None, max_param_bytes: float | None,
-                 action: str) -> bool:
+                 action: str, task: str | None = None) -> bool:
     """True when ``cx`` is within the budget; over it, a warning (``flag``) or ``ValueError`` (``fail``)
-    naming the model and the limit. ``max_macs`` is per second of audio."""
+    naming the model and the limit. ``max_macs`` is per second of audio; ``task`` spells the keys
+    as the command line takes them."""
+    from mlsp_pipelines.params import param_hint
+
+    key = f"{task}.report" if task else "report"
     over = []
     if max_macs is not None and cx["macs_per_s"] > max_macs:
-        over.append(f"{cx['macs_per_s']:,} MACs/s > report.max_macs={max_macs:,.0f}")
+        over.append(f"{cx['macs_per_s']:,} MACs/s > {key}.max_macs={max_macs:,.0f}")
     if max_param_bytes is not None and cx["param_bytes"] > max_param_bytes:
-        over.append(f"{cx['param_bytes']:,} parameter bytes > report.max_param_bytes={max_param_bytes:,.0f}")
+        over.append(f"{cx['param_bytes']:,} parameter bytes > {key}.max_param_bytes={max_param_bytes:,.0f}")
     if not over:
         return True
     msg = f"model '{name}' is over the complexity budget: {'; '.join(over)}"
     if action == "fail":
-        raise ValueError(msg + " (set report.budget_action=flag to train it anyway)")
+        raise ValueError(msg + f" ({param_hint('report.budget_action', 'flag', task)} trains it anyway)")
     logger.warning(msg)
     return False

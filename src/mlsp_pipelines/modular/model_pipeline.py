@@ -21,13 +21,16 @@ from kedro.pipeline import Pipeline, node
 Step = tuple[Callable[..., Any], str | list[str], str | list[str], str]
 
 
-def bind_name(func: Callable[..., Any], name: str) -> Callable[..., Any]:
-    """``func`` with ``name=`` bound when it takes a keyword-only ``name`` (a named partial Kedro
-    can describe), else ``func`` itself."""
-    param = inspect.signature(func).parameters.get("name")
-    if param is None or param.kind is not inspect.Parameter.KEYWORD_ONLY:
+def bind_name(func: Callable[..., Any], name: str, task: str | None = None) -> Callable[..., Any]:
+    """``func`` with ``name=`` (and ``task=``, which messages use to spell ``--params <task>.<key>``)
+    bound where it takes them as keyword-only arguments (a named partial Kedro can describe),
+    else ``func`` itself."""
+    params = inspect.signature(func).parameters
+    bound = {key: value for key, value in (("name", name), ("task", task))
+             if value is not None and key in params and params[key].kind is inspect.Parameter.KEYWORD_ONLY}
+    if "name" not in bound:
         return func
-    return update_wrapper(partial(func, name=name), func)
+    return update_wrapper(partial(func, **bound), func)
 
 
 def model_pipeline(task: str, name: str, steps: Sequence[Step], *, inputs: set[str] | dict[str, str],
@@ -36,7 +39,7 @@ def model_pipeline(task: str, name: str, steps: Sequence[Step], *, inputs: set[s
     reading the shared ``inputs`` and the task parameters ``parameters`` (``params:train`` →
     ``params:train``, resolved in the task's namespace), with ``params:model`` mapped to
     ``params:models.<model_key or name>`` (an anchor trained with another entry's settings)."""
-    nodes = [node(bind_name(func, name), ins, outs, name=node_name) for func, ins, outs, node_name in steps]
+    nodes = [node(bind_name(func, name, task), ins, outs, name=node_name) for func, ins, outs, node_name in steps]
     params = {"params:model": f"params:models.{model_key or name}", **{f"params:{p}": f"params:{p}" for p in parameters}}
     return Pipeline(nodes, namespace=name, inputs=inputs, parameters=params, tags=[f"{task}_train", "model_run"])
 

@@ -39,6 +39,7 @@ def _complexity(net: torch.nn.Module, data: dict) -> dict[str, Any]:
 
 
 def _fit_one(data: dict, model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore | None, *, name: str,
+             task: str | None = None,
              splits: tuple[str, str] = ("train", "val"), desc: str = "",
              report: ReportParams | None = None) -> tuple[TrainedModel, dict[str, Any]]:
     """Train with :func:`train_model`: the complexity (and budget) is checked on the built network
@@ -55,7 +56,8 @@ def _fit_one(data: dict, model: ModelSpec, train: TrainParams, checkpoints: Chec
         cx.update(_complexity(net, data))
         if report is not None:
             cx["within_budget"] = check_budget(desc or name, cx, max_macs=report.max_macs,
-                                               max_param_bytes=report.max_param_bytes, action=report.budget_action)
+                                               max_param_bytes=report.max_param_bytes, action=report.budget_action,
+                                               task=task)
         if not tp.augment.enabled:
             return {}
         std = np.asarray(data["norm"]["std"], dtype=np.float32) if "norm" in data else None
@@ -82,12 +84,12 @@ def history_frame(history: dict[str, list[float]]) -> pd.DataFrame:
 
 def train_classifier(
     model_input: dict, model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore,
-    report: ReportParams | None = None, *, name: str,
+    report: ReportParams | None = None, *, name: str, task: str | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame, float]:
     """Train the model entry ``name``; returns a self-contained
     model bundle, the per-epoch history and the training seconds (kept out of the bundle: the
     saved model must hash the same on every run)."""
-    trained, _ = _fit_one(model_input, model, train, checkpoints, desc=name, report=report, name=name)
+    trained, _ = _fit_one(model_input, model, train, checkpoints, desc=name, report=report, name=name, task=task)
     return dict(trained.bundle), history_frame(trained.result.history), trained.result.train_seconds
 
 
@@ -215,7 +217,7 @@ def explain_classifier(bundle: dict[str, Any], model_input: dict, report: Report
 
 def cross_validate_fold(features: dict[str, np.ndarray], model: ModelSpec, train: TrainParams, split: SplitParams,
                         report: ReportParams, checkpoints: CheckpointStore | None = None, *, fold: int,
-                        name: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+                        name: str, task: str | None = None) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """One fold of the ESC-50 protocol: ``fold`` tests, the other folds train (normalised by
     their own statistics); returns the fold's test metrics, its timings and its model bundle."""
     import torch
@@ -223,8 +225,9 @@ def cross_validate_fold(features: dict[str, np.ndarray], model: ModelSpec, train
     from mlsp_pipelines.evaluation.metrics import classification_report, icbhi_scores
     from mlsp_pipelines.training.loop import predict
 
-    data = make_fold_input(features, split, fold)
-    trained, cx = _fit_one(data, model, train, checkpoints, desc=f"{name} fold {fold}", report=report, name=name)
+    data = make_fold_input(features, split, fold, task=task)
+    trained, cx = _fit_one(data, model, train, checkpoints, desc=f"{name} fold {fold}", report=report, name=name,
+                           task=task)
     net, result = trained.net, trained.result
     pred = predict(net, (torch.from_numpy(np.ascontiguousarray(data["X_test"])),)).argmax(-1).numpy()
     rep = classification_report(data["y_test"], pred, list(data["classes"]))
