@@ -30,8 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINES = ("asc", "asthma", "seq2seq", "word2vec", "viscoelastic")
-#: Files that hold wall-clock times (never DVC outputs).
-TIMING_NAMES = ("timings", "node_seconds")
+#: Files that hold wall-clock times or speeds (never DVC outputs).
+TIMING_NAMES = ("timings", "node_seconds", "word2vec/speed.png")
 
 
 def project_copy(dest: Path) -> Path:
