@@ -18,8 +18,9 @@ so they cannot be changed later, hence environment variables set this early):
 
 * ``avx2`` -- x86-64-v3 CPUs (Intel since Haswell, AMD since Zen; AVX-512 machines are capped to
   it), nearly every machine in use, chosen automatically from the CPU flags. The committed
-  ``dvc.lock`` is made on this tier. It costs 0.9-1.1x native kernels where the SSE4 tier cost
-  1.35-7x (``benchmarks/determinism_cost.py``).
+  ``dvc.lock`` is made on this tier. It costs 0.93-1.26x native kernels per model (1.5x on the
+  GEMM-heavy seq2seq, MKL's compatible branch) where the SSE4 tier costs 2.1-2.5x
+  (``benchmarks/determinism_cost.py``, docs/determinism.md).
 * ``sse4`` -- x86-64-v2 CPUs without AVX2 (numpy 2.4 itself requires SSE4.2); their outputs
   agree with each other, not with the ``avx2`` tier's.
 
