@@ -36,6 +36,17 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _task_dir(work: Path) -> str:
+    """``asc`` plus the environment's ``data_suffix`` (conf/<env>/globals.yml): a real-data
+    environment writes apart from the default pipeline's outputs (``asc-esc50``)."""
+    import yaml
+
+    env = os.environ.get("RECIPE_ENV", "base")
+    globals_file = work / "conf" / env / "globals.yml"
+    suffix = (yaml.safe_load(globals_file.read_text()) or {}).get("data_suffix", "") if globals_file.is_file() else ""
+    return f"asc{suffix}"
+
+
 def logistic_baseline(work: Path) -> dict[str, float]:
     """Standardised clip mean+std log-mel → multinomial logistic regression (train+val folds),
     accuracy on the test split of the run's own split table."""
@@ -43,8 +54,8 @@ def logistic_baseline(work: Path) -> dict[str, float]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    feats = np.load(work / "data/04_feature/asc/logmel.npz", allow_pickle=False)
-    splits = pd.read_csv(work / "data/04_feature/asc/splits.csv")
+    feats = np.load(work / f"data/04_feature/{_task_dir(work)}/logmel.npz", allow_pickle=False)
+    splits = pd.read_csv(work / f"data/04_feature/{_task_dir(work)}/splits.csv")
     X = feats["X"]
     Z = np.concatenate([X.mean(1), X.std(1)], axis=1)
     y = feats["label"]
@@ -61,7 +72,7 @@ def logistic_cv(work: Path) -> dict[str, float]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    feats = np.load(work / "data/04_feature/asc/logmel.npz", allow_pickle=False)
+    feats = np.load(work / f"data/04_feature/{_task_dir(work)}/logmel.npz", allow_pickle=False)
     X, y, folds = feats["X"], feats["label"], feats["fold"]
     Z = np.concatenate([X.mean(1), X.std(1)], axis=1)
     accs = []
@@ -108,6 +119,7 @@ def main() -> None:
     if args.standin:
         args.data_dir = str(write_esc50_standin(Path(tempfile.mkdtemp(prefix="standin-")) / "ESC-50"))
         args.env = "esc50"
+    os.environ["RECIPE_ENV"] = args.env
     data_dir = Path(args.data_dir).resolve()
     if not data_dir.is_dir():
         sys.exit(f"--data-dir {data_dir} is not a folder")
@@ -142,9 +154,10 @@ def main() -> None:
     if res.returncode:
         sys.stderr.write(res.stdout[-4000:] + res.stderr[-8000:])
         sys.exit(f"kedro run failed ({res.returncode}); project copy kept at {work}")
-    board = pd.read_csv(work / "data/08_reporting/asc/leaderboard.csv")
-    timings = pd.read_csv(work / "data/08_reporting/asc/timings.csv")
-    quality = json.loads((work / "data/08_reporting/asc/data_quality.json").read_text())
+    reports = work / "data/08_reporting" / _task_dir(work)
+    board = pd.read_csv(reports / "leaderboard.csv")
+    timings = pd.read_csv(reports / "timings.csv")
+    quality = json.loads((reports / "data_quality.json").read_text())
     out = {"data_dir": str(data_dir), "env": args.env, "params": args.params, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
            "load_avg_1min_at_end": round(load, 2),
            "features": quality.get("features"), "leaderboard": board.to_dict("records"),

@@ -73,11 +73,21 @@ def test_empty_label_is_skipped_counted_and_no_label_is_cut(tmp_path: Path) -> N
 
 
 def test_labels_are_stripped_of_surrounding_space(tmp_path: Path) -> None:
-    root = _folder(tmp_path / "d", _rows(["a", "a ", " b", "b", "\tb "]))
+    """A column padded throughout (one spelling per class) reads as the bare labels."""
+    root = _folder(tmp_path / "d", _rows(["a ", "a ", " b", " b", " b"]))
     index, _ = index_generic(root)
     assert index["label"].tolist() == ["a", "a", "b", "b", "b"]
     features, _ = nodes.compute_logmel(index, {}, FeatureParams(**AUTO, workers=1), "fail", str(root))
     assert sorted(set(features["label"].tolist())) == ["a", "b"]
+
+
+def test_labels_differing_only_in_surrounding_space_are_an_error_naming_both(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "d", _rows(["a", "a ", "b", "b"]))
+    with pytest.raises(DataLayoutError) as exc:
+        index_generic(root)
+    msg = str(exc.value)
+    assert "labels.csv" in msg and "case or surrounding space" in msg
+    assert "'a ' (1 row(s), first on line 3)" in msg and "'a' (1 row(s), first on line 2)" in msg
 
 
 @pytest.mark.parametrize("on_bad_file", ["fail", "skip"])
@@ -87,7 +97,7 @@ def test_labels_differing_only_in_case_are_an_error_naming_both(tmp_path: Path, 
         index_generic(root, on_bad_file=on_bad_file)
     msg = str(exc.value)
     assert "labels.csv" in msg and "'label'" in msg
-    assert "'Dog' (1 row(s), first on line 3)" in msg and "'dog' (2 row(s), first on line 2)" in msg
+    assert "'Dog ' (1 row(s), first on line 3)" in msg and "'dog' (2 row(s), first on line 2)" in msg
 
 
 def test_esc50_categories_are_checked_too(tmp_path: Path) -> None:

@@ -135,10 +135,11 @@ def _parse_folds(df: pd.DataFrame, csv_path: Path) -> pd.DataFrame:
 def _check_labels(
     df: pd.DataFrame, column: str, csv_path: Path, on_bad_file: str, report: QualityReport, task: str | None
 ) -> pd.DataFrame:
-    """Labels stripped of surrounding whitespace (``"dog "`` is ``"dog"``); rows with an empty or
-    missing label fail, or are dropped and counted with ``on_bad_file: skip``; two spellings
-    that differ only in case (``Dog``/``dog``) are an error either way, naming both: which one
-    is meant is the user's call, and each would otherwise train a class of its own."""
+    """Labels stripped of surrounding whitespace (a column padded throughout, ``"dog "``, reads as
+    ``"dog"``); rows with an empty or missing label fail, or are dropped and counted with
+    ``on_bad_file: skip``; two spellings that differ only in case or surrounding space
+    (``Dog``/``dog``, ``dog ``/``dog``) are an error either way, naming both: which one is meant
+    is the user's call, and each would otherwise train a class of its own."""
     raw = df[column]
     labels = pd.Series([None if pd.isna(v) else str(v).strip() for v in raw], index=df.index, dtype=object)
     empty = labels.isna() | (labels == "")
@@ -159,14 +160,15 @@ def _check_labels(
         logger.info("%s: stripped surrounding whitespace from %d label(s) in column '%s'", csv_path, changed, column)
     spellings: dict[str, dict[str, list[int]]] = {}
     for row, label in labels.items():
-        spellings.setdefault(label.casefold(), {}).setdefault(label, []).append(_line(row))
+        spellings.setdefault(label.casefold(), {}).setdefault(str(raw[row]), []).append(_line(row))
     clashes = [variants for variants in spellings.values() if len(variants) > 1]
     if clashes:
         described = "; ".join(
-            " vs ".join(f"'{label}' ({len(lines)} row(s), first on line {lines[0]})" for label, lines in sorted(v.items()))
+            " vs ".join(f"{label!r} ({len(lines)} row(s), first on line {lines[0]})" for label, lines in sorted(v.items()))
             for v in clashes[:5]
         )
-        raise DataLayoutError(f"{csv_path}: column '{column}' spells {len(clashes)} label(s) in more than one case: "
+        raise DataLayoutError(f"{csv_path}: column '{column}' spells {len(clashes)} label(s) in more than one way "
+                              f"(case or surrounding space): "
                               f"{described}; each spelling would train a class of its own: use one spelling per class")
     df = df.copy()
     df[column] = labels.astype(str)
