@@ -11,7 +11,7 @@ Each case runs the ``asc`` pipeline on ``conf/test`` sizes (a little larger: 20 
   started that are still alive 5 s later are counted, temporary files in the outputs listed, and
   the same command is run again (it resumes) and compared with the reference;
 * ``sigterm-training``: ``kill -TERM`` during training, then the same;
-* ``disk-full``: the model folder on a 1 MiB tmpfs (needs root): the last line must name the
+* ``disk-full``: the model folder on a 48 KiB tmpfs (needs root): the last line must name the
   path and say the disk is full; nothing half-written may be left.
 
     python benchmarks/faults.py [--cases kill9-training disk-full]
@@ -131,7 +131,7 @@ def main() -> None:
             if case == "disk-full":
                 models = project / "data" / "06_models"
                 models.mkdir(parents=True)
-                subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(models)], check=True)
+                subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(models)], check=True)
                 try:
                     code, out = finish(start(project, uuid.uuid4().hex))
                     last = out.strip().splitlines()[-1]

@@ -5,6 +5,16 @@ Importing the package pins the CPU kernels of numpy and torch first (see
 mlsp_pipelines``, DVC stages, the tests -- imports this file before numpy or torch.
 """
 
+import os as _os
+
 from mlsp_pipelines.determinism import pin_cpu_kernels as _pin_cpu_kernels
 
 _pin_cpu_kernels()
+
+# MLflow gives its loggers a handler of its own at INFO when it loads, which bypasses
+# conf/logging.yml (its system-metrics lines then came after a failed run's error, as its last
+# lines); the project's logging configuration decides. Its artefact download bars follow the
+# project's progress switch (MLSP_PROGRESS=0).
+_os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+if _os.environ.get("MLSP_PROGRESS", "1").strip().lower() in {"0", "false", "no", "off"}:
+    _os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
