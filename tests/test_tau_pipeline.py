@@ -64,16 +64,16 @@ def test_tau_env_end_to_end_on_the_released_layout(project_copy: Path, tmp_path:
             "report": {"n_examples": 2, "latency_repeats": 2}}
     run_session(project_copy, ["asc"], env="tau", runtime_params={"data_dir": str(data), "asc": tiny})
 
-    index = pd.read_csv(project_copy / "data" / "02_intermediate" / "asc" / "index.csv")
+    index = pd.read_csv(project_copy / "data" / "02_intermediate" / "asc-tau" / "index.csv")
     assert index["path"].str.startswith("audio/").all()  # relative to the dataset folder
     assert {"device", "city", "group", "split"} <= set(index.columns)
-    splits = pd.read_csv(project_copy / "data" / "04_feature" / "asc" / "splits.csv")
+    splits = pd.read_csv(project_copy / "data" / "04_feature" / "asc-tau" / "splits.csv")
     merged = splits.merge(index[["filename", "group", "split"]].rename(columns={"split": "official"}), on="filename")
     assert ((merged["split"] == "test") == (merged["official"] == "test")).all()
     assert set(merged.loc[merged["official"] == "train", "split"]) == {"train", "val"}
     assert merged.groupby("group")["split"].nunique().max() == 1  # no location straddles splits
 
-    reports = project_copy / "data" / "08_reporting" / "asc"
+    reports = project_copy / "data" / "08_reporting" / "asc-tau"  # a real-data environment writes apart
     board = pd.read_csv(reports / "leaderboard.csv")
     assert {"accuracy", "log_loss", "accuracy_seen", "accuracy_unseen", "log_loss_seen",
             "log_loss_unseen"} <= set(board.columns)
@@ -89,7 +89,7 @@ def test_tau_env_end_to_end_on_the_released_layout(project_copy: Path, tmp_path:
     assert metrics["log_loss"] == pytest.approx(overall["log_loss"])
     assert metrics["accuracy_unseen"] == pytest.approx(dev.loc["s4", "accuracy"])
     assert (reports / "models" / "cnn" / "breakdown.png").stat().st_size > 0
-    stored = json.loads((project_copy / "data" / "07_model_output" / "asc" / "cnn" / "breakdown_metrics.json").read_text())
+    stored = json.loads((project_copy / "data" / "07_model_output" / "asc-tau" / "cnn" / "breakdown_metrics.json").read_text())
     assert stored["seen_devices"] == ["a", "b", "s1", "s2", "s3"]
     assert not any("second" in k or "latency" in k for k in stored)  # reproducible: no timings
     quality = json.loads((reports / "data_quality.json").read_text())
