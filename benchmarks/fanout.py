@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _project import project_copy  # benchmarks/_project.py
+
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = {"KEDRO_DISABLE_TELEMETRY": "1", "MLSP_PROGRESS": "0", "OMP_WAIT_POLICY": "PASSIVE"}
 NODE_SECONDS = "data/08_reporting/node_seconds.json"  # mlsp_pipelines.runner.NODE_SECONDS
@@ -47,15 +49,6 @@ def _vmhwm_mb() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024.0
     return float("nan")
-
-
-def _copy_project(dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    shutil.copytree(ROOT / "conf", dest / "conf", ignore=shutil.ignore_patterns("local"))
-    (dest / "conf" / "local").mkdir()
-    shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")
-    (dest / "src").mkdir()
-    return dest
 
 
 def _digests(project: Path) -> dict[str, str]:
@@ -146,11 +139,11 @@ def main() -> None:
             runtime = _merge(SCENARIOS[name], {"asc": {"train": {"resume": False}}})
             if args.epochs:
                 runtime = _merge(runtime, {"asc": {"train": {"epochs": args.epochs}}})
-            base = _copy_project(Path(tmp) / name / "prepared")
+            base = project_copy(Path(tmp) / name / "prepared")
             _run_child("prepare", base, args, runtime)
             results = {}
             for mode in ("sequential", "dask"):
-                project = _copy_project(Path(tmp) / name / mode)
+                project = project_copy(Path(tmp) / name / mode)
                 shutil.rmtree(project / "data", ignore_errors=True)
                 shutil.copytree(base / "data", project / "data", ignore=shutil.ignore_patterns(".locks"))
                 if mode == "dask" and not args.no_history:  # what the sequential run recorded, as an earlier run would

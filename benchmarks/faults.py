@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -34,20 +33,11 @@ import uuid
 from pathlib import Path
 
 import psutil
+from _project import project_copy  # benchmarks/_project.py
 
-ROOT = Path(__file__).resolve().parents[1]
 PARAMS = "asc.synth.n_per_class=20,asc.train.epochs=6,asc.features.workers=2"
 MARK = "MLSP_FAULT_MARK"
 CASES = ("kill9-features", "kill9-training", "kill9-checkpoint", "sigterm-training", "disk-full")
-
-
-def project_copy(dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    shutil.copytree(ROOT / "conf", dest / "conf", ignore=shutil.ignore_patterns("local"))
-    (dest / "conf" / "local").mkdir()
-    shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")
-    (dest / "src").mkdir()
-    return dest
 
 
 def start(project: Path, mark: str) -> subprocess.Popen[str]:

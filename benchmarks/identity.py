@@ -21,27 +21,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _project import ROOT, project_copy  # benchmarks/_project.py
+
 PIPELINES = ("asc", "asthma", "seq2seq", "word2vec", "viscoelastic")
 #: Files that hold wall-clock times or speeds (never DVC outputs).
 TIMING_NAMES = ("timings", "node_seconds", "word2vec/speed.png")
-
-
-def project_copy(dest: Path) -> Path:
-    """conf/ (without conf/local) and pyproject.toml: the installed package provides the code."""
-    dest.mkdir(parents=True)
-    shutil.copytree(ROOT / "conf", dest / "conf", ignore=shutil.ignore_patterns("local"))
-    (dest / "conf" / "local").mkdir()
-    shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")
-    (dest / "src").mkdir()
-    return dest
 
 
 def run(project: Path, pipeline: str, tier: str, cpu: str | None) -> float:

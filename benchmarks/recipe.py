@@ -36,26 +36,25 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _task_dir(work: Path) -> str:
+def _task_dir(work: Path, env: str) -> str:
     """``asc`` plus the environment's ``data_suffix`` (conf/<env>/globals.yml): a real-data
     environment writes apart from the default pipeline's outputs (``asc-esc50``)."""
     import yaml
 
-    env = os.environ.get("RECIPE_ENV", "base")
     globals_file = work / "conf" / env / "globals.yml"
     suffix = (yaml.safe_load(globals_file.read_text()) or {}).get("data_suffix", "") if globals_file.is_file() else ""
     return f"asc{suffix}"
 
 
-def logistic_baseline(work: Path) -> dict[str, float]:
+def logistic_baseline(features: Path) -> dict[str, float]:
     """Standardised clip mean+std log-mel → multinomial logistic regression (train+val folds),
     accuracy on the test split of the run's own split table."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    feats = np.load(work / f"data/04_feature/{_task_dir(work)}/logmel.npz", allow_pickle=False)
-    splits = pd.read_csv(work / f"data/04_feature/{_task_dir(work)}/splits.csv")
+    feats = np.load(features / "logmel.npz", allow_pickle=False)
+    splits = pd.read_csv(features / "splits.csv")
     X = feats["X"]
     Z = np.concatenate([X.mean(1), X.std(1)], axis=1)
     y = feats["label"]
@@ -66,13 +65,13 @@ def logistic_baseline(work: Path) -> dict[str, float]:
             "n_test": int(test.sum())}
 
 
-def logistic_cv(work: Path) -> dict[str, float]:
+def logistic_cv(features: Path) -> dict[str, float]:
     """The same baseline under the ESC-50 protocol: fold k tests, all other folds train."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    feats = np.load(work / f"data/04_feature/{_task_dir(work)}/logmel.npz", allow_pickle=False)
+    feats = np.load(features / "logmel.npz", allow_pickle=False)
     X, y, folds = feats["X"], feats["label"], feats["fold"]
     Z = np.concatenate([X.mean(1), X.std(1)], axis=1)
     accs = []
@@ -119,7 +118,6 @@ def main() -> None:
     if args.standin:
         args.data_dir = str(write_esc50_standin(Path(tempfile.mkdtemp(prefix="standin-")) / "ESC-50"))
         args.env = "esc50"
-    os.environ["RECIPE_ENV"] = args.env
     data_dir = Path(args.data_dir).resolve()
     if not data_dir.is_dir():
         sys.exit(f"--data-dir {data_dir} is not a folder")
@@ -154,7 +152,8 @@ def main() -> None:
     if res.returncode:
         sys.stderr.write(res.stdout[-4000:] + res.stderr[-8000:])
         sys.exit(f"kedro run failed ({res.returncode}); project copy kept at {work}")
-    reports = work / "data/08_reporting" / _task_dir(work)
+    task_dir = _task_dir(work, args.env)
+    reports = work / "data/08_reporting" / task_dir
     board = pd.read_csv(reports / "leaderboard.csv")
     timings = pd.read_csv(reports / "timings.csv")
     quality = json.loads((reports / "data_quality.json").read_text())
@@ -162,7 +161,8 @@ def main() -> None:
            "load_avg_1min_at_end": round(load, 2),
            "features": quality.get("features"), "leaderboard": board.to_dict("records"),
            "timings": timings.to_dict("records")}
-    out["logistic_regression"] = logistic_baseline(work) if "accuracy" in board else logistic_cv(work)
+    features = work / "data/04_feature" / task_dir
+    out["logistic_regression"] = logistic_baseline(features) if "accuracy" in board else logistic_cv(features)
     print(board.to_string(index=False))
     print(timings.to_string(index=False))
     print("logistic regression (clip mean+std log-mel):", out.get("logistic_regression"))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _project import project_copy  # benchmarks/_project.py
+
 HEAVY = ("torch", "matplotlib", "scipy", "sklearn", "librosa", "mlflow", "pandas", "distributed")
 
 
@@ -62,11 +62,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="startup-") as tmp:
-        project = Path(tmp) / "project"
-        shutil.copytree(ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
-        (project / "conf" / "local").mkdir()
-        shutil.copy2(ROOT / "pyproject.toml", project / "pyproject.toml")
-        (project / "src").mkdir()
+        project = project_copy(Path(tmp) / "project")
         first_node_seconds(project)  # creates the MLflow store (schema migrations happen once)
         print(f"load {os.getloadavg()[0]:.2f}")
         for name, measure in (("kedro registry list", lambda: command_seconds(project, "registry", "list")),
