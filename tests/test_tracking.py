@@ -155,6 +155,22 @@ def test_long_values_and_odd_names_are_never_lost(tmp_path: Path) -> None:
     assert run.data.metrics == {"per_class_f1.dog _bark_": 0.5, "per_class_f1.a_b": 0.25}
 
 
+def test_a_run_shorter_than_the_sampling_interval_still_has_system_metrics(tmp_path: Path) -> None:
+    """MLflow's monitor publishes only after a full interval; ours publishes what it has when the run
+    ends, so whether a short run has ``system/*`` metrics does not depend on timing."""
+    from mlsp_pipelines.tracking import RunTracker
+
+    tracker = RunTracker(sqlite_uri(tmp_path / "m.db"), "x", (tmp_path / "art").as_uri(), system_metrics_interval=60.0)
+    tracker.start("short", {})
+    tracker.open("m", "model", {})
+    tracker.close("m")
+    tracker.end("FINISHED")
+    runs = tracker.client.search_runs([tracker.experiment_id])
+    assert len(runs) == 2
+    for run in runs:
+        assert "system/cpu_utilization_percentage" in run.data.metrics, run.info.run_name
+
+
 # -- model runs: lifetime, live epochs, headline metrics -------------------------------------------------
 def test_model_runs_last_as_long_as_their_own_work(tracked: Tracked) -> None:
     children = sorted(tracked.children().values(), key=lambda r: r.info.start_time)

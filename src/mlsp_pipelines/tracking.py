@@ -282,6 +282,27 @@ class OpenRun:
     live_epochs: bool = False
 
 
+def _system_metrics_monitor(run_id: str, interval: float, uri: str) -> Any:
+    """MLflow's system-metrics monitor, publishing at least one sample per run.
+
+    MLflow's monitor publishes only after a full sampling interval, so a run shorter than the
+    interval (a small model on the embedded data) ended with no ``system/*`` metrics at all, and
+    whether it had them depended on timing. This one publishes what it collected when it stops.
+    """
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    class _Monitor(SystemMetricsMonitor):
+        def finish(self) -> None:
+            started, first_step = self._process is not None, self._logging_step
+            super().finish()
+            if started and self._logging_step == first_step:  # stopped before its first interval
+                self.collect_metrics()
+                self.publish_metrics(self.aggregate_metrics())
+                self.mlflow_logger.flush()
+
+    return _Monitor(run_id, sampling_interval=interval, samples_before_logging=1, tracking_uri=uri)
+
+
 class RunTracker:
     """The parent run of one ``kedro run`` and the runs nested under it."""
 
@@ -375,10 +396,7 @@ class RunTracker:
         if not self.system_metrics_interval:
             return None
         try:
-            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
-
-            mon = SystemMetricsMonitor(run_id, sampling_interval=self.system_metrics_interval,
-                                       samples_before_logging=1, tracking_uri=self.uri)
+            mon = _system_metrics_monitor(run_id, self.system_metrics_interval, self.uri)
             mon.start()
             return mon
         except Exception as exc:  # noqa: BLE001 - system metrics are optional (psutil missing, ...)
