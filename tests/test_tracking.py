@@ -495,3 +495,73 @@ def test_git_dirty_ignores_dvc_lock_which_dvc_repro_rewrites(tmp_path: Path) -> 
     assert git_state(tmp_path)["git_dirty"] == "false"
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_state(tmp_path)["git_dirty"] == "true"
+
+
+# -- the run's set-up is off the critical path ------------------------------------------------------------
+def _bare_hook(tmp_path: Path) -> Any:
+    from mlsp_pipelines.hooks import MlflowHook
+
+    hook = MlflowHook()
+    hook.root, hook.params = tmp_path, {}
+    hook.mlflow_conf = {"tracking_uri": sqlite_uri(tmp_path / "m.db"), "system_metrics_interval_s": 0}
+    return hook
+
+
+def _begin(hook: Any) -> None:
+    from kedro.pipeline import Pipeline
+
+    hook.before_pipeline_run({"pipeline_names": ["asc"], "run_id": "s1"}, Pipeline([]), None)
+
+
+def test_the_mlflow_run_is_set_up_while_the_first_nodes_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``before_pipeline_run`` returns before the MLflow run exists (importing MLflow and opening its
+    store take over a second); the first use of the tracker waits for it."""
+    import threading
+
+    from mlsp_pipelines import hooks
+
+    gate = threading.Event()
+    real = hooks.RunTracker.__init__
+
+    def slow_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        assert gate.wait(30)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(hooks.RunTracker, "__init__", slow_init)
+    hook = _bare_hook(tmp_path)
+    _begin(hook)  # returns although the tracker cannot be built yet
+    assert hook._tracking() and hook._tracker is None
+    gate.set()
+    tracker = hook.tracker
+    assert tracker is not None and tracker.client.get_run(tracker.parent_id).info.status == "RUNNING"
+    hook.after_pipeline_run()
+    assert tracker.client.get_run(tracker.parent_id).info.status == "FINISHED"
+    assert hook.lock is None  # the pipeline's lock was released
+
+
+def test_a_failed_set_up_surfaces_at_first_use_and_frees_the_pipeline(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlsp_pipelines import hooks
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("MLflow store at sqlite:///x is corrupt")
+
+    monkeypatch.setattr(hooks, "close_dead_runs", broken)
+    hook = _bare_hook(tmp_path)
+    _begin(hook)
+    with pytest.raises(RuntimeError, match="is corrupt"):
+        hook.tracker  # noqa: B018 - the first use raises the set-up's error
+    hook.on_pipeline_error(RuntimeError("boom"))  # what Kedro calls next: ends cleanly
+    assert hook.lock is None
+    # nothing was left RUNNING: the half-made run was closed FAILED
+    from mlflow.tracking import MlflowClient
+
+    runs = MlflowClient(sqlite_uri(tmp_path / "m.db")).search_runs(
+        [e.experiment_id for e in MlflowClient(sqlite_uri(tmp_path / "m.db")).search_experiments()])
+    assert all(r.info.status != "RUNNING" for r in runs)
+    # a second run of the same pipeline is not refused by a stale lock
+    monkeypatch.undo()
+    hook2 = _bare_hook(tmp_path)
+    _begin(hook2)
+    assert hook2.tracker is not None
+    hook2.after_pipeline_run()

@@ -25,7 +25,9 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,7 +157,8 @@ class MlflowHook:
     """One parent run per ``kedro run``, one run per trained model, nested runs per extra training."""
 
     def __init__(self) -> None:
-        self.tracker: RunTracker | None = None
+        self._tracker: RunTracker | None = None
+        self._starting: Future[None] | None = None  # the MLflow run's set-up, under way in the background
         self.root = Path.cwd()
         self.env = "local"
         self.mlflow_conf: dict[str, Any] = {}
@@ -179,6 +182,24 @@ class MlflowHook:
         self._remote_used = False
 
     # -- set-up ------------------------------------------------------------------------------------
+    @property
+    def tracker(self) -> RunTracker | None:
+        """The run's tracker; None when tracking is off. The MLflow run is set up in the background
+        while the first nodes run (importing MLflow and opening its store take over a second);
+        the first use waits for it, and raises its error if the set-up failed."""
+        if self._starting is not None:
+            starting, self._starting = self._starting, None
+            starting.result()
+        return self._tracker
+
+    @tracker.setter
+    def tracker(self, value: RunTracker | None) -> None:
+        self._tracker = value
+
+    def _tracking(self) -> bool:
+        """Tracking is on (the run has started or is starting), without waiting for it."""
+        return self._starting is not None or self._tracker is not None
+
     @hook_impl
     def after_context_created(self, context: Any) -> None:
         self.root = Path(context.project_path)
@@ -200,27 +221,40 @@ class MlflowHook:
         self.env = run_params.get("env") or self.env
         self.lock = PipelineLock(self.root, self.family)
         self.lock.acquire(command=command_line(), kedro_session_id=str(run_params.get("run_id")))
+        if not self.mlflow_conf.get("enabled", True):
+            return
         try:
-            if self.mlflow_conf.get("enabled", True):
-                self._start(run_params, pipeline, names)
+            uri = resolve_tracking_uri(self.mlflow_conf.get("tracking_uri"), self.root)
+            check_reachable(uri)  # a server that does not answer stops the run before any node
+            _interrupt_on_sigterm()  # signal handlers can only be set from the main thread
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            self._locked = lineage.dvc_locked(self.root)
+            for n in pipeline.nodes:
+                if MODEL_RUN_TAG in n.tags and n.namespace:
+                    self._remaining[n.namespace] = self._remaining.get(n.namespace, 0) + 1
         except BaseException:
-            if self.tracker is not None:  # the run never started: no RUNNING leftovers
-                self.tracker.end("FAILED")
-                self.tracker = None
             self._release()
             raise
+        self._starting = _in_background(self._start_or_clean_up, uri, run_params, pipeline, names)
 
-    def _start(self, run_params: dict[str, Any], pipeline: Any, names: list[str]) -> None:
+    def _start_or_clean_up(self, uri: str, run_params: dict[str, Any], pipeline: Any, names: list[str]) -> None:
+        try:
+            self._start(uri, run_params, pipeline, names)
+        except BaseException:
+            if self._tracker is not None:  # the run never started: no RUNNING leftovers
+                self._tracker.end("FAILED")
+                self._tracker = None
+            raise
+
+    def _start(self, uri: str, run_params: dict[str, Any], pipeline: Any, names: list[str]) -> None:
         import mlflow
 
-        uri = resolve_tracking_uri(self.mlflow_conf.get("tracking_uri"), self.root)
-        check_reachable(uri)
         experiment = experiment_name(self.family, self.env)
         interval = self.mlflow_conf.get("system_metrics_interval_s", 1.0)
-        self.tracker = RunTracker(uri, experiment, artifact_root_for(uri, self.root), system_metrics_interval=interval)
+        self._tracker = RunTracker(uri, experiment, artifact_root_for(uri, self.root), system_metrics_interval=interval)
         mlflow.set_tracking_uri(uri)  # log_model goes through the global API
-        mlflow.set_experiment(experiment_id=self.tracker.experiment_id)
-        close_dead_runs(self.tracker.client)
+        mlflow.set_experiment(experiment_id=self._tracker.experiment_id)
+        close_dead_runs(self._tracker.client)
         git = git_state(self.root)
         if git["git_dirty"] == "true":
             logger.warning("the git work tree has uncommitted changes: this run is not reproducible from %s",
@@ -229,12 +263,10 @@ class MlflowHook:
         section = self.params.get(self.family, {})
         self._record = lineage.collect(section, git, command)
         self._record.update(pipelines=names, env=self.env, runtime_params=run_params.get("runtime_params") or {})
-        self._locked = lineage.dvc_locked(self.root)
         try:
             user = getpass.getuser()
         except (KeyError, OSError):
             user = "unknown"
-        self._stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         self._child_tags = {
             "pipeline": self.family, "kedro_env": self.env, "kedro_session_id": str(run_params.get("run_id")),
             "mlflow.user": user, "mlflow.source.name": command, "mlflow.source.type": "LOCAL", **git,
@@ -257,15 +289,12 @@ class MlflowHook:
                 "To compare them, expand this run, tick the model runs and press **Compare**."
             ),
         }
-        _interrupt_on_sigterm()
         run_name = f"{self.family} {self.env} {self._stamp}"
-        run_id = self.tracker.start(run_name, tags)
-        self.tracker.log_params(self.tracker.parent, flatten(section))
-        self.tracker.client.log_dict(run_id, self._record, "lineage.json")
-        self.lock.update(mlflow_run_id=run_id, mlflow_run_name=run_name)
-        for n in pipeline.nodes:
-            if MODEL_RUN_TAG in n.tags and n.namespace:
-                self._remaining[n.namespace] = self._remaining.get(n.namespace, 0) + 1
+        run_id = self._tracker.start(run_name, tags)
+        self._tracker.log_params(self._tracker.parent, flatten(section))
+        self._tracker.client.log_dict(run_id, self._record, "lineage.json")
+        if self.lock is not None:
+            self.lock.update(mlflow_run_id=run_id, mlflow_run_name=run_name)
         logger.info("MLflow run '%s' (%s) in experiment '%s' at %s", run_name, run_id, experiment, uri)
 
     # -- declarations ----------------------------------------------------------------------------------
@@ -295,7 +324,7 @@ class MlflowHook:
     # -- nodes -------------------------------------------------------------------------------------------
     @hook_impl
     def before_node_run(self, node: Any, catalog: Any, inputs: dict[str, Any]) -> None:
-        if self.tracker is None or MODEL_RUN_TAG not in node.tags or not node.namespace:
+        if MODEL_RUN_TAG not in node.tags or not node.namespace or self.tracker is None:
             return
         # the node that outputs the run's model trains it; a model declared `nested` (a cross-validation
         # fold's) is trained in a run of its own under the model's run
@@ -328,6 +357,8 @@ class MlflowHook:
         if state is not None and state.token is not None:
             observers.uninstall(state.token)
         self._stop_monitor(state)
+        if state is None and not any(self._declared(name) for name in outputs):
+            return  # nothing to log: no need to wait for a run still being set up
         if self.tracker is None:
             return
         if state is not None:
@@ -374,7 +405,7 @@ class MlflowHook:
     @hook_impl
     def after_dataset_loaded(self, dataset_name: str, data: Any, node: Any) -> None:
         """Remember which DVC-tracked paths the run read (hashed for the lineage at the end)."""
-        if self.tracker is None or not self._locked or dataset_name.startswith("params:") or self.catalog is None:
+        if not self._tracking() or not self._locked or dataset_name.startswith("params:") or self.catalog is None:
             return
         try:
             ds = self.catalog.get(dataset_name)
@@ -657,14 +688,21 @@ class MlflowHook:
 
     def _end(self, status: str) -> None:
         try:
-            if self.tracker is not None:
+            try:
+                tracker = self.tracker  # waits for a set-up still under way
+            except Exception:
+                if status == "FINISHED":
+                    raise  # the run's own error: the MLflow run could not be set up
+                logger.exception("the MLflow run could not be set up")  # the pipeline's error comes first
+                tracker = None
+            if tracker is not None:
                 try:
                     self._finish_lineage()
                 finally:
                     try:
                         self._close_leftovers(status)
                     finally:
-                        self.tracker.end(status)
+                        tracker.end(status)
         finally:
             self.tracker = None
             self._digests.clear()
@@ -686,6 +724,20 @@ class MlflowHook:
                 observers.uninstall(state.token)
         self._nodes.clear()
         self._end("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+
+
+def _in_background(fn: Any, *args: Any) -> Future[None]:
+    """``fn(*args)`` in a daemon thread; its error is raised where the future's result is read."""
+    future: Future[None] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the result
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="mlflow-run-setup", daemon=True).start()
+    return future
 
 
 def _model_params(spec: Any, name: str) -> dict[str, Any]:
