@@ -259,3 +259,7 @@ class ReportParams(_Section):
     # DCASE-style breakdown of the test set: accuracy and log loss per class, device (seen/unseen in
     # training) and city where the data carries them; shapes the graph (one more node per model)
     breakdown: bool = False
+    # test-time augmentation: also score the mean prediction over this many circular time shifts of
+    # each clip, spread over +-tta_shift of its length (accuracy_tta beside accuracy; 1: off)
+    tta: int = Field(1, ge=1)
+    tta_shift: float = Field(0.1, ge=0, lt=0.5)

@@ -108,6 +108,37 @@ def _latency_ms(net: torch.nn.Module, x: torch.Tensor, report: ReportParams) -> 
     return 1e3 * float(np.median(times)) / len(batch)
 
 
+def tta_shifts(n_frames: int, n: int, max_shift: float) -> list[int]:
+    """``n`` circular time shifts in frames, evenly spread over +-``max_shift`` of the clip
+    (0 among them when ``n`` is odd): the range training's ``time_shift`` augmentation rolls by."""
+    if n <= 1:
+        return [0]
+    return [int(round(s)) for s in np.linspace(-max_shift * n_frames, max_shift * n_frames, n)]
+
+
+def tta_probabilities(net: Any, X: Any, n: int, max_shift: float) -> np.ndarray:
+    """Class probabilities averaged over ``n`` time-shifted copies of every clip (X: (N, T, F))."""
+    import torch
+
+    from mlsp_pipelines.training.loop import predict
+
+    total = None
+    for shift in tta_shifts(int(X.shape[1]), n, max_shift):
+        p = torch.softmax(predict(net, (torch.roll(X, shift, dims=1),)), dim=-1)
+        total = p if total is None else total + p
+    return (total / n).numpy()
+
+
+def _tta_report(net: Any, X: Any, y: np.ndarray, classes: list[str], report: ReportParams | None) -> dict[str, float]:
+    """``accuracy_tta`` and ``macro_f1_tta`` beside the single-pass numbers (``report.tta`` > 1)."""
+    from mlsp_pipelines.evaluation.metrics import classification_report
+
+    if report is None or report.tta <= 1 or X.ndim != 3:
+        return {}
+    rep = classification_report(y, tta_probabilities(net, X, report.tta, report.tta_shift).argmax(-1), classes)
+    return {"accuracy_tta": rep["accuracy"], "macro_f1_tta": rep["macro_f1"]}
+
+
 def evaluate_classifier(
     bundle: dict[str, Any], history: pd.DataFrame, model_input: dict, report: ReportParams,
     train_seconds: float | None = None,
@@ -132,6 +163,7 @@ def evaluate_classifier(
     pred = probs.argmax(-1)
     classes = bundle["classes"]
     rep = classification_report(y.numpy(), pred, classes)
+    rep.update(_tta_report(net, X, y.numpy(), list(classes), report))
     if report.normal_class is not None:
         rep.update(icbhi_scores(y.numpy(), pred, classes, report.normal_class))
     cm = confusion_matrix(y.numpy(), pred, len(classes))
@@ -229,8 +261,10 @@ def cross_validate_fold(features: dict[str, np.ndarray], model: ModelSpec, train
     trained, cx = _fit_one(data, model, train, checkpoints, desc=f"{name} fold {fold}", report=report, name=name,
                            task=task)
     net, result = trained.net, trained.result
-    pred = predict(net, (torch.from_numpy(np.ascontiguousarray(data["X_test"])),)).argmax(-1).numpy()
+    X_test = torch.from_numpy(np.ascontiguousarray(data["X_test"]))
+    pred = predict(net, (X_test,)).argmax(-1).numpy()
     rep = classification_report(data["y_test"], pred, list(data["classes"]))
+    rep.update(_tta_report(net, X_test, data["y_test"], list(data["classes"]), report))
     if report.normal_class is not None:
         rep.update(icbhi_scores(data["y_test"], pred, list(data["classes"]), report.normal_class))
     logger.info("%s fold %s: accuracy %.4f (%d test clips)", name, fold, rep["accuracy"], len(pred))
@@ -248,8 +282,8 @@ def summarise_folds(*fold_metrics: dict[str, Any]) -> tuple[dict[str, Any], pd.D
     folds = sorted(fold_metrics, key=lambda m: m["fold"])
     first = folds[0]
     out: dict[str, Any] = {"model": first["model"], "arch": first["arch"], "folds": [m["fold"] for m in folds]}
-    keys = [k for k in ("accuracy", "macro_f1", "balanced_accuracy", "sensitivity", "specificity", "icbhi_score")
-            if k in first]
+    keys = [k for k in ("accuracy", "accuracy_tta", "macro_f1", "macro_f1_tta", "balanced_accuracy", "sensitivity",
+                        "specificity", "icbhi_score") if k in first]
     k = len(folds)
     for key in keys:
         v = np.array([m[key] for m in folds], dtype=float)
@@ -260,6 +294,8 @@ def summarise_folds(*fold_metrics: dict[str, Any]) -> tuple[dict[str, Any], pd.D
     for key in ("params", "param_bytes", "macs_per_s", "within_budget"):
         if key in first:
             out[key] = first[key]
+    if all("n_test" in m and m.get("n_train") for m in folds):  # for the paired comparison of models
+        out["test_train_ratio"] = float(np.mean([m["n_test"] / m["n_train"] for m in folds]))
     table = pd.DataFrame([{k: m[k] for k in ("fold", *keys, "n_train", "n_val", "n_test", "best_epoch") if k in m}
                           for m in folds])
     return out, table
