@@ -19,6 +19,7 @@ os.environ.setdefault("MLSP_PROGRESS", "0")
 
 ROOT = Path(__file__).resolve().parents[2]
 MULTI30K = ROOT.parent / "shared" / "data" / "multi30k-sample"
+MULTI30K_ENFR = ROOT.parent / "shared" / "data" / "multi30k-enfr"
 ARCHS = ("gru_attn", "gru_noattn", "transformer_s2s")
 REPORT = Path("data/08_reporting/seq2seq")
 
@@ -119,6 +120,10 @@ def test_mlflow_has_a_nested_run_per_model(project: Path, default_run: str) -> N
         assert {"exact_match", "token_accuracy", "bleu"} <= set(run.data.metrics)
         assert run.data.params["model.name"] == arch and "train.epochs" in run.data.params
         assert len(client.get_metric_history(run.info.run_id, "val_loss")) >= 1
+        # greedy validation BLEU every epoch, live; the kept epoch is the best by it
+        bleu = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "epoch/val_bleu"), key=lambda m: m.step)]
+        assert len(bleu) == int(run.data.metrics["epochs_run"]) and all(0 <= b <= 100 for b in bleu), arch
+        assert int(run.data.metrics["best_epoch"]) == 1 + bleu.index(max(bleu)), arch
         artefacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
         assert "plots/attention_plot.png" in artefacts and run.outputs.model_outputs  # a logged MLflow model
         assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"seq2seq.train", "seq2seq.val", "seq2seq.test"}
@@ -175,3 +180,18 @@ def test_official_splits_are_selected_by_corpus_dir(project: Path) -> None:
     assert pairs["test"]["source"] == [line.split("\t")[0] for line in test_lines]
     vocab = json.loads((project / "data/04_feature/seq2seq/vocab.json").read_text())
     assert vocab["target"]["level"] == "subword" and vocab["target"]["subword_model"]
+
+
+@pytest.mark.slow
+def test_the_translation_direction_is_a_run_time_choice(project: Path) -> None:
+    """``--params corpus_dir=...,source_lang=fr,target_lang=en`` reads French as the source."""
+    if not (MULTI30K_ENFR / "test.fr").is_file():
+        pytest.skip(f"Multi30K en-fr not available: {MULTI30K_ENFR}/test.fr does not exist")
+    runtime = {"corpus_dir": str(MULTI30K_ENFR), "source_lang": "fr", "target_lang": "en",
+               "seq2seq": {"vocab": {"level": "word", "min_freq": 5}}}
+    _session(project, ["seq2seq_data"], runtime)
+    pairs = json.loads((project / "data/02_intermediate/seq2seq/pairs.json").read_text())
+    fr = [line.strip() for line in (MULTI30K_ENFR / "test.fr").read_text(encoding="utf-8").splitlines()]
+    en = [line.strip() for line in (MULTI30K_ENFR / "test.en").read_text(encoding="utf-8").splitlines()]
+    assert pairs["test"]["source"] == fr and pairs["test"]["target"] == en
+    assert 28900 < len(pairs["train"]["source"]) <= 29000  # exact duplicates dropped (dedupe)

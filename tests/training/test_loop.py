@@ -268,3 +268,25 @@ def test_training_node_does_not_resume_a_checkpoint_trained_on_other_data(
     assert "resuming" not in caplog.text and "another configuration" in caplog.text
     clean, _, _ = train_classifier(_model_input(shift=3.0), spec, tp, None, name="m")
     assert_same_weights(other["state_dict"], clean["state_dict"])
+
+
+def test_a_validation_score_picks_the_kept_epoch_and_stops_early() -> None:
+    """``val_score`` is recorded per epoch and, with ``select_by``, decides the kept weights
+    (higher is better) whatever the validation loss does."""
+    scripted = iter([10.0, 30.0, 20.0, 25.0, 5.0, 1.0, 1.0, 1.0])
+    seen: list[int] = []
+
+    def score(model: nn.Module) -> dict[str, float]:
+        seen.append(1)
+        return {"val_bleu": next(scripted)}
+
+    model = make_model()
+    res = fit(model, TRAIN, VAL, params=params(epochs=8, patience=3), val_score=score, select_by="val_bleu")
+    assert res.history["val_bleu"] == [10.0, 30.0, 20.0, 25.0, 5.0]  # three epochs without a better score
+    assert res.best_epoch == 2 and res.stopped_early and res.epochs_run == 5 and len(seen) == 5
+    ref = fit(make_model(), TRAIN, VAL, params=params(epochs=2))
+    assert_same_weights(res.state_dict, ref.state_dict)  # the weights after epoch 2, not the lowest val loss
+    # without select_by the score is only recorded
+    res2 = fit(make_model(), TRAIN, VAL, params=params(epochs=3), val_score=lambda m: {"val_bleu": 1.0})
+    assert res2.history["val_bleu"] == [1.0, 1.0, 1.0]
+    assert res2.history["val_loss"][res2.best_epoch - 1] == min(res2.history["val_loss"])

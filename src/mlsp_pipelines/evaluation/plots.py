@@ -29,16 +29,33 @@ def confusion_figure(cm: np.ndarray, classes: list[str], title: str = "") -> Fig
     return fig
 
 
+#: Validation-only scores the training loop may record per epoch (higher is better), each a panel.
+VALIDATION_SCORES = ("val_bleu",)
+
+
 def learning_curves_figure(history: dict[str, list[float]], title: str = "") -> Figure:
-    """Loss (and accuracy when present) per epoch for train and validation."""
+    """Loss (and accuracy when present) per epoch for train and validation, and a panel per
+    validation score (e.g. greedy BLEU) with its best epoch marked."""
     keys = [k for k in ("loss", "acc") if f"train_{k}" in history]
-    fig, axes = subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
+    scores = [k for k in VALIDATION_SCORES if history.get(k)]
+    n = len(keys) + len(scores)
+    fig, axes = subplots(1, n, figsize=(5 * n, 3.5), squeeze=False)
     for ax, k in zip(axes[0], keys):
         epochs = np.arange(1, len(history[f"train_{k}"]) + 1)
         ax.plot(epochs, history[f"train_{k}"], "o-", label="train", ms=3)
         ax.plot(epochs, history[f"val_{k}"], "s-", label="validation", ms=3)
         ax.set_xlabel("epoch")
         ax.set_ylabel(k)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    for ax, k in zip(axes[0][len(keys):], scores):
+        values = np.asarray(history[k], dtype=float)
+        epochs = np.arange(1, len(values) + 1)
+        best = int(np.nanargmax(values))
+        ax.plot(epochs, values, "s-", color="C2", ms=3, label="validation")
+        ax.plot(epochs[best], values[best], "*", color="C3", ms=12, label=f"kept: epoch {best + 1}, {values[best]:.1f}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(k.removeprefix("val_"))
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title or "learning curves")

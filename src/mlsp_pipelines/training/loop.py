@@ -414,6 +414,8 @@ def fit(
     augment: Any = None,
     batch_sampler: BatchSampler | None = None,
     collate: Collate | None = None,
+    val_score: Callable[[nn.Module], dict[str, float]] | None = None,
+    select_by: str | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train`` (tuple of tensors, target last), early-stopping on ``val``.
 
@@ -423,11 +425,17 @@ def fit(
     early stopping, the last epoch's weights are kept. ``augment`` (a :class:`BatchAugmenter`)
     transforms training batches only; its generator state is checkpointed. ``batch_sampler``
     (e.g. length-bucketed batches, seeded by epoch) replaces the shuffle-and-chunk of the rows
-    and ``collate`` is applied to every batch (e.g. to trim padding).
+    and ``collate`` is applied to every batch (e.g. to trim padding). ``val_score(model)``, when
+    given, scores the model on the validation data after every epoch (e.g. ``{"val_bleu": ...}``,
+    in the history and live in MLflow); with ``select_by`` (one of its keys, higher is better)
+    that score, not the validation loss, picks the kept epoch and drives early stopping.
     """
     if task not in ("classification", "regression"):
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
     if params.nproc > 1 and params.distributed != "off" and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        if val_score is not None:
+            logger.warning("%s: the per-epoch validation score is not computed with train.nproc > 1; "
+                           "the kept epoch is the best by validation loss", desc)
         return _fit_in_processes(model, train, val, params=params, desc=desc, callbacks=callbacks, task=task,
                                  loss_fn=loss_fn, checkpoint=checkpoint, config_hash=config_hash, augment=augment,
                                  batch_sampler=batch_sampler, collate=collate)
@@ -513,6 +521,7 @@ def fit(
             if has_val
             else tr
         )
+        scores = val_score(model) if (val_score is not None and has_val) else {}
         epoch_seconds = time.perf_counter() - t0
         seconds += epoch_seconds
         history["train_loss"].append(tr["loss"])
@@ -520,21 +529,25 @@ def fit(
         if classify:
             history["train_acc"].append(tr["acc"])
             history["val_acc"].append(va["acc"])
+        for key, value in scores.items():
+            history.setdefault(key, []).append(float(value))
+        criterion = -float(scores[select_by]) if select_by in scores else va["loss"]  # lower is better
         if not math.isfinite(tr["loss"]):
             raise FloatingPointError(f"{desc}: training loss is {tr['loss']} at epoch {epoch}; lower train.lr")
         if not has_val:  # fixed schedule: the latest weights are the kept ones
             best_val, best_epoch, bad_epochs = va["loss"], epoch, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        elif va["loss"] < best_val - 1e-12:
-            best_val, best_epoch, bad_epochs = va["loss"], epoch, 0
+        elif criterion < best_val - 1e-12:
+            best_val, best_epoch, bad_epochs = criterion, epoch, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             bad_epochs += 1
         if world.is_main:
             logger.info(
-                "%s epoch %d/%d  train_loss %.4f  val_loss %.4f%s",
+                "%s epoch %d/%d  train_loss %.4f  val_loss %.4f%s%s",
                 desc, epoch, params.epochs, tr["loss"], va["loss"],
                 f"  val_acc {va['acc']:.3f}" if classify else "",
+                "".join(f"  {k} {v:.2f}" for k, v in scores.items()),
             )
         if world.is_main and callbacks:
             row = {k: v[-1] for k, v in history.items()}

@@ -216,18 +216,37 @@ def train_seq2seq(
     def collate(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         return flat_targets(trim_batch(batch) if batching.bucket else batch)
 
+    val_src, val_refs = model_input["val"][0], list(model_input["texts"]["val"]["target"])
+    max_len = int(1.5 * model_input["train"][2].shape[1]) + 5
+    greedy = Seq2SeqReportParams(beam_size=1)
+
+    def val_bleu(net: torch.nn.Module) -> dict[str, float]:
+        """Greedy sacreBLEU on the validation split: what a translator watches, and what picks the kept epoch."""
+        from sacrebleu.metrics import BLEU
+
+        valid_only, net.valid_only = net.valid_only, False
+        net.eval()
+        try:
+            with torch.inference_mode():
+                rows = decode(net, val_src, greedy, max_len)
+        finally:
+            net.valid_only = valid_only
+        hyps = [tgt_vocab.decode(row.tolist()) for row in rows]
+        return {"val_bleu": float(BLEU().corpus_score(hyps, [val_refs]).score)}
+
     def prepare(net: torch.nn.Module, settings: TrainParams) -> dict[str, Any]:
         # The output layer and the loss see the non-padded target steps only (logits (tokens, vocabulary)),
         # and the loss keeps one softmax for the backward: over a large vocabulary they are most of the work.
         net.valid_only = True
         return {"batch_sampler": sampler, "collate": collate,
-                "loss_fn": partial(softmax_cross_entropy, label_smoothing=settings.label_smoothing)}
+                "loss_fn": partial(softmax_cross_entropy, label_smoothing=settings.label_smoothing),
+                "val_score": val_bleu if len(val_refs) else None, "select_by": "val_bleu"}
 
     logger.info("%s: training on %d thread(s)%s", name, threads, ", length-bucketed batches" if batching.bucket else "")
     trained = train_model(
         name, model, train, model_input["train"], model_input["val"], in_features=len(src_vocab),
         out_features=len(tgt_vocab), task="classification", checkpoints=checkpoints, prepare=prepare,
-        fingerprint_parts=(batching.model_dump(), threads, "valid-steps softmax cross-entropy",
+        fingerprint_parts=(batching.model_dump(), threads, "valid-steps softmax cross-entropy, best by val BLEU",
                            _digest(*model_input["train"], *model_input["val"]), src_vocab.tokens, tgt_vocab.tokens),
         bundle_extra={"src_vocab": src_vocab.to_dict(), "tgt_vocab": tgt_vocab.to_dict(),
                       "max_target_len": int(model_input["train"][2].shape[1]), "threads": threads},
