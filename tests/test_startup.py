@@ -140,3 +140,17 @@ def test_model_parameters_are_validated_without_torch() -> None:
     assert len(result["checked"]) >= 15 and "asc.cnn" in result["checked"]
     assert "'chanels'" in result["error"] and "accepted: channels" in result["error"]
     assert result["torch"] is False
+
+
+def test_idle_openmp_threads_sleep_unless_the_user_chose_otherwise() -> None:
+    """The package sets OMP_WAIT_POLICY=PASSIVE before torch loads (spinning pools slow a busy
+    machine); a value the user set is kept."""
+    code = "import os, mlsp_pipelines; print(os.environ.get('OMP_WAIT_POLICY'))"
+    for preset, expected in ((None, "PASSIVE"), ("ACTIVE", "ACTIVE")):
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        if preset:
+            env["OMP_WAIT_POLICY"] = preset
+        out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.strip().splitlines()[-1] == expected

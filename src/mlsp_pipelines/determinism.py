@@ -162,15 +162,25 @@ def fast_kernels() -> bool:
     return os.environ.get(FAST_KERNELS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+#: Set unless the user set them (they change speed, never results). Idle OpenMP threads sleep
+#: instead of spinning: on a machine busy with other work, spinning pools slowed a 2-thread training
+#: step 4.4x; on an idle machine passive waiting costs nothing measurable (benchmarks/omp_wait.py).
+RUNTIME_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
 def pin_cpu_kernels() -> dict[str, str]:
-    """Set the pinned library switches in ``os.environ`` (unless opted out); returns what it set.
+    """Set the pinned library switches in ``os.environ`` (unless opted out), and the
+    :data:`RUNTIME_DEFAULTS` the user has not set; returns what it set.
 
     Must run before numpy and torch are imported; libraries already loaded keep their kernels
     (:func:`status` and :func:`configure_torch` report that).
     """
-    if fast_kernels():
-        return {}
     changed: dict[str, str] = {}
+    for key, value in RUNTIME_DEFAULTS.items():
+        if key not in os.environ:
+            changed[key] = os.environ[key] = value
+    if fast_kernels():
+        return changed
     for key in _CONFLICTING_ENV:
         if key in os.environ:
             changed[key] = "<unset>"
