@@ -203,6 +203,9 @@ class TrainParams(_Section):
     schedule: Literal["constant", "onecycle", "cosine"] = "constant"  # learning rate, stepped per batch
     warmup: float = Field(0.1, ge=0, lt=1)  # fraction of all steps spent warming up (onecycle, cosine)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    # > 1: the kept weights are the mean of this many consecutive epochs' weights, ending at the
+    # best epoch (checkpoint averaging: a flatter, usually better point late in a decaying schedule)
+    average_last: int = Field(1, ge=1)
     augment: AugmentParams = Field(default_factory=AugmentParams)
 
 

@@ -416,3 +416,32 @@ def test_bucketed_training_logs_batches_records_threads_and_is_seeded(caplog: py
     assert all(torch.equal(v, again["state_dict"][k]) for k, v in bundle["state_dict"].items())
     plain, _, _ = nodes.train_seq2seq(model_input, spec, train, Seq2SeqBatchParams(bucket=False), None, name="g")
     assert not torch.equal(plain["state_dict"]["head.weight"], bundle["state_dict"]["head.weight"])
+
+
+def test_token_budget_batches_hold_about_the_same_number_of_tokens() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 40, size=1000)
+    batches = bucket_batches(lengths, 32, seed=1, epoch=1, pool=10, max_tokens=400)
+    rows = torch.cat(batches).numpy()
+    assert sorted(rows.tolist()) == list(range(1000))
+    for b in batches:
+        ids = b.numpy()
+        assert len(ids) * lengths[ids].max() <= 400
+    sizes = {int(lengths[b.numpy()].max()): len(b) for b in batches}
+    assert sizes[min(sizes)] > 3 * sizes[max(sizes)]  # short rows come in big batches, long rows in small
+    again = bucket_batches(lengths, 32, seed=1, epoch=1, pool=10, max_tokens=400)
+    assert all(torch.equal(a, b) for a, b in zip(batches, again))
+    # a row longer than the budget still gets a batch of its own
+    assert [len(b) for b in bucket_batches(np.array([50, 2]), 32, seed=0, epoch=1, max_tokens=10)] in ([1, 1], [1, 1])
+
+
+def test_a_shared_vocabulary_serves_both_sides() -> None:
+    from mlsp_pipelines.pipelines.seq2seq.nodes import build_vocabularies
+    from mlsp_pipelines.pipelines.seq2seq.params import VocabParams
+
+    pairs = {"train": {"source": ["a cat sits", "a dog runs"], "target": ["un chat", "un chien court"]}}
+    out = build_vocabularies(pairs, VocabParams(level="word", shared=True))
+    assert out["source"] == out["target"]
+    assert {"cat", "chat", "chien"} <= set(out["source"]["tokens"])
+    apart = build_vocabularies(pairs, VocabParams(level="word"))
+    assert "chat" not in apart["source"]["tokens"]

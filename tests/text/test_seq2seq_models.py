@@ -264,3 +264,27 @@ def test_teacher_forcing_in_one_pass_equals_step_by_step_decoding(variant: str) 
             step, state, _ = model.decode_step(state, tgt_in[:, t])
             steps.append(step)
     torch.testing.assert_close(logits, torch.stack(steps, 1), rtol=1e-5, atol=1e-5)
+
+
+def test_tied_embeddings_share_one_matrix_and_survive_a_rebuild() -> None:
+    from mlsp_pipelines.models import rebuild_model
+    from mlsp_pipelines.training.model_run import model_bundle
+
+    kwargs = {"d_model": 16, "n_heads": 2, "num_encoder_layers": 1, "num_decoder_layers": 1, "dim_feedforward": 32}
+    torch.manual_seed(0)
+    tied = build_model("transformer_seq2seq", in_features=30, out_features=30, tie_embeddings=True, **kwargs)
+    untied = build_model("transformer_seq2seq", in_features=30, out_features=30, **kwargs)
+    assert tied.src_embed.weight is tied.tgt_embed.weight is tied.head.weight
+    n = sum(p.numel() for p in tied.parameters())
+    assert n == sum(p.numel() for p in untied.parameters()) - 2 * 30 * 16
+    src, tgt = torch.randint(3, 30, (2, 5)), torch.randint(3, 30, (2, 4))
+    tied(src, tgt).sum().backward()  # one gradient for the one matrix
+    assert tied.src_embed.weight.grad is not None
+    with pytest.raises(ValueError, match="vocab.shared"):
+        build_model("transformer_seq2seq", in_features=30, out_features=31, tie_embeddings=True, **kwargs)
+    state = {k: v.detach().clone() for k, v in tied.state_dict().items()}
+    back = rebuild_model(model_bundle("t", "transformer_seq2seq", {**kwargs, "tie_embeddings": True}, 30, 30, state,
+                                      params=n, best_epoch=1, epochs_run=1))
+    assert back.src_embed.weight is back.head.weight
+    tied.eval()
+    assert torch.equal(back(src, tgt), tied(src, tgt))

@@ -290,3 +290,24 @@ def test_a_validation_score_picks_the_kept_epoch_and_stops_early() -> None:
     res2 = fit(make_model(), TRAIN, VAL, params=params(epochs=3), val_score=lambda m: {"val_bleu": 1.0})
     assert res2.history["val_bleu"] == [1.0, 1.0, 1.0]
     assert res2.history["val_loss"][res2.best_epoch - 1] == min(res2.history["val_loss"])
+
+
+def test_checkpoint_averaging_keeps_the_mean_of_the_last_epochs(tmp_path: Path) -> None:
+    from mlsp_pipelines.training.loop import average_states
+
+    states = []
+    for n in (1, 2, 3):
+        states.append(fit(make_model(), TRAIN, None, params=params(epochs=n)).state_dict)
+    res = fit(make_model(), TRAIN, None, params=params(epochs=3, average_last=2))
+    mean = average_states(states[1:])
+    assert_same_weights(res.state_dict, mean)
+    assert torch.allclose(mean["0.weight"], (states[1]["0.weight"] + states[2]["0.weight"]) / 2)
+    # killed while saving epoch 3's checkpoint, then resumed from epoch 2's: the same average
+    ckpt = tmp_path / "c.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        fit(make_model(), TRAIN, None, params=params(epochs=3, average_last=2), checkpoint=CrashingStore(ckpt, 3),
+            config_hash="h")
+    resumed = fit(make_model(seed=5), TRAIN, None, params=params(epochs=3, average_last=2),
+                  checkpoint=CheckpointStore(ckpt), config_hash="h")
+    assert resumed.resumed_from == 2
+    assert_same_weights(resumed.state_dict, mean)

@@ -210,11 +210,15 @@ def sequence_lengths(*tensors: torch.Tensor) -> np.ndarray:
 
 
 def bucket_batches(lengths: np.ndarray, batch_size: int, *, seed: int, epoch: int, shuffle: bool = True,
-                   pool: int = 50) -> list[torch.Tensor]:
+                   pool: int = 50, max_tokens: int | None = None) -> list[torch.Tensor]:
     """Length-bucketed batches of row indices: a seeded shuffle (per epoch), then rows sorted by
     length within pools of ``pool`` batches, cut into batches, and the batches shuffled. Rows of
     a batch have similar lengths, so little padding is computed, while batches still vary from
-    epoch to epoch. Without ``shuffle``: rows sorted by length (evaluation)."""
+    epoch to epoch. Without ``shuffle``: rows sorted by length (evaluation).
+
+    ``max_tokens`` cuts by a token budget instead of ``batch_size`` rows: a batch takes rows while
+    rows x its longest length stays within it (at least one row), so short sentences come in
+    large batches and long ones in small, and every update sees about the same number of tokens."""
     lengths = np.asarray(lengths)
     n = len(lengths)
     if not shuffle:
@@ -227,8 +231,24 @@ def bucket_batches(lengths: np.ndarray, batch_size: int, *, seed: int, epoch: in
     for start in range(0, n, size):
         chunk = perm[start : start + size]
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+        if max_tokens is None:
+            batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+        else:
+            batches += _token_batches(chunk, lengths, max_tokens)
     return [torch.from_numpy(batches[i]) for i in rng.permutation(len(batches))]
+
+
+def _token_batches(rows: np.ndarray, lengths: np.ndarray, max_tokens: int) -> list[np.ndarray]:
+    """``rows`` (sorted by length) cut where the next row would take rows x longest past ``max_tokens``."""
+    longest = np.maximum.accumulate(np.maximum(lengths[rows], 1))
+    out, start = [], 0
+    while start < len(rows):
+        # rows start..end-1 fit when (end - start) * longest[end - 1] <= max_tokens (sorted: longest is the last)
+        fits = (np.arange(start + 1, len(rows) + 1) - start) * longest[start:] <= max_tokens
+        end = start + max(1, int(np.argmin(fits)) if not fits.all() else len(fits))
+        out.append(rows[start:end])
+        start = end
+    return out
 
 
 def flat_targets(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:

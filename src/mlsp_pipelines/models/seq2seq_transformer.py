@@ -53,8 +53,11 @@ class TransformerSeq2Seq(Seq2SeqModel):
                                  f"out_features={out_features})")
         d = cfg.d_model
         self.scale = math.sqrt(d)
+        if cfg.tie_embeddings and self.in_features != self.out_features:
+            raise ValueError(f"tie_embeddings needs one vocabulary for source and target (seq2seq.vocab.shared: "
+                             f"true), got {self.in_features} source and {self.out_features} target tokens")
         self.src_embed = nn.Embedding(self.in_features, d, padding_idx=cfg.pad_idx)
-        self.tgt_embed = nn.Embedding(self.out_features, d, padding_idx=cfg.pad_idx)
+        self.tgt_embed = self.src_embed if cfg.tie_embeddings else nn.Embedding(self.out_features, d, padding_idx=cfg.pad_idx)
         for embedding in (self.src_embed, self.tgt_embed):
             # std d^-1/2, so that after the sqrt(d) scaling tokens and positions have equal weight
             # (the default N(0, 1) would scale to std sqrt(d) and drown the positional encoding)
@@ -75,6 +78,8 @@ class TransformerSeq2Seq(Seq2SeqModel):
         )
         self.decoder_norm = nn.LayerNorm(d) if cfg.norm_first else nn.Identity()
         self.head = nn.Linear(d, self.out_features)
+        if cfg.tie_embeddings:
+            self.head.weight = self.tgt_embed.weight
 
     def _embed(self, embedding: nn.Embedding, ids: Tensor) -> Tensor:
         x = embedding(ids) * self.scale

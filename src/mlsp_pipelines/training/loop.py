@@ -17,6 +17,7 @@ import os
 import random
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -476,6 +477,7 @@ def fit(
         history.update(train_acc=[], val_acc=[])
     start_epoch, best_val, best_epoch, bad_epochs, seconds = 0, math.inf, 0, 0, 0.0
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    recent: deque[dict[str, Tensor]] | None = deque(maxlen=params.average_last) if params.average_last > 1 else None
 
     state = checkpoint.load() if (checkpoint is not None and params.resume) else None
     if state is not None and state.get("config_hash") != config_hash:
@@ -488,6 +490,8 @@ def fit(
         history = {k: list(v) for k, v in state["history"].items()}
         start_epoch, best_val, best_epoch = state["epoch"], state["best_val"], state["best_epoch"]
         bad_epochs, seconds = state["bad_epochs"], state["train_seconds"]
+        if recent is not None:
+            recent.extend(state.get("recent") or ())
         torch.set_rng_state(state["rng_state"])
         if scheduler is not None and state.get("sched_state") is not None:
             scheduler.load_state_dict(state["sched_state"])
@@ -534,12 +538,12 @@ def fit(
         criterion = -float(scores[select_by]) if select_by in scores else va["loss"]  # lower is better
         if not math.isfinite(tr["loss"]):
             raise FloatingPointError(f"{desc}: training loss is {tr['loss']} at epoch {epoch}; lower train.lr")
-        if not has_val:  # fixed schedule: the latest weights are the kept ones
-            best_val, best_epoch, bad_epochs = va["loss"], epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        elif criterion < best_val - 1e-12:
-            best_val, best_epoch, bad_epochs = criterion, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if recent is not None:
+            recent.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        if not has_val or criterion < best_val - 1e-12:  # without validation: the latest weights are kept
+            best_val, best_epoch, bad_epochs = (va["loss"] if not has_val else criterion), epoch, 0
+            best_state = (average_states(recent) if recent is not None
+                          else {k: v.detach().clone() for k, v in model.state_dict().items()})
         else:
             bad_epochs += 1
         if world.is_main:
@@ -563,6 +567,7 @@ def fit(
                     "train_seconds": seconds, "rng_state": torch.get_rng_state(), "seed": params.seed,
                     "sched_state": scheduler.state_dict() if scheduler is not None else None,
                     "aug_rng_state": augment.state() if augment is not None else None,
+                    "recent": list(recent) if recent is not None else None,
                 }
             )
         if has_val and params.patience is not None and bad_epochs >= params.patience:
@@ -588,6 +593,14 @@ def fit(
 
 
 @torch.inference_mode()
+def average_states(states: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """Element-wise mean of model states (floating tensors; counters such as batch norm's
+    ``num_batches_tracked`` are taken from the latest state)."""
+    latest = states[-1]
+    return {k: (torch.stack([s[k] for s in states]).mean(0).to(v.dtype) if v.is_floating_point() else v.clone())
+            for k, v in latest.items()}
+
+
 def predict(model: nn.Module, inputs: Sequence[Tensor], *, batch_size: int = 256, device: str | torch.device = "cpu") -> Tensor:
     """Model outputs for all rows of ``inputs`` (tuple of tensors), batched, in eval mode."""
     model.eval()

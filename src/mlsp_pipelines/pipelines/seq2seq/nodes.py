@@ -145,10 +145,15 @@ def build_vocabularies(pairs: dict[str, dict[str, list[str]]], vocab: VocabParam
     from mlsp_pipelines.features.vocab import Vocab
 
     train = pairs["train"]
+    settings = dict(level=vocab.level, min_freq=vocab.min_freq, max_size=vocab.max_size,
+                    subword_vocab_size=vocab.subword_vocab_size, subword_model_type=vocab.subword_model)
+    if vocab.shared:
+        v = Vocab.build([*train["source"], *train["target"]], **settings)
+        logger.info("shared vocabulary (source and target): %d %s tokens", len(v), vocab.level)
+        return {"source": v.to_dict(), "target": v.to_dict()}
     out = {}
     for side in ("source", "target"):
-        v = Vocab.build(train[side], level=vocab.level, min_freq=vocab.min_freq, max_size=vocab.max_size,
-                        subword_vocab_size=vocab.subword_vocab_size, subword_model_type=vocab.subword_model)
+        v = Vocab.build(train[side], **settings)
         out[side] = v.to_dict()
         logger.info("%s vocabulary: %d %s tokens", side, len(v), vocab.level)
     return out
@@ -211,7 +216,7 @@ def train_seq2seq(
 
         def sampler(n: int, epoch: int, shuffle: bool) -> list[torch.Tensor]:
             return bucket_batches(lengths[n], tp.batch_size, seed=tp.seed, epoch=epoch, shuffle=shuffle,
-                                  pool=batching.pool)
+                                  pool=batching.pool, max_tokens=batching.max_tokens)
 
     def collate(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         return flat_targets(trim_batch(batch) if batching.bucket else batch)

@@ -62,6 +62,9 @@ class VocabParams(_Section):
     max_size: int | None = Field(None, ge=5)
     subword_vocab_size: int = Field(8000, ge=8)
     subword_model: Literal["bpe", "unigram"] = "bpe"
+    # one vocabulary built from both sides' training text, used for source and target (what tied
+    # embeddings need; related languages share most subwords); subword_vocab_size is then its size
+    shared: bool = False
 
 
 class Seq2SeqBatchParams(_Section):
@@ -70,6 +73,9 @@ class Seq2SeqBatchParams(_Section):
 
     bucket: bool = True
     pool: int = Field(50, ge=1)
+    # token-based batches (bucket: true): as many rows as fit max_tokens tokens of the longest row
+    # (batch_size then only sizes the pools); null: batch_size rows per batch
+    max_tokens: int | None = Field(None, ge=1)
 
 
 class Seq2SeqSplitParams(FractionSplitParams):
