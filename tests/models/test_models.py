@@ -422,7 +422,8 @@ def test_register_model_function_and_conflicts() -> None:
         register_model("mlp_alias_for_test", MLP, MLPConfig)
         assert "mlp_alias_for_test" in list_models()
         model = build_model("mlp_alias_for_test", in_features=FEAT, out_features=OUT, hidden_sizes=[])
-        assert count_parameters(model) == 2 * FEAT * OUT + OUT  # per-band mean and std in
+        # per-band mean and std in, batch-normalised (a scale and a shift each)
+        assert count_parameters(model) == 2 * FEAT * OUT + OUT + 2 * 2 * FEAT
         register_model("mlp_alias_for_test", MLP, MLPConfig)  # idempotent
         with pytest.raises(ValueError, match="already registered"):
             register_model("mlp", torch.nn.Linear, MLPConfig)
@@ -511,3 +512,17 @@ def test_rebuild_model_returns_the_saved_module_and_names_a_missing_key() -> Non
     assert not back.training and torch.equal(back(x), net.eval()(x))
     with pytest.raises(KeyError, match="state_dict"):
         rebuild_model({k: v for k, v in bundle.items() if k != "state_dict"})
+
+
+def test_pooled_mlp_standardises_its_clip_statistics() -> None:
+    """A band's clip mean varies far less between clips than its std over time; the pooled MLP
+    batch-normalises the statistics, so (in training) a per-band rescaling of its input changes nothing."""
+    torch.manual_seed(0)
+    net = build_model("mlp", in_features=FEAT, out_features=OUT, pooling="meanstd", dropout=0.0)
+    x = torch.randn(16, 20, FEAT)
+    scale, shift = torch.rand(FEAT) * 5 + 0.5, torch.randn(FEAT) * 10
+    net.train()
+    assert torch.allclose(net(x), net(x * scale + shift), atol=1e-4)
+    plain = build_model("mlp", in_features=FEAT, out_features=OUT, pooling="meanstd", dropout=0.0, pooled_norm=False)
+    plain.train()
+    assert not torch.allclose(plain(x), plain(x * scale + shift), atol=1e-2)

@@ -46,6 +46,10 @@ class MLPConfig(ModelConfig):
     # pooled mode: ``mean`` / ``meanstd`` summarise the bands over time before the MLP;
     # ``frames`` applies the hidden layers to every frame alone, then pools mean and max over time
     pooling: Literal["mean", "meanstd", "frames"] = "meanstd"
+    # batch-normalise the pooled statistics before the first layer: a band's mean over a clip varies
+    # far less between clips than its std over time, and without standardising them the MLP fell
+    # below logistic regression on the same statistics (real noisy digits: 0.26 vs 0.40 accuracy)
+    pooled_norm: Bool = True
 
 
 class CNNConfig(ModelConfig):

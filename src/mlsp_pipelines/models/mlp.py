@@ -38,6 +38,8 @@ class MLP(nn.Module):
         self.config: MLPConfig = resolve_config(MLPConfig, config, "mlp")
         layers: list[nn.Module] = []
         width = self.in_features * (2 if self.config.pooling == "meanstd" and not self.config.per_step else 1)
+        pooled = self.config.pooling in ("mean", "meanstd") and not self.config.per_step
+        self.pooled_norm = nn.BatchNorm1d(width) if pooled and self.config.pooled_norm else nn.Identity()
         for size in self.config.hidden_sizes:
             layers += [nn.Linear(width, size), ACTIVATIONS[self.config.activation]()]
             layers.append(nn.Dropout(self.config.dropout))
@@ -49,13 +51,13 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2 and not self.config.per_step and x.shape[-1] == self.net[0].in_features:
-            return self.net(x)
+            return self.net(self.pooled_norm(x))
         check_sequence_input(x, self.in_features, "mlp")
         if self.config.per_step:
             return self.net(x)
         if self.config.pooling == "mean":
-            return self.net(x.mean(dim=1))
+            return self.net(self.pooled_norm(x.mean(dim=1)))
         if self.config.pooling == "frames":  # a bag of frames: no frame sees another
             h = self.net[:-1](x)
             return self.net[-1](torch.cat([h.mean(dim=1), h.amax(dim=1)], dim=-1))
-        return self.net(torch.cat([x.mean(dim=1), x.std(dim=1, unbiased=False)], dim=-1))
+        return self.net(self.pooled_norm(torch.cat([x.mean(dim=1), x.std(dim=1, unbiased=False)], dim=-1)))
