@@ -83,8 +83,12 @@ def test_tta_averages_the_shifted_predictions() -> None:
     from mlsp_pipelines.modular.classifier.nodes import tta_probabilities
 
     class FirstFrame(torch.nn.Module):  # looks at frame 0 only: every shift sees other frames
+        def __init__(self) -> None:
+            super().__init__()
+            self.gain = torch.nn.Parameter(torch.tensor(10.0))  # a trainable model's outputs need grad
+
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x[:, 0, :2] * 10
+            return x[:, 0, :2] * self.gain
 
     X = torch.zeros(3, 10, 2)
     X[:, 0, 0] = 1.0  # class 0 in frame 0 only
