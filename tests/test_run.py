@@ -276,18 +276,24 @@ def test_cross_validation_runs_one_node_per_fold_and_no_fixed_split_model(
         project_copy: Path, kedro_run) -> None:  # type: ignore[no-untyped-def]
     from mlsp_pipelines.pipeline_registry import register_pipelines
 
-    runtime = {"asc": {"split": {"cv": True, "cv_folds": [1, 2, 3]}, "architectures": ["attn_lstm"],
-                       "train": {"epochs": 1}}}
+    runtime = {"asc": {"split": {"cv": True, "cv_folds": [1, 2, 3]}, "architectures": ["attn_lstm", "mlp"],
+                       "train": {"epochs": 1}, "report": {"tta": 3}}}
     kedro_run(project_copy, ["asc"], runtime_params=runtime)
     pipe = register_pipelines()["asc"]
     fold_nodes = sorted(n.name for n in pipe.nodes if "cross_validate_fold" in n.name)
-    assert fold_nodes == [f"asc.attn_lstm.cross_validate_fold_{k}" for k in (1, 2, 3)]
+    assert fold_nodes == [f"asc.{m}.cross_validate_fold_{k}" for m in ("attn_lstm", "mlp") for k in (1, 2, 3)]
     assert not any(n.name.endswith("train_model") for n in pipe.nodes)  # cv replaces the fixed split
     reports = project_copy / "data" / "08_reporting" / "asc"
     board = pd.read_csv(reports / "leaderboard.csv")
-    assert board["model"].tolist() == ["attn_lstm"]
-    assert {"cv_accuracy_mean", "cv_accuracy_std", "cv_accuracy_ci95", "macs_per_s"} <= set(board.columns)
+    assert sorted(board["model"]) == ["attn_lstm", "mlp"]
+    assert {"cv_accuracy_mean", "cv_accuracy_std", "cv_accuracy_ci95", "macs_per_s", "cv_accuracy_tta_mean"} <= set(board.columns)
+    # each model against the best on the same folds
+    assert board.loc[0, "vs_best_diff"] == 0.0 and board.loc[0, "vs_best_p"] == 1.0
+    assert board.loc[1, "vs_best_diff"] <= 0 and 0 <= board.loc[1, "vs_best_p"] <= 1
+    summary = json.loads((reports / "metrics.json").read_text())
+    assert summary["paired_comparison"]["against"] == board.loc[0, "model"]
     folds = pd.read_csv(reports / "models" / "attn_lstm" / "cv_folds.csv")
+    assert folds["accuracy_tta"].between(0, 1).all()
     assert folds["fold"].tolist() == [1, 2, 3]
     assert (folds["n_test"] == N_CLIPS // 5).all()  # each fold tests its own clips
     # all other folds train (less 10 % for validation): 4 of 5 folds of 40 clips
@@ -298,6 +304,9 @@ def test_cross_validation_runs_one_node_per_fold_and_no_fixed_split_model(
     # MLflow: one run per fold, nested under the model's run, with its epochs, data, metrics and model
     client = Run(project_copy, "", sqlite_uri(project_copy / "mlflow.db")).client()
     exp = client.get_experiment_by_name("asc-test")
+    (parent,) = [r for r in client.search_runs([exp.experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
+    worse = board.loc[1, "model"]
+    assert parent.data.metrics[f"models.{worse}.vs_best_p"] == pytest.approx(board.loc[1, "vs_best_p"])
     (model_run,) = client.search_runs([exp.experiment_id], "tags.architecture = 'attn_lstm' and tags.`mlsp.kind` = 'model'")
     assert model_run.info.status == "FINISHED" and "cv_accuracy_mean" in model_run.data.metrics
     fold_runs = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{model_run.info.run_id}'")
