@@ -221,7 +221,8 @@ def train_seq2seq(
     def collate(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         return flat_targets(trim_batch(batch) if batching.bucket else batch)
 
-    val_src, val_refs = model_input["val"][0], list(model_input["texts"]["val"]["target"])
+    val_texts = (model_input.get("texts") or {}).get("val")  # absent: token tensors only (benchmarks)
+    val_src, val_refs = model_input["val"][0], (list(val_texts["target"]) if val_texts is not None else [])
     max_len = int(1.5 * model_input["train"][2].shape[1]) + 5
     greedy = Seq2SeqReportParams(beam_size=1)
 
