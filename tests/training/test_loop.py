@@ -311,3 +311,9 @@ def test_checkpoint_averaging_keeps_the_mean_of_the_last_epochs(tmp_path: Path) 
                   checkpoint=CheckpointStore(ckpt), config_hash="h")
     assert resumed.resumed_from == 2
     assert_same_weights(resumed.state_dict, mean)
+
+
+def test_predict_computes_no_gradients() -> None:
+    out = predict(make_model(), (TRAIN[0],))
+    assert not out.requires_grad and out.shape == (len(TRAIN[0]), 3)
+    out.numpy()  # what every evaluation does with it

@@ -592,7 +592,6 @@ def fit(
     return result
 
 
-@torch.inference_mode()
 def average_states(states: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
     """Element-wise mean of model states (floating tensors; counters such as batch norm's
     ``num_batches_tracked`` are taken from the latest state)."""
@@ -601,6 +600,7 @@ def average_states(states: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
             for k, v in latest.items()}
 
 
+@torch.inference_mode()
 def predict(model: nn.Module, inputs: Sequence[Tensor], *, batch_size: int = 256, device: str | torch.device = "cpu") -> Tensor:
     """Model outputs for all rows of ``inputs`` (tuple of tensors), batched, in eval mode."""
     model.eval()
