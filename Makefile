@@ -5,6 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 MLFLOW_PORT ?= 5000
+VIZ_PORT ?= 4141
+VIZ_PIPELINE ?= asc
 # The suite's end-to-end tests spend much of their time starting processes and sessions: two
 # workers on two cores finish it in about 6 minutes instead of 9. Whole files go to one worker,
 # so a module's expensive fixture is built once.
@@ -16,7 +18,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 CORES   := $(shell nproc 2>/dev/null || echo 1)
 WORKERS ?= $(shell echo $$(( $(CORES) / 2 )))
 
-.PHONY: install run test repro repro-check bench mlflow-ui clean reproduce
+.PHONY: install run test repro repro-check bench mlflow-ui viz clean reproduce
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +54,9 @@ bench: install          ## measurements against baselines (minutes)
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/simulation.py
 	$(BIN)/python benchmarks/word2vec.py
+
+viz: install            ## the pipeline graph in kedro-viz on http://127.0.0.1:$(VIZ_PORT) (VIZ_PIPELINE=asc; namespaces collapse per model)
+	$(BIN)/kedro viz run --host 127.0.0.1 --port $(VIZ_PORT) --no-browser --pipeline $(VIZ_PIPELINE)
 
 mlflow-ui: install      ## browse and compare runs: prints each experiment's runs-view URL, then serves the UI
 	$(BIN)/python -m mlsp_pipelines.tracking urls --host 127.0.0.1 --port $(MLFLOW_PORT)
