@@ -131,6 +131,14 @@ def test_parameters_line_up_across_architectures(tracked: Tracked) -> None:
     parent = tracked.parent().data.params
     assert parent["features.n_mels"] == "16" and parent["synth.sr"] == str(SYNTH_SR)
     assert not any(k.startswith("model.") for k in parent)
+    # only what the run used: the model entries it trained, no search space of a disabled sweep
+    assert {k.split(".")[1] for k in parent if k.startswith("models.")} == set(ARCHS)
+    assert parent["sweep.enabled"] == "False" and not any(k.startswith("sweep.space") for k in parent)
+    # the feature sizes the data resolved are parameters too; metrics are measurements
+    assert parent["resolved.features.sr"] == "8000"
+    metrics = tracked.parent().data.metrics
+    assert not any(k.startswith("features.") for k in metrics) and "n_clips" in metrics
+    assert tracked.parent().data.tags["mlsp.kind"] == "run"
 
 
 def test_long_values_and_odd_names_are_never_lost(tmp_path: Path) -> None:
@@ -565,3 +573,28 @@ def test_a_failed_set_up_surfaces_at_first_use_and_frees_the_pipeline(tmp_path: 
     _begin(hook2)
     assert hook2.tracker is not None
     hook2.after_pipeline_run()
+
+
+def test_a_dvc_stage_run_is_named_and_tagged_as_the_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kedro.pipeline import Pipeline
+
+    monkeypatch.setenv("DVC_STAGE", "asc_features")
+    hook = _bare_hook(tmp_path)
+    hook.before_pipeline_run({"pipeline_names": ["asc_features"], "run_id": "s2"}, Pipeline([]), None)
+    tracker = hook.tracker
+    run = tracker.client.get_run(tracker.parent_id)
+    assert run.info.run_name.startswith("asc_features (dvc) ")
+    assert run.data.tags["dvc_stage"] == "asc_features" and run.data.tags["mlsp.kind"] == "dvc_stage"
+    assert "no models" in run.data.tags["mlflow.note.content"]
+    hook.after_pipeline_run()
+
+
+def test_run_config_keeps_what_the_run_used() -> None:
+    from mlsp_pipelines.hooks import run_config
+
+    section = {"architectures": ["cnn"], "models": {"cnn": {"arch": "cnn"}, "gru": {"arch": "gru"}},
+               "sweep": {"enabled": False, "space": {"lr": {}}}, "train": {"epochs": 3}}
+    assert run_config(section) == {"architectures": ["cnn"], "models": {"cnn": {"arch": "cnn"}},
+                                   "sweep": {"enabled": False}, "train": {"epochs": 3}}
+    on = {**section, "sweep": {"enabled": True, "space": {"lr": {}}}}
+    assert run_config(on)["sweep"] == on["sweep"]

@@ -35,6 +35,7 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 from mlsp_pipelines import config, lineage
+from mlsp_pipelines.outputs import dvc_stage
 from mlsp_pipelines.runlock import PipelineLock
 from mlsp_pipelines.tracking import (
     OpenRun,
@@ -289,9 +290,19 @@ class MlflowHook:
                 "To compare them, expand this run, tick the model runs and press **Compare**."
             ),
         }
-        run_name = f"{self.family} {self.env} {self._stamp}"
+        stage = dvc_stage()
+        if stage:  # a `dvc repro` stage: named and tagged as one, so it never reads as a training family
+            tags.update({"dvc_stage": stage, "mlsp.kind": "dvc_stage"})
+            tags["mlflow.note.content"] = (
+                f"DVC stage `{stage}` of `dvc repro` (`{command}`) at commit `{git['git_commit'][:12]}`. "
+                + (f"Models: {', '.join(m.split('.')[-1] for m in models)} — each is a nested run."
+                   if models else "It prepares data for the next stage: no models."))
+            run_name = f"{stage} (dvc) {self._stamp}"
+        else:
+            tags["mlsp.kind"] = "run"
+            run_name = f"{self.family} {self.env} {self._stamp}"
         run_id = self._tracker.start(run_name, tags)
-        self._tracker.log_params(self._tracker.parent, flatten(section))
+        self._tracker.log_params(self._tracker.parent, flatten(run_config(section)))
         self._tracker.client.log_dict(run_id, self._record, "lineage.json")
         if self.lock is not None:
             self.lock.update(mlflow_run_id=run_id, mlflow_run_name=run_name)
@@ -724,6 +735,18 @@ class MlflowHook:
                 observers.uninstall(state.token)
         self._nodes.clear()
         self._end("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+
+
+def run_config(section: dict[str, Any]) -> dict[str, Any]:
+    """The configuration a run used, for its parameters: the model entries it trains (``models``
+    filtered by ``architectures``), and a disabled ``sweep`` reduced to ``enabled: false``."""
+    out = dict(section)
+    archs = out.get("architectures")
+    if isinstance(out.get("models"), dict) and isinstance(archs, (list, tuple)):
+        out["models"] = {k: v for k, v in out["models"].items() if k in archs}
+    if isinstance(out.get("sweep"), dict) and not out["sweep"].get("enabled", False):
+        out["sweep"] = {"enabled": False}
+    return out
 
 
 def _in_background(fn: Any, *args: Any) -> Future[None]:

@@ -36,7 +36,7 @@ PARAM_KEY_MAX = 250
 _BAD_KEY_CHARS = re.compile(r"[^\w.\- /]")  # what MLflow accepts in metric keys
 #: Kinds of catalog declarations (``metadata.mlflow.kind``) and what each logs.
 KINDS = {
-    "metrics": "numbers of a (nested) dict → metrics; the dict → reports/<name>.json",
+    "metrics": "numbers of a (nested) dict → metrics (its keys listed in `params` → parameters resolved.<key>.*); the dict → reports/<name>.json",
     "history": "per-epoch table → metrics epoch/<column> with step = epoch (unless logged live)",
     "figure": "matplotlib figure → PNG at `artifact` (default plots/<name>.png)",
     "table": "DataFrame → CSV, text → Markdown at `artifact` (default tables/<name>.csv|md)",
@@ -481,7 +481,13 @@ class RunTracker:
         short = name.split(".")[-1]
         kind = spec.get("kind")
         if kind == "metrics":
-            self.log_metrics(run, flatten_numbers(value), dataset=run.datasets.get("test"))
+            settings = [k for k in spec.get("params", ()) if isinstance(value, dict) and k in value]
+            if settings:  # settings the report records (the feature sizes resolved from the data) are parameters
+                self.log_params(run, flatten({k: value[k] for k in settings}, "resolved"))
+                value_numbers = {k: v for k, v in value.items() if k not in settings}
+            else:
+                value_numbers = value
+            self.log_metrics(run, flatten_numbers(value_numbers), dataset=run.datasets.get("test"))
             self.client.log_text(run.run_id, json.dumps(value, indent=2, default=str), spec.get("artifact", f"reports/{short}.json"))
         elif kind == "history":
             if not run.live_epochs:
