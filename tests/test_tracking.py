@@ -139,6 +139,7 @@ def test_parameters_line_up_across_architectures(tracked: Tracked) -> None:
     metrics = tracked.parent().data.metrics
     assert not any(k.startswith("features.") for k in metrics) and "n_clips" in metrics
     assert tracked.parent().data.tags["mlsp.kind"] == "run"
+    assert "log-mel" in tracked.experiment().tags["mlflow.note.content"]  # the experiment says what it holds
 
 
 def test_long_values_and_odd_names_are_never_lost(tmp_path: Path) -> None:

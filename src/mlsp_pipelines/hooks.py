@@ -57,6 +57,21 @@ SLICE_SUFFIXES = ("_data", "_features", "_train")
 MODEL_RUN_TAG = "model_run"
 DEFAULT_PIPELINE = "asc"
 
+#: What each pipeline does: the description of its MLflow experiment (the note atop its page).
+PIPELINE_DESCRIPTIONS = {
+    "asc": "Acoustic scene / sound event classification: log-mel spectrograms of audio clips, classified by "
+           "a CNN, a CRNN, an attention-LSTM, a Transformer and a bag-of-frames MLP trained by one loop and "
+           "compared on the same test split or cross-validation folds (accuracy, macro-F1, complexity).",
+    "asthma": "Respiratory sounds (ICBHI 2017 layout): breathing cycles classified as normal, crackle, wheeze or "
+              "both, patient-disjoint splits; sensitivity, specificity and the ICBHI score.",
+    "seq2seq": "Sequence-to-sequence translation: GRU encoder-decoders with and without attention and a "
+               "Transformer, beam-search decoding, BLEU and chrF by sacreBLEU.",
+    "word2vec": "Word embeddings: skip-gram and CBOW trained on a text corpus, against gensim; word-similarity "
+                "Spearman and analogies.",
+    "viscoelastic": "A viscoelastic solid (Maxwell model with power-law viscosity) simulated from its ODE: models "
+                    "predict the stress history from the stretch history, including unseen loading rates.",
+}
+
 
 def pipeline_family(pipeline_names: list[str] | None) -> str:
     """``asc_train`` (a DVC stage slice) belongs to ``asc``, like ``asc`` itself."""
@@ -256,6 +271,7 @@ class MlflowHook:
         mlflow.set_tracking_uri(uri)  # log_model goes through the global API
         mlflow.set_experiment(experiment_id=self._tracker.experiment_id)
         close_dead_runs(self._tracker.client)
+        self._describe_experiment()
         git = git_state(self.root)
         if git["git_dirty"] == "true":
             logger.warning("the git work tree has uncommitted changes: this run is not reproducible from %s",
@@ -307,6 +323,18 @@ class MlflowHook:
         if self.lock is not None:
             self.lock.update(mlflow_run_id=run_id, mlflow_run_name=run_name)
         logger.info("MLflow run '%s' (%s) in experiment '%s' at %s", run_name, run_id, experiment, uri)
+
+    def _describe_experiment(self) -> None:
+        """The experiment's note says what the pipeline does and how its runs are organised (set once)."""
+        tracker = self._tracker
+        exp = tracker.client.get_experiment(tracker.experiment_id)
+        if exp.tags.get("mlflow.note.content"):
+            return
+        what = " ".join(PIPELINE_DESCRIPTIONS.get(f, f) for f in self.family.split("+"))
+        tracker.client.set_experiment_tag(tracker.experiment_id, "mlflow.note.content", (
+            f"{what}\n\nEach top-level run is one `kedro run` (environment `{self.env}`), or one DVC stage "
+            "(named `<stage> (dvc)`, tag `mlsp.kind = dvc_stage`). Expand a run to see its model runs; tick "
+            "them and press **Compare** to line them up."))
 
     # -- declarations ----------------------------------------------------------------------------------
     def _declared(self, name: str) -> dict[str, Any] | None:
