@@ -6,6 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 MLFLOW_PORT ?= 5000
 VIZ_PORT ?= 4141
+SERVE_PORT ?= 5001
 VIZ_PIPELINE ?= asc
 # The suite's end-to-end tests spend much of their time starting processes and sessions: two
 # workers on two cores finish it in about 6 minutes instead of 9. Whole files go to one worker,
@@ -18,7 +19,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 CORES   := $(shell nproc 2>/dev/null || echo 1)
 WORKERS ?= $(shell echo $$(( $(CORES) / 2 )))
 
-.PHONY: install run test repro repro-check bench mlflow-ui viz clean reproduce
+.PHONY: install run test repro repro-check bench mlflow-ui viz serve clean reproduce
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +58,11 @@ bench: install          ## measurements against baselines (minutes)
 
 viz: install            ## the pipeline graph in kedro-viz on http://127.0.0.1:$(VIZ_PORT) (VIZ_PIPELINE=asc; namespaces collapse per model)
 	$(BIN)/kedro viz run --host 127.0.0.1 --port $(VIZ_PORT) --no-browser --pipeline $(VIZ_PIPELINE)
+
+serve: install          ## serve a logged model over HTTP on 127.0.0.1:$(SERVE_PORT): make serve MODEL=models:/<model id>
+	@test -n "$(MODEL)" || { echo "make serve: say which model, e.g. make serve MODEL=models:/m-...  (the model_uri tag of a model run)"; exit 2; }
+	PATH="$(abspath $(BIN)):$$PATH" MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" \
+		$(BIN)/mlflow models serve -m "$(MODEL)" --env-manager local -h 127.0.0.1 -p $(SERVE_PORT)
 
 mlflow-ui: install      ## browse and compare runs: prints each experiment's runs-view URL, then serves the UI
 	$(BIN)/python -m mlsp_pipelines.tracking urls --host 127.0.0.1 --port $(MLFLOW_PORT)

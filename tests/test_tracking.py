@@ -599,3 +599,59 @@ def test_run_config_keeps_what_the_run_used() -> None:
                                    "sweep": {"enabled": False}, "train": {"epochs": 3}}
     on = {**section, "sweep": {"enabled": True, "space": {"lr": {}}}}
     assert run_config(on)["sweep"] == on["sweep"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_logged_model_serves_the_documented_http_formats(tracked: Tracked) -> None:
+    """``make serve``'s command (the environment's bin/ first on PATH, nothing activated) serves a
+    model run's logged model; ``dataframe_split`` and ``dataframe_records`` give one probability per
+    class, the same as the model loaded in Python."""
+    import urllib.request
+
+    import mlflow.pyfunc
+
+    run = tracked.children()["cnn"]
+    uri = run.data.tags["model_uri"]
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracked.uri,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin{os.pathsep}/bin"}
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local",
+                               "-h", "127.0.0.1", "-p", str(port)], env=env, cwd=tracked.project,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        audio = (0.1 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)).tolist()
+
+        def post(payload: dict) -> dict:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(payload).encode(),
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return json.loads(resp.read())
+
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).read()
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read()[-3000:] if server.stdout else ""
+                assert time.time() < deadline, "the model server did not come up in 120 s"
+                time.sleep(1)
+        split = post({"dataframe_split": {"columns": ["audio", "sample_rate"], "data": [[audio, 8000]]}})
+        records = post({"dataframe_records": [{"audio": audio, "sample_rate": 8000}]})
+        model = mlflow.pyfunc.load_model(uri)
+        local = model.predict(pd.DataFrame({"audio": [np.asarray(audio)], "sample_rate": [8000]}))
+        for out in (split, records):
+            (probs,) = out["predictions"]
+            assert set(probs) == set(local.columns)
+            assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+            assert probs == pytest.approx(local.iloc[0].to_dict(), abs=1e-6)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

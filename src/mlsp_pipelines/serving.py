@@ -112,7 +112,9 @@ class AudioClassifier(mlflow.pyfunc.PythonModel):
 
 
 def _as_frame(model_input: Any) -> pd.DataFrame:
-    """A DataFrame with ``audio`` and ``sample_rate`` from a DataFrame or a dict of columns."""
+    """A DataFrame with ``audio`` and ``sample_rate`` (a dict of columns is accepted when the model
+    is called directly; through ``mlflow.pyfunc`` and HTTP the schema check wants a DataFrame,
+    ``dataframe_split`` or ``dataframe_records``)."""
     frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(dict(model_input))
     missing = {"audio", "sample_rate"} - set(frame.columns)
     if missing:
