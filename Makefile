@@ -38,6 +38,14 @@ run: install            ## install, then train and compare the asc models on the
 		echo "make run: $(CORES) cores: the models train one after another on 2 torch threads (WORKERS=N fans them out over N local workers)"; \
 		$(BIN)/kedro run --pipelines=asc; \
 	fi
+	@# the outputs are those of dvc.yaml's asc stages: record them in DVC's cache, so a later `dvc repro`
+	@# has nothing to re-run (with conf/local parameter overrides they are not the stages' outputs)
+	@if ls conf/local/parameters*.yml >/dev/null 2>&1; then \
+		echo "make run: conf/local overrides parameters, so these outputs are not dvc.yaml's: not recorded in DVC"; \
+	else \
+		$(BIN)/dvc commit --force --quiet asc_data asc_features asc && \
+		echo "make run: outputs recorded in DVC's cache (dvc status: up to date; dvc repro re-runs nothing)"; \
+	fi
 
 test: install           ## install, then run the whole test suite (TEST_WORKERS processes, a test file each)
 	MLSP_PROGRESS=0 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile

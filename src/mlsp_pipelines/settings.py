@@ -11,7 +11,9 @@ from mlsp_pipelines.outputs import OutputsHook
 HOOKS = (_determinism_hook(), GraphParamsHook(), OutputsHook(), MlflowHook())
 
 # kedro-telemetry is a dependency of kedro; this project never phones home (see also .telemetry).
-DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
+# kedro-viz is here for `make viz`; its run hooks would write .viz/ files and dataset statistics on
+# every run and warn that the project's runner is not Kedro's SequentialRunner.
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry", "kedro-viz")
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
