@@ -162,23 +162,33 @@ def fast_kernels() -> bool:
     return os.environ.get(FAST_KERNELS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-#: Set unless the user set them (they change speed, never results). Idle OpenMP threads sleep
-#: instead of spinning: on a machine busy with other work, spinning pools slowed a 2-thread training
-#: step 4.4x; on an idle machine passive waiting costs nothing measurable (benchmarks/omp_wait.py).
-RUNTIME_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
+def omp_wait_policy(load: float, cores: int) -> str | None:
+    """``PASSIVE`` when the machine is already busy (1-minute load of at least one more than its
+    cores), else None (libgomp's default: spin a little, then sleep). It changes speed, never results.
+
+    benchmarks/omp_wait.py, 60 small Transformer steps on 2 threads of a 2-core machine: idle, the
+    default 2.3 s and PASSIVE 4.6 s (waking sleeping threads for every small operation); beside two
+    busy processes, the default 14.5 s and PASSIVE 5.0 s (spinning threads fight the other work for
+    the cores). So sleeping threads only where other work is running.
+    """
+    return "PASSIVE" if load >= cores + 1 else None
 
 
 def pin_cpu_kernels() -> dict[str, str]:
-    """Set the pinned library switches in ``os.environ`` (unless opted out), and the
-    :data:`RUNTIME_DEFAULTS` the user has not set; returns what it set.
+    """Set the pinned library switches in ``os.environ`` (unless opted out), and the OpenMP wait
+    policy (:func:`omp_wait_policy`) unless the user chose one; returns what it set.
 
     Must run before numpy and torch are imported; libraries already loaded keep their kernels
     (:func:`status` and :func:`configure_torch` report that).
     """
     changed: dict[str, str] = {}
-    for key, value in RUNTIME_DEFAULTS.items():
-        if key not in os.environ:
-            changed[key] = os.environ[key] = value
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        try:
+            policy = omp_wait_policy(os.getloadavg()[0], os.cpu_count() or 1)
+        except OSError:  # no load average on this platform
+            policy = None
+        if policy:
+            changed["OMP_WAIT_POLICY"] = os.environ["OMP_WAIT_POLICY"] = policy
     if fast_kernels():
         return changed
     for key in _CONFLICTING_ENV:
