@@ -645,7 +645,12 @@ def test_a_logged_model_serves_the_documented_http_formats(tracked: Tracked) -> 
                 time.sleep(1)
         split = post({"dataframe_split": {"columns": ["audio", "sample_rate"], "data": [[audio, 8000]]}})
         records = post({"dataframe_records": [{"audio": audio, "sample_rate": 8000}]})
-        model = mlflow.pyfunc.load_model(uri)
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(tracked.uri)  # models:/ resolves through the global store
+        try:
+            model = mlflow.pyfunc.load_model(uri)
+        finally:
+            mlflow.set_tracking_uri(previous)
         local = model.predict(pd.DataFrame({"audio": [np.asarray(audio)], "sample_rate": [8000]}))
         for out in (split, records):
             (probs,) = out["predictions"]
