@@ -19,7 +19,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 CORES   := $(shell nproc 2>/dev/null || echo 1)
 WORKERS ?= $(shell echo $$(( $(CORES) / 2 )))
 
-.PHONY: install run test repro repro-check bench mlflow-ui viz serve clean reproduce
+.PHONY: install run test test-fast repro repro-check bench mlflow-ui viz serve clean reproduce
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ run: install            ## install, then train and compare the asc models on the
 
 test: install           ## install, then run the whole test suite (TEST_WORKERS processes, a test file each)
 	MLSP_PROGRESS=0 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+test-fast: install      ## the suite without its end-to-end runs (pytest -m "not slow"): about 2 minutes on 2 cores
+	MLSP_PROGRESS=0 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 repro: install          ## re-run the DVC stages whose inputs changed (stages find .venv/bin/kedro themselves)
 	$(BIN)/dvc repro

@@ -225,6 +225,7 @@ print(json.dumps({"summary": summary, "norms": [repr(v) for v in table["grad_nor
 """
 
 
+@pytest.mark.slow
 def test_float64_gradient_diagnostics_are_the_same_bytes_with_and_without_fma() -> None:
     """The diagnostics run in float64, where the gates' exp/tanh come from glibc, whose FMA and
     non-FMA variants differ in the last bit: the reported values are rounded far above that, so a

@@ -72,6 +72,7 @@ def _post(url: str, path: str, body: dict) -> dict:
         return json.loads(r.read())
 
 
+@pytest.mark.slow
 def test_pipeline_logs_to_a_tracking_server(tmp_path: Path, mlflow_server, monkeypatch: pytest.MonkeyPatch) -> None:
     url, artifacts = mlflow_server
     project = make_project_copy(tmp_path / "project")
@@ -144,6 +145,7 @@ def _git(cwd: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
 
 
+@pytest.mark.slow
 def test_dvc_push_clone_pull_is_up_to_date(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = _dvc_project(tmp_path / "project")
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
@@ -172,6 +174,7 @@ def test_dvc_push_clone_pull_is_up_to_date(tmp_path: Path, monkeypatch: pytest.M
     assert "up to date" in status.lower(), status
 
 
+@pytest.mark.slow
 def test_reproduce_rebuilds_a_run_and_metrics_match(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlflow.tracking import MlflowClient
 

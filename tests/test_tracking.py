@@ -235,6 +235,7 @@ SERVE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_served_model_in_a_fresh_process_equals_the_pipeline(tracked: Tracked, tmp_path: Path) -> None:
     import torch
 
@@ -439,6 +440,7 @@ def test_dead_runs_are_closed_by_process_liveness_not_age(tmp_path: Path) -> Non
     assert status == {alive: "RUNNING", dead: "KILLED", foreign: "RUNNING"}
 
 
+@pytest.mark.slow
 def test_concurrent_first_runs_kill_9_rerun_and_a_refused_second_run(tmp_path: Path, kedro_run,  # type: ignore[no-untyped-def]
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Two ``kedro run``s start at once on a fresh sqlite store (both must succeed); the long one
@@ -609,6 +611,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_a_logged_model_serves_the_documented_http_formats(tracked: Tracked) -> None:
     """``make serve``'s command (the environment's bin/ first on PATH, nothing activated) serves a
     model run's logged model; ``dataframe_split`` and ``dataframe_records`` give one probability per
