@@ -123,10 +123,9 @@ def tta_probabilities(net: Any, X: Any, n: int, max_shift: float) -> np.ndarray:
     from mlsp_pipelines.training.loop import predict
 
     total = None
-    with torch.inference_mode():
-        for shift in tta_shifts(int(X.shape[1]), n, max_shift):
-            p = torch.softmax(predict(net, (torch.roll(X, shift, dims=1),)), dim=-1)
-            total = p if total is None else total + p
+    for shift in tta_shifts(int(X.shape[1]), n, max_shift):  # predict runs in inference mode
+        p = torch.softmax(predict(net, (torch.roll(X, shift, dims=1),)), dim=-1)
+        total = p if total is None else total + p
     return (total / n).numpy()
 
 

@@ -107,13 +107,13 @@ def _paired_with_best(board: pd.DataFrame, per_fold: dict[str, dict[str, Any]], 
     ref = per_fold.get(best, {})
     if key not in ref or len(ref[key]) < 2:
         return {}
+    b = dict(zip(ref.get("folds", range(len(ref[key]))), ref[key]))
     out = {}
     for model in board["model"]:
         mine = per_fold.get(str(model), {})
         if key not in mine:
             continue
         a = dict(zip(mine.get("folds", range(len(mine[key]))), mine[key]))
-        b = dict(zip(ref.get("folds", range(len(ref[key]))), ref[key]))
         common = sorted(set(a) & set(b))
         ratio = float(mine.get("test_train_ratio") or ref.get("test_train_ratio") or 1.0 / max(len(common) - 1, 1))
         out[str(model)] = corrected_resampled_ttest([a[f] for f in common], [b[f] for f in common], ratio)
