@@ -14,6 +14,7 @@ import torch
 from kedro.io import DatasetError
 from pydantic import ValidationError
 
+from conftest import missing_real_data
 from mlsp_pipelines.features.vocab import (
     BOS_IDX,
     bucket_batches,
@@ -29,7 +30,7 @@ from mlsp_pipelines.features.vocab import (
     encode_pairs,
     tokenize,
 )
-from mlsp_pipelines.ingestion.parallel import (
+from mlsp_pipelines.datasets.parallel import (
     MalformedCorpusError,
     ParallelSplitsDataset,
     ParallelTSVDataset,
@@ -39,10 +40,13 @@ from mlsp_pipelines.ingestion.parallel import (
 )
 from mlsp_pipelines.pipelines.seq2seq import nodes
 from mlsp_pipelines.evaluation.translation import (
+    bleu_by_length,
     corpus_bleu,
     corpus_bleu_details,
     exact_match,
+    length_bucket,
     sacrebleu_scores,
+    sentence_bleu,
     token_accuracy,
 )
 from mlsp_pipelines.pipelines.seq2seq.params import (
@@ -125,7 +129,7 @@ def test_two_digit_years_need_a_century_window() -> None:
 @pytest.fixture(scope="module")
 def multi30k() -> Path:
     if not (MULTI30K / "train.tsv").is_file():
-        pytest.skip(f"parallel-corpus sample not available: {MULTI30K}/train.tsv does not exist")
+        missing_real_data(f"parallel-corpus sample not available: {MULTI30K}/train.tsv does not exist")
     return MULTI30K
 
 
@@ -392,6 +396,27 @@ def test_sacrebleu_scores_carry_their_signature() -> None:
     assert 100 * corpus_bleu([t.split() for t in toks], [r.split() for r in ["a b c d e g", "w x y z q"]]) == \
         pytest.approx(sacrebleu.corpus_bleu(toks, [["a b c d e g", "w x y z q"]]).score, abs=1e-6)
     assert sacrebleu_scores(refs, refs)["bleu"] == pytest.approx(100.0)
+
+
+def test_bleu_by_source_length_scores_each_bucket_alone() -> None:
+    import sacrebleu
+
+    assert [length_bucket(n) for n in (1, 10, 11, 20, 21, 30, 31, 99)] == \
+        ["1-10", "1-10", "11-20", "11-20", "21-30", "21-30", "31-max", "31-max"]
+    short_ref = ["a man rides a red bike .", "two dogs play in the snow ."]
+    long_ref = ["a woman in a long blue dress walks past a shop window full of old clocks and a small dog follows her ."]
+    hyps = [*short_ref, "a woman walks ."]  # the short sentences right, the long one truncated
+    refs = [*short_ref, *long_ref]
+    out = bleu_by_length(hyps, refs, [7, 7, 23])
+    assert list(out) == ["1-10", "21-30"]  # empty buckets left out, in increasing length
+    assert out["1-10"] == {"n": 2, "bleu": pytest.approx(100.0)}
+    assert out["21-30"]["n"] == 1
+    assert out["21-30"]["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps[2:], [long_ref]).score)
+    assert out["21-30"]["bleu"] < 10
+    with pytest.raises(ValueError, match="3 hypotheses, 3 references, 2 lengths"):
+        bleu_by_length(hyps, refs, [7, 7])
+    scores = sentence_bleu(hyps, refs)
+    assert scores[:2] == [pytest.approx(100.0)] * 2 and scores[2] < 10
 
 
 def test_bucketed_training_logs_batches_records_threads_and_is_seeded(caplog: pytest.LogCaptureFixture) -> None:

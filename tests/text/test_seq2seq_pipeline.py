@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
+from conftest import missing_real_data
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("MLSP_PROGRESS", "0")
@@ -85,17 +86,21 @@ def test_pipeline_writes_reports_and_models(project: Path, default_run: str) -> 
     summary = json.loads((report / "metrics.json").read_text())
     assert "tok:13a" in summary["bleu_signature"] and "nc:6" in summary["chrf_signature"]
     assert set(summary["models"]) == set(ARCHS) and summary["best_model"] in ARCHS
+    assert set(summary["bleu_by_source_words"]) == set(ARCHS)  # BLEU per source-length bucket, per model
     assert "| model |" in (report / "leaderboard.md").read_text()
     for arch in ARCHS:
         for name in ("attention.png", "learning_curves.png", "predictions.csv"):
             assert (report / "models" / arch / name).stat().st_size > 0, (arch, name)
         preds = pd.read_csv(report / "models" / arch / "predictions.csv", dtype=str)
-        assert list(preds.columns) == ["source", "reference", "prediction", "correct"]
+        assert list(preds.columns) == ["source", "reference", "prediction", "correct", "source_words", "sentence_bleu"]
+        assert preds["source_words"].astype(int).tolist() == [len(s.split()) for s in preds["source"]]
         assert preds["reference"].str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
         bundle = torch.load(project / "data/06_models/seq2seq" / f"{arch}.pt", weights_only=False)
         assert not [k for k in bundle if "seconds" in k], arch  # the model file hashes alike on re-runs
         per_model = json.loads((project / "data/07_model_output/seq2seq" / arch / "metrics.json").read_text())
         assert not [k for k in per_model if "seconds" in k or "rss" in k], arch
+        assert per_model["bleu_by_source_words"] == summary["bleu_by_source_words"][arch]
+        assert sum(per_model["n_by_source_words"].values()) == per_model["n_test"], arch
         assert not (project / "data/06_models/seq2seq/checkpoints" / f"{arch}.ckpt").exists()  # cleared
     quality = json.loads((report / "data_quality.json").read_text())
     assert quality["n_train"] + quality["n_val"] + quality["n_test"] == quality["pairs_used"]
@@ -124,6 +129,9 @@ def test_mlflow_has_a_nested_run_per_model(project: Path, default_run: str) -> N
         bleu = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "epoch/val_bleu"), key=lambda m: m.step)]
         assert len(bleu) == int(run.data.metrics["epochs_run"]) and all(0 <= b <= 100 for b in bleu), arch
         assert int(run.data.metrics["best_epoch"]) == 1 + bleu.index(max(bleu)), arch
+        assert any(k.startswith("bleu_by_source_words.") for k in run.data.metrics), arch
+        examples = {a.path for a in client.list_artifacts(run.info.run_id, "tables")}
+        assert "tables/predictions.csv" in examples, arch  # source, reference, hypothesis per test sentence
         artefacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
         assert "plots/attention_plot.png" in artefacts and run.outputs.model_outputs  # a logged MLflow model
         assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"seq2seq.train", "seq2seq.val", "seq2seq.test"}
@@ -155,7 +163,7 @@ def test_registry_has_the_pipeline_and_its_dvc_slices() -> None:
 @pytest.mark.slow
 def test_real_corpus_is_selected_by_corpus_path(project: Path) -> None:
     if not (MULTI30K / "train.tsv").is_file():
-        pytest.skip(f"parallel-corpus sample not available: {MULTI30K}/train.tsv does not exist")
+        missing_real_data(f"parallel-corpus sample not available: {MULTI30K}/train.tsv does not exist")
     runtime = {"corpus_path": str(MULTI30K / "train.tsv"), "seq2seq": {"vocab": {"level": "word"}}}
     _, _, context = _session(project, ["seq2seq_data"], runtime)
     assert len(context.catalog.load("seq2seq.corpus")) == 300
@@ -169,7 +177,7 @@ def test_real_corpus_is_selected_by_corpus_path(project: Path) -> None:
 @pytest.mark.slow
 def test_official_splits_are_selected_by_corpus_dir(project: Path) -> None:
     if not (MULTI30K / "test.tsv").is_file():
-        pytest.skip(f"parallel-corpus sample not available: {MULTI30K}/test.tsv does not exist")
+        missing_real_data(f"parallel-corpus sample not available: {MULTI30K}/test.tsv does not exist")
     runtime = {"corpus_dir": str(MULTI30K), "seq2seq": {"vocab": {"level": "subword", "subword_vocab_size": 400}}}
     _session(project, ["seq2seq_data"], runtime)
     quality = json.loads((project / REPORT / "data_quality.json").read_text())
@@ -186,7 +194,7 @@ def test_official_splits_are_selected_by_corpus_dir(project: Path) -> None:
 def test_the_translation_direction_is_a_run_time_choice(project: Path) -> None:
     """``--params corpus_dir=...,source_lang=fr,target_lang=en`` reads French as the source."""
     if not (MULTI30K_ENFR / "test.fr").is_file():
-        pytest.skip(f"Multi30K en-fr not available: {MULTI30K_ENFR}/test.fr does not exist")
+        missing_real_data(f"Multi30K en-fr not available: {MULTI30K_ENFR}/test.fr does not exist")
     runtime = {"corpus_dir": str(MULTI30K_ENFR), "source_lang": "fr", "target_lang": "en",
                "seq2seq": {"vocab": {"level": "word", "min_freq": 5}}}
     _session(project, ["seq2seq_data"], runtime)

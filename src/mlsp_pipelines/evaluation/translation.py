@@ -93,3 +93,43 @@ def sacrebleu_scores(hypotheses: Sequence[str], references: Sequence[str]) -> di
     return {"bleu": float(b.score), "bleu_brevity_penalty": float(b.bp),
             "bleu_precisions": [float(p) for p in b.precisions], "bleu_signature": str(bleu.get_signature()),
             "chrf": float(c.score), "chrf_signature": str(chrf.get_signature())}
+
+
+def length_bucket(n: int, edges: Sequence[int] = (10, 20, 30)) -> str:
+    """The bucket label of a length ``n`` for the upper ``edges``: ``1-10``, ``11-20``, ``21-30``, ``31-max`` (characters MLflow accepts in metric names)."""
+    low = 1
+    for edge in edges:
+        if n <= edge:
+            return f"{low}-{edge}"
+        low = edge + 1
+    return f"{low}-max"
+
+
+def bleu_by_length(
+    hypotheses: Sequence[str], references: Sequence[str], lengths: Sequence[int], edges: Sequence[int] = (10, 20, 30)
+) -> dict[str, dict[str, float]]:
+    """sacreBLEU corpus BLEU per length bucket (usually the source's words): where a model breaks
+    down on long sentences -- the attention-free encoder-decoder's fixed summary does.
+    ``{bucket: {"n": sentences, "bleu": score}}`` in increasing length, empty buckets left out."""
+    from sacrebleu.metrics import BLEU
+
+    if not len(hypotheses) == len(references) == len(lengths):
+        raise ValueError(f"{len(hypotheses)} hypotheses, {len(references)} references, {len(lengths)} lengths")
+    groups: dict[str, list[int]] = {}
+    order = [length_bucket(e, edges) for e in edges] + [length_bucket(edges[-1] + 1, edges)]
+    for i, n in enumerate(lengths):
+        groups.setdefault(length_bucket(int(n), edges), []).append(i)
+    bleu = BLEU()
+    return {b: {"n": len(groups[b]),
+                "bleu": float(bleu.corpus_score([hypotheses[i] for i in groups[b]],
+                                                [[references[i] for i in groups[b]]]).score)}
+            for b in order if b in groups}
+
+
+def sentence_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> list[float]:
+    """sacreBLEU's smoothed sentence BLEU of each hypothesis (for sorting examples, not for reporting:
+    corpus BLEU is not the mean of sentence BLEUs)."""
+    from sacrebleu.metrics import BLEU
+
+    bleu = BLEU(effective_order=True)
+    return [float(bleu.sentence_score(h, [r]).score) for h, r in zip(hypotheses, references)]

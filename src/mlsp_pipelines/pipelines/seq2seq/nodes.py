@@ -328,12 +328,16 @@ def evaluate_seq2seq(
     refs = [tgt_vocab.tokenize(t) for t in texts["target"]]
     hyp_text = [tgt_vocab.decode(row.tolist()) for row in decoded]
     scores = m.sacrebleu_scores(hyp_text, list(texts["target"]))
+    source_words = [len(t.split()) for t in texts["source"]]
+    by_length = m.bleu_by_length(hyp_text, list(texts["target"]), source_words)
     metrics = {
         "model": bundle["name"], "arch": bundle["arch"],
         "exact_match": m.exact_match(hyps, refs),
         "token_accuracy": m.token_accuracy(hyps, refs),
         **scores,
         "teacher_forced_token_accuracy": tf_acc,
+        "bleu_by_source_words": {b: v["bleu"] for b, v in by_length.items()},
+        "n_by_source_words": {b: v["n"] for b, v in by_length.items()},
         "n_test": len(refs), "beam_size": report.beam_size, "level": tgt_vocab.level,
         "params": bundle["params"], "threads": bundle.get("threads"),
         "best_epoch": bundle["best_epoch"], "epochs_run": bundle["epochs_run"],
@@ -346,11 +350,15 @@ def evaluate_seq2seq(
     predictions = pd.DataFrame({
         "source": texts["source"], "reference": texts["target"], "prediction": hyp_text,
         "correct": [h == r for h, r in zip(hyps, refs)],
+        "source_words": source_words,
+        "sentence_bleu": np.round(m.sentence_bleu(hyp_text, list(texts["target"])), 2),
     })
     logger.info("%s test: exact match %.3f, token accuracy %.3f, BLEU %.2f, chrF %.2f (%d sentences decoded in "
                 "%.1f s, beam %d)", bundle["name"], metrics["exact_match"], metrics["token_accuracy"],
                 metrics["bleu"], metrics["chrf"], len(refs), decode_seconds, report.beam_size)
     logger.info("sacreBLEU signatures: %s | %s", metrics["bleu_signature"], metrics["chrf_signature"])
+    logger.info("%s BLEU by source length (words): %s", bundle["name"],
+                ", ".join(f"{b}: {v['bleu']:.1f} (n={v['n']})" for b, v in by_length.items()))
     curves = learning_curves_figure(history.drop(columns="epoch").to_dict("list"), f"{bundle['name']} learning curves")
     return metrics, timings, predictions, curves
 
@@ -408,17 +416,22 @@ def build_report(*metrics: dict[str, Any]) -> tuple[pd.DataFrame, str, Figure, d
     ``timings.csv`` and each model's MLflow run)."""
     from mlsp_pipelines.modular.report.nodes import build_leaderboard
 
-    board, md, fig, summary = build_leaderboard(*metrics, sort_by="bleu", figure=seq2seq_leaderboard_figure)
+    by_length = {m["model"]: m["bleu_by_source_words"] for m in metrics if "bleu_by_source_words" in m}
+    board, md, fig, summary = build_leaderboard(
+        *metrics, sort_by="bleu", figure=partial(seq2seq_leaderboard_figure, by_length=by_length))
     for key in ("bleu_signature", "chrf_signature"):
         summary[key] = next((m[key] for m in metrics if key in m), None)
+    summary["bleu_by_source_words"] = by_length
     return board, md, fig, summary
 
 
-def seq2seq_leaderboard_figure(board: pd.DataFrame) -> Figure:
-    """Two panels: exact match and token accuracy (0–1); sacreBLEU BLEU and chrF (0–100)."""
+def seq2seq_leaderboard_figure(board: pd.DataFrame, by_length: dict[str, dict[str, float]] | None = None) -> Figure:
+    """Panels: exact match and token accuracy (0–1); sacreBLEU BLEU and chrF (0–100); and, given
+    ``by_length`` (model → bucket → BLEU), BLEU per source-length bucket, a line per model."""
     from mlsp_pipelines.evaluation.figures import subplots
 
-    fig, axes = subplots(1, 2, figsize=(max(9, 2.6 * len(board) + 3), 3.8))
+    n_panels = 3 if by_length else 2
+    fig, axes = subplots(1, n_panels, figsize=(max(9, 2.6 * len(board) + 3) + (4.5 if by_length else 0), 3.8))
     x = np.arange(len(board))
     for ax, cols, top in ((axes[0], ("exact_match", "token_accuracy"), 1.05), (axes[1], ("bleu", "chrf"), 105)):
         width = 0.8 / len(cols)
@@ -430,6 +443,19 @@ def seq2seq_leaderboard_figure(board: pd.DataFrame) -> Figure:
         ax.set_ylim(0, top)
         ax.legend(loc="upper right", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
+    if by_length:
+        ax = axes[2]
+        buckets = list(dict.fromkeys(b for model in board["model"] for b in by_length.get(model, {})))
+        for model in board["model"]:
+            scores = by_length.get(model, {})
+            ax.plot(range(len(buckets)), [scores.get(b, np.nan) for b in buckets], marker="o", label=model)
+        ax.set_xticks(range(len(buckets)), buckets, fontsize=8)
+        ax.set_xlabel("source length (words)")
+        ax.set_ylabel("BLEU")
+        ax.set_ylim(0, 105)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.set_title("BLEU by source length", fontsize=9)
     fig.suptitle("seq2seq test set (BLEU and chrF by sacreBLEU)")
     fig.tight_layout()
     return fig
