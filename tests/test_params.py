@@ -163,3 +163,31 @@ def test_a_broken_pipeline_config_does_not_block_another_pipeline(project_copy, 
     run_session(project_copy, ["asc_data"], runtime_params=broken)
     assert (project_copy / "data" / "01_raw" / "asc" / "metadata.csv").is_file()
     assert "pipeline 'word2vec' left out" in caplog.text
+
+
+def test_invalid_parameters_end_with_the_offending_keys() -> None:
+    """What ``kedro run`` prints last for invalid parameters (Kedro's message rewritten by the project CLI)."""
+    import os
+
+    from pydantic import ValidationError
+
+    from mlsp_pipelines.cli import parameter_errors
+    from mlsp_pipelines.params import FeatureParams, TrainParams
+
+    assert os.environ["PYDANTIC_ERRORS_INCLUDE_URL"] == "0"  # set by the package: no documentation link last
+    blocks = []
+    for section, cls, raw in (("asc.train", TrainParams, {"epoch": 3, "lr": "abc"}),
+                              ("asc.features", FeatureParams, {"n_mels": -5})):
+        with pytest.raises(ValidationError) as err:
+            cls(**raw)
+        blocks.append(f"- Parameter '{section}': Failed to instantiate {cls.__name__} for parameter '{section}': {err.value}")
+    text = parameter_errors("Parameter validation failed:\n" + "\n".join(blocks))
+    lines = text.splitlines()
+    assert lines[0] == "invalid parameters:"
+    assert "  asc.train.epoch = 3: Extra inputs are not permitted" in lines
+    assert any(line.startswith("  asc.train.lr = 'abc': Input should be a valid number") for line in lines)
+    assert "  asc.features: n_mels=-5 must be greater than 0 (or 'auto')" in lines
+    assert lines[-1] == ("fix asc.train.lr, asc.train.epoch, asc.features in conf/<env>/parameters_*.yml "
+                         "or with --params <key>=<value>")
+    assert parameter_errors("Parameter validation failed:\n- Parameter 'x': value is None but type is not Optional") \
+        .splitlines()[1] == "  x: value is None but type is not Optional"

@@ -18,3 +18,5 @@ _pin_cpu_kernels()
 _os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
 if _os.environ.get("MLSP_PROGRESS", "1").strip().lower() in {"0", "false", "no", "off"}:
     _os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# A parameter error's last line is the offending key and value, not pydantic's documentation link.
+_os.environ.setdefault("PYDANTIC_ERRORS_INCLUDE_URL", "0")
