@@ -300,6 +300,9 @@ def test_dataset_inputs_carry_digests_of_the_data_used(tracked: Tracked) -> None
     (acc,) = [m for m in model.metrics if m.key == "accuracy"]
     assert (acc.dataset_name, acc.dataset_digest) == ("asc.test", expected["test"])
     assert acc.value == run.data.metrics["accuracy"]
+    # it carries the task's metrics, not the machine's load (the run keeps those)
+    assert not [m.key for m in model.metrics if m.key.startswith("system/")]
+    assert {"val_loss", "best_epoch", "macro_f1"} <= {m.key for m in model.metrics}
     lineage = json.loads(Path(tracked.client().download_artifacts(tracked.parent().info.run_id, "lineage.json",
                                                                    str(tracked.project))).read_text())
     assert lineage["datasets"] == {f"asc.{s}": d for s, d in expected.items()}
@@ -357,6 +360,9 @@ def test_compare_page_plots_at_the_root_and_misclassified_clips_as_wav(tracked: 
             assert any(f"_{r.actual}_as_{r.predicted}_" in w for r in wrong.itertuples()), w
         audio, sr = sf.read(client.download_artifacts(run.info.run_id, wavs[0], str(tmp_path)))
         assert sr == SYNTH_SR and len(audio) > 0  # the clip as recorded, playable in the artefact viewer
+        # the same clips are an output of the model's evaluation (a DVC output beside its predictions)
+        kept = sorted(p.name for p in (tracked.project / "data/08_reporting/asc/models" / arch / "misclassified").iterdir())
+        assert kept == sorted(Path(w).name for w in wavs), arch
 
 
 def test_only_declared_datasets_reach_mlflow(tracked: Tracked) -> None:
@@ -529,19 +535,19 @@ def test_the_mlflow_run_is_set_up_while_the_first_nodes_run(tmp_path: Path, monk
     store take over a second); the first use of the tracker waits for it."""
     import threading
 
-    from mlsp_pipelines import hooks
+    from mlsp_pipelines.tracking import store
 
     gate = threading.Event()
-    real = hooks.RunTracker.__init__
+    real = store.RunTracker.__init__
 
     def slow_init(self: Any, *args: Any, **kwargs: Any) -> None:
         assert gate.wait(30)
         real(self, *args, **kwargs)
 
-    monkeypatch.setattr(hooks.RunTracker, "__init__", slow_init)
+    monkeypatch.setattr(store.RunTracker, "__init__", slow_init)
     hook = _bare_hook(tmp_path)
     _begin(hook)  # returns although the tracker cannot be built yet
-    assert hook._tracking() and hook._tracker is None
+    assert hook._tracking() and hook._session is None
     gate.set()
     tracker = hook.tracker
     assert tracker is not None and tracker.client.get_run(tracker.parent_id).info.status == "RUNNING"
@@ -552,12 +558,12 @@ def test_the_mlflow_run_is_set_up_while_the_first_nodes_run(tmp_path: Path, monk
 
 def test_a_failed_set_up_surfaces_at_first_use_and_frees_the_pipeline(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlsp_pipelines import hooks
+    from mlsp_pipelines.tracking import store
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("MLflow store at sqlite:///x is corrupt")
 
-    monkeypatch.setattr(hooks, "close_dead_runs", broken)
+    monkeypatch.setattr(store, "close_dead_runs", broken)
     hook = _bare_hook(tmp_path)
     _begin(hook)
     with pytest.raises(RuntimeError, match="is corrupt"):

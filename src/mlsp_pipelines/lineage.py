@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from mlsp_pipelines.tracking.flatten import flatten
+
 KEY_PACKAGES = ("kedro", "torch", "mlflow", "dvc", "numpy", "scipy", "pandas", "librosa", "soundfile", "gensim",
                 "scikit-learn", "pydantic")
 _IGNORED_PARTS = ("__pycache__",)
@@ -130,7 +132,7 @@ def params_digest(params: dict[str, Any]) -> str:
 def collect(params: dict[str, Any], git: dict[str, str], command: str) -> dict[str, Any]:
     """The lineage record of one run, before any data is read (``data_versions`` and
     ``datasets`` are filled in as the run uses data)."""
-    seeds = {k: v for k, v in _walk(params) if k.endswith("seed")}
+    seeds = {k: v for k, v in flatten(params).items() if k.endswith("seed")}
     return {
         "git": git,
         "command": command,
@@ -151,11 +153,3 @@ def _kernel_tier() -> str:
     from mlsp_pipelines import determinism
 
     return str(determinism.status()["tier"])
-
-
-def _walk(d: Any, prefix: str = ""):
-    if isinstance(d, dict):
-        for k, v in d.items():
-            yield from _walk(v, f"{prefix}.{k}" if prefix else str(k))
-    else:
-        yield prefix, d

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from mlsp_pipelines.config import project_root
-from mlsp_pipelines.tracking import resolve_tracking_uri
+from mlsp_pipelines.tracking import flatten, resolve_tracking_uri
 
 logger = logging.getLogger("mlsp_pipelines.reproduce")
 
@@ -44,12 +44,9 @@ def is_timing(key: str) -> bool:
     return key in TIMING_METRICS or key.startswith("system/") or key.endswith("_seconds")
 
 
-def _flatten_runtime(d: dict[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for k, v in d.items():
-        key = f"{prefix}.{k}" if prefix else k
-        out += _flatten_runtime(v, key) if isinstance(v, dict) else [f"{key}={json.dumps(v) if isinstance(v, list) else v}"]
-    return out
+def _flatten_runtime(d: dict[str, Any]) -> list[str]:
+    """Runtime parameters as the ``key=value`` items of ``--params`` (lists as JSON)."""
+    return [f"{k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in flatten(d).items()]
 
 
 def _model_metrics(client: Any, parent_id: str, experiment_id: str) -> dict[str, dict[str, float]]:

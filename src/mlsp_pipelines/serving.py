@@ -207,6 +207,26 @@ def log_module(run_id: str, bundle: dict[str, Any], *, name: str = "model", regi
         )
 
 
+def log_bundle(run_id: str, bundle: dict[str, Any], *, flavor: str, dataset: str, name: str,
+               registered_model_name: str | None = None, params: dict[str, Any] | None = None,
+               feature_params: str | None = None) -> Any:
+    """Log a model bundle in the flavour its catalog entry ``dataset`` declares: ``audio_classifier``
+    (raw audio in, the pipeline's features inside: the settings the bundle was trained with, else
+    the configuration section ``feature_params`` of ``params``) or ``pytorch`` (the network alone)."""
+    if flavor == "audio_classifier":
+        from mlsp_pipelines import config
+
+        features = bundle.get("features") or (config.section(params or {}, feature_params) if feature_params else None)
+        if not features:
+            raise ValueError(f"catalog entry {dataset}: the bundle holds no 'features' and metadata.mlflow."
+                             f"feature_params={feature_params!r} names no parameters; the served model needs the "
+                             "feature settings")
+        return log_audio_classifier(run_id, bundle, dict(features), name=name, registered_model_name=registered_model_name)
+    if flavor == "pytorch":
+        return log_module(run_id, bundle, name=name, registered_model_name=registered_model_name)
+    raise ValueError(f"catalog entry {dataset}: metadata.mlflow.flavor={flavor!r}; use audio_classifier or pytorch")
+
+
 @contextmanager
 def _quiet_pickle_warning() -> Iterator[None]:
     """``mlflow.pytorch`` warns on every pickle-format save. The format is chosen on purpose: the

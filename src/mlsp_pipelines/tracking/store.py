@@ -28,18 +28,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from mlsp_pipelines.tracking.flatten import flatten, flatten_numbers, metric_key
+
 logger = logging.getLogger(__name__)
 
 PARAM_VALUE_MAX = 6000  # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH
 TAG_VALUE_MAX = 8000  # mlflow.utils.validation.MAX_TAG_VAL_LENGTH
 PARAM_KEY_MAX = 250
-_BAD_KEY_CHARS = re.compile(r"[^\w.\- /]")  # what MLflow accepts in metric keys
+
 #: Kinds of catalog declarations (``metadata.mlflow.kind``) and what each logs.
 KINDS = {
     "metrics": "numbers of a (nested) dict → metrics (its keys listed in `params` → parameters resolved.<key>.*); the dict → reports/<name>.json",
     "history": "per-epoch table → metrics epoch/<column> with step = epoch (unless logged live)",
     "figure": "matplotlib figure → PNG at `artifact` (default plots/<name>.png)",
     "table": "DataFrame → CSV, text → Markdown at `artifact` (default tables/<name>.csv|md)",
+    "audio": "clips (name → (samples, rate)) → WAV files under `artifact` (default <name>/)",
     "model": "model bundle → an MLflow logged model (`flavor`: audio_classifier | pytorch)",
     "inputs": "model input dict → mlflow.log_input per split (`splits`: {context: [features, targets]})",
     "trials": "hyper-parameter trials table → one nested run per trial",
@@ -52,20 +55,6 @@ class TrackingUnavailableError(RuntimeError):
 
 
 # -- configuration ------------------------------------------------------------------------------
-def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts / pydantic models → ``{"a.b.c": value}`` (lists kept as values)."""
-    if hasattr(d, "model_dump"):
-        d = d.model_dump()
-    if not isinstance(d, dict):
-        return {prefix: d} if prefix else {}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if hasattr(v, "model_dump") or (isinstance(v, dict) and v):
-            out.update(flatten(v, key))
-        else:
-            out[key] = v
-    return out
 
 
 def git_state(root: Path) -> dict[str, str]:
@@ -277,6 +266,7 @@ class OpenRun:
     name: str
     monitor: Any = None
     model_id: str | None = None
+    model_flavor: str | None = None
     datasets: dict[str, tuple[str, str]] = field(default_factory=dict)  # context → (name, digest)
     params: dict[str, str] = field(default_factory=dict)
     live_epochs: bool = False
@@ -300,7 +290,11 @@ def _system_metrics_monitor(run_id: str, interval: float, uri: str) -> Any:
                 self.publish_metrics(self.aggregate_metrics())
                 self.mlflow_logger.flush()
 
-    return _Monitor(run_id, sampling_interval=interval, samples_before_logging=1, tracking_uri=uri)
+    monitor = _Monitor(run_id, sampling_interval=interval, samples_before_logging=1, tracking_uri=uri)
+    # Samples from step 1: MLflow links a run's step-0 metrics to a model logged from it, and a
+    # logged model should carry its task metrics (loss, accuracy, ...), not the machine's load.
+    monitor._logging_step = max(monitor._logging_step, 1)  # noqa: SLF001 - MLflow has no setting for it
+    return monitor
 
 
 class RunTracker:
@@ -411,7 +405,75 @@ class RunTracker:
             except Exception:  # noqa: BLE001 - best effort at exit
                 pass
 
+    def monitor(self, run: OpenRun) -> Any:
+        """A system-metrics monitor sampling this process for ``run`` (a Dask worker training a
+        model of the driver's run); the caller finishes it."""
+        return self._monitor(run.run_id)
+
+    def use_globally(self) -> None:
+        """Point MLflow's global API at this store and experiment: ``log_model`` goes through it."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_experiment(experiment_id=self.experiment_id)
+
+    def close_dead_runs(self) -> list[str]:
+        """Close runs a process of this project left RUNNING when it died (see :func:`close_dead_runs`)."""
+        return close_dead_runs(self.client)
+
+    def close_session_leftovers(self, session_id: str | None, status: str) -> None:
+        """Runs of ``session_id`` still RUNNING that this tracker did not open or borrow (opened by a
+        Dask worker that died) end with the run's status, never left RUNNING."""
+        if not session_id:
+            return
+        mine = {self.parent_id, *(r.run_id for r in self.runs.values())}
+        for run in self.client.search_runs([self.experiment_id], f"tags.kedro_session_id = '{session_id}' and "
+                                           "attributes.status = 'RUNNING'", max_results=1000):
+            if run.info.run_id not in mine:
+                self.client.set_terminated(run.info.run_id, status=status if status != "FINISHED" else "KILLED")
+                self.client.set_tag(run.info.run_id, "mlsp.closed_by", "the Dask driver: its worker was gone")
+
+    def describe_experiment(self, text: str) -> None:
+        """The experiment's note (set once: a user's edit in the UI is kept)."""
+        exp = self.client.get_experiment(self.experiment_id)
+        if not exp.tags.get("mlflow.note.content"):
+            self.client.set_experiment_tag(self.experiment_id, "mlflow.note.content", text)
+
+    def run_metrics(self, run: OpenRun) -> dict[str, float]:
+        """The latest value of each metric of ``run``."""
+        return dict(self.client.get_run(run.run_id).data.metrics)
+
+    def describe(self, run: OpenRun, text: str) -> None:
+        """``text`` (Markdown) as the note of ``run`` and of its logged model (the description both
+        pages show)."""
+        self.client.set_tag(run.run_id, "mlflow.note.content", text)
+        if run.model_id:
+            self.client.set_logged_model_tags(run.model_id, {"mlflow.note.content": text})
+
     # -- logging -------------------------------------------------------------------------------------
+    def set_tags(self, run: OpenRun, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(run.run_id, key, value)
+
+    def log_dict(self, run: OpenRun, value: dict[str, Any], artifact: str) -> None:
+        self.client.log_dict(run.run_id, value, artifact)
+
+    def log_model(self, run: OpenRun, bundle: dict[str, Any], *, flavor: str, dataset: str, name: str,
+                  registered: str | None, params: dict[str, Any], feature_params: str | None) -> Any:
+        """The bundle as a logged model of ``run`` in the flavour serving builds for it; the run
+        links its later metrics to the model and says where it is (tags ``model_uri``,
+        ``registered_model``)."""
+        from mlsp_pipelines import serving
+
+        info = serving.log_bundle(run.run_id, bundle, flavor=flavor, dataset=dataset, name=name,
+                                  registered_model_name=registered, params=params, feature_params=feature_params)
+        run.model_id, run.model_flavor = info.model_id, flavor
+        tags = {"model_uri": info.model_uri}
+        if registered:
+            tags["registered_model"] = f"{registered}/{info.registered_model_version}"
+        self.set_tags(run, tags)
+        return info
+
     def log_params(self, run: OpenRun, params: dict[str, Any]) -> None:
         """Parameters as strings; a value over MLflow's limit goes to ``params/<key>.txt`` and the
         parameter names that file; a key logged before with another value is skipped with a warning."""
@@ -508,10 +570,25 @@ class RunTracker:
             self.log_metrics(run, {"best_value": value["value"], **{f"best_{k}": v for k, v in value["metrics"].items()}})
             self.client.set_tag(run.run_id, "best_trial", str(value["trial"]))
             self.client.log_dict(run.run_id, value, spec.get("artifact", f"reports/{short}.json"))
+        elif kind == "audio":
+            self.log_audio(run, value, spec.get("artifact", short))
         elif kind in ("model", "inputs"):
             pass  # handled by the hook (needs configuration and context)
         else:
             raise ValueError(f"catalog entry {name}: metadata.mlflow.kind={kind!r} is not one of {sorted(KINDS)}")
+
+    def log_audio(self, run: OpenRun, clips: dict[str, tuple[Any, int]], artifact_dir: str) -> None:
+        """Clips (name → (samples, rate)) as 16-bit WAV files under ``artifact_dir``: the UI plays them."""
+        import tempfile
+
+        from mlsp_pipelines.datasets.files import write_wav
+
+        if not clips:
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, (audio, sr) in clips.items():
+                write_wav(Path(tmp) / f"{name}.wav", audio, sr)
+            self.client.log_artifacts(run.run_id, tmp, artifact_dir)
 
     def log_history(self, run: OpenRun, history: Any) -> None:
         """A per-epoch table as ``epoch/<column>`` metrics, step = epoch."""
@@ -550,89 +627,5 @@ def _fit_tags(tags: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     return out, long_tags
 
 
-_RENAMED: set[str] = set()
 
 
-def metric_key(key: str) -> str:
-    """``key`` with characters MLflow rejects in metric names (e.g. from class labels such as
-    ``dog(bark)``) replaced by ``_``; each renaming is reported once."""
-    safe = _BAD_KEY_CHARS.sub("_", key)
-    if safe != key and key not in _RENAMED:
-        _RENAMED.add(key)
-        logger.warning("metric %r logged as %r (MLflow allows letters, digits, _ - . / and space)", key, safe)
-    return safe
-
-
-def flatten_numbers(value: Any) -> dict[str, float]:
-    """The numeric leaves of a nested dict, dotted keys (strings, lists and bools left out)."""
-    return {k: v for k, v in flatten(value).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-
-
-# -- command line: the runs-view URLs ------------------------------------------------------------------
-def ui_urls(uri: str, base_url: str) -> list[tuple[str, str, str | None]]:
-    """``(experiment, URL of its runs view, URL comparing the models of its latest run)`` for
-    every experiment with runs. MLflow 3's UI opens in GenAI mode unless the URL asks for
-    ``workflowType=machine_learning``."""
-    from urllib.parse import quote
-
-    client = open_store(uri)
-    base = base_url.rstrip("/")
-    out = []
-    for exp in sorted(client.search_experiments(), key=lambda e: e.name):
-        latest = client.search_runs([exp.experiment_id], "tags.`mlsp.kind` = 'model'", max_results=1,
-                                    order_by=["attributes.start_time DESC"])
-        if exp.name == "Default" and not client.search_runs([exp.experiment_id], max_results=1):
-            continue
-        compare = None
-        if latest:
-            parent = latest[0].data.tags.get("mlflow.parentRunId", "")
-            models = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent}' "
-                                        "and tags.`mlsp.kind` = 'model'")
-            ids = json.dumps([r.info.run_id for r in sorted(models, key=lambda r: r.info.start_time)])
-            compare = f"{base}/#/compare-runs?runs={quote(ids)}&experiments={quote(json.dumps([exp.experiment_id]))}"
-        out.append((exp.name, f"{base}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning", compare))
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m mlsp_pipelines.tracking urls [--port 5000]``: print where to look."""
-    import argparse
-
-    from mlsp_pipelines.config import project_root
-
-    ap = argparse.ArgumentParser(description="Print the MLflow UI links of this project's experiments.")
-    ap.add_argument("command", choices=["urls"])
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=5000)
-    args = ap.parse_args(argv)
-    root = project_root()
-    uri = resolve_tracking_uri(_configured_uri(root), root)
-    base = f"http://{args.host}:{args.port}"
-    urls = ui_urls(uri, base)
-    # the command's product is this text on stdout (`make mlflow-ui` shows it before the server starts)
-    lines = [f"MLflow UI for {uri}"]
-    if not urls:
-        lines.append(f"  no runs yet: `make run` (or kedro run --pipeline=asc), then open {base}/#/experiments"
-                     "?workflowType=machine_learning")
-    for name, url, compare in urls:
-        lines.append(f"  {name:<24} runs:    {url}")
-        if compare:
-            lines.append(f"  {'':<24} compare: {compare}  (the models of the latest run)")
-    lines.append("Compare models: in the runs view expand a run (+), tick its model runs, press 'Compare'; on the "
-                 "compare page pick confusion_matrix.png or learning_curves.png under Artifacts to see them side by side.")
-    sys.stdout.write("\n".join(lines) + "\n")
-    return 0
-
-
-def _configured_uri(root: Path) -> str | None:
-    import yaml
-
-    path = root / "conf" / "base" / "mlflow.yml"
-    try:
-        return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("tracking_uri")
-    except OSError:
-        return None
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -38,7 +38,7 @@ def _complexity(net: torch.nn.Module, data: dict) -> dict[str, Any]:
     return model_complexity(net, example, float(data.get("clip_s", example.shape[1] * data["hop_s"])))
 
 
-def _fit_one(data: dict, model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore | None, *, name: str,
+def fit_one(data: dict, model: ModelSpec, train: TrainParams, checkpoints: CheckpointStore | None, *, name: str,
              task: str | None = None,
              splits: tuple[str, str] = ("train", "val"), desc: str = "",
              report: ReportParams | None = None) -> tuple[TrainedModel, dict[str, Any]]:
@@ -47,7 +47,7 @@ def _fit_one(data: dict, model: ModelSpec, train: TrainParams, checkpoints: Chec
     units by the training statistics. Returns the trained model and its complexity."""
     from mlsp_pipelines.evaluation.complexity import check_budget
     from mlsp_pipelines.training.augment import BatchAugmenter
-    from mlsp_pipelines.training.loop import array_digest
+    from mlsp_pipelines.training.hashing import array_digest
     from mlsp_pipelines.training.model_run import train_model
 
     cx: dict[str, Any] = {}
@@ -89,7 +89,7 @@ def train_classifier(
     """Train the model entry ``name``; returns a self-contained
     model bundle, the per-epoch history and the training seconds (kept out of the bundle: the
     saved model must hash the same on every run)."""
-    trained, _ = _fit_one(model_input, model, train, checkpoints, desc=name, report=report, name=name, task=task)
+    trained, _ = fit_one(model_input, model, train, checkpoints, desc=name, report=report, name=name, task=task)
     return dict(trained.bundle), history_frame(trained.result.history), trained.result.train_seconds
 
 
@@ -258,7 +258,7 @@ def cross_validate_fold(features: dict[str, np.ndarray], model: ModelSpec, train
     from mlsp_pipelines.training.loop import predict
 
     data = make_fold_input(features, split, fold, task=task)
-    trained, cx = _fit_one(data, model, train, checkpoints, desc=f"{name} fold {fold}", report=report, name=name,
+    trained, cx = fit_one(data, model, train, checkpoints, desc=f"{name} fold {fold}", report=report, name=name,
                            task=task)
     net, result = trained.net, trained.result
     X_test = torch.from_numpy(np.ascontiguousarray(data["X_test"]))
@@ -299,3 +299,39 @@ def summarise_folds(*fold_metrics: dict[str, Any]) -> tuple[dict[str, Any], pd.D
     table = pd.DataFrame([{k: m[k] for k in ("fold", *keys, "n_train", "n_val", "n_test", "best_epoch") if k in m}
                           for m in folds])
     return out, table
+
+
+def misclassified_clips(predictions: pd.DataFrame, index: pd.DataFrame, raw_audio: str,
+                        report: ReportParams) -> dict[str, tuple[np.ndarray, int]]:
+    """The ``report.misclassified`` most confident mistakes on the test clips as audio, to listen
+    to what the model confuses: ``{"<rank>_<actual>_as_<predicted>_<confidence>_<clip>": (samples,
+    native rate)}``, read with the pipeline's reader (a respiratory cycle is its segment of the
+    recording). Clips whose file is gone are left out with a warning."""
+    import re
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from mlsp_pipelines.ingestion.audio import AudioDecodeError, load_audio
+
+    wrong = predictions[predictions["actual"].astype(str) != predictions["predicted"].astype(str)]
+    wrong = wrong.sort_values("confidence", ascending=False, kind="stable").head(report.misclassified)
+    clips = index.drop_duplicates("filename").set_index("filename")
+    out: dict[str, tuple[np.ndarray, int]] = {}
+    for rank, row in enumerate(wrong.itertuples(index=False), 1):
+        if row.filename not in clips.index:
+            continue
+        clip = clips.loc[row.filename]
+        path = Path(raw_audio) / str(clip["path"])
+        offset = clip.get("offset_s", 0.0)
+        duration = clip.get("duration_s")
+        try:
+            sr = int(sf.info(str(path)).samplerate)
+            audio = load_audio(path, sr, offset_s=float(offset) if pd.notna(offset) else 0.0,
+                               duration_s=float(duration) if duration is not None and pd.notna(duration) else None)
+        except (AudioDecodeError, RuntimeError) as exc:
+            logger.warning("misclassified clip %s left out: %s", row.filename, exc)
+            continue
+        name = f"{rank}_{row.actual}_as_{row.predicted}_{row.confidence:.2f}_{Path(str(row.filename)).stem}"
+        out[re.sub(r"[^\w.-]+", "_", name)] = (audio, sr)  # labels may hold any character
+    return out

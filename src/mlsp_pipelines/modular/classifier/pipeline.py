@@ -23,7 +23,8 @@ def create_pipeline(task: str, name: str, *, cv: bool = False, folds: list[int] 
     """Namespace ``{name}`` (inside the task's namespace: ``asc.cnn``) for the model entry
     ``models.{name}``. Fixed split: outputs ``cnn.model``, ``cnn.metrics``, ``cnn.timings``, ...
     from the shared ``model_input``. Cross-validation: ``cnn.fold_<k>.metrics`` per fold from the
-    un-normalised ``features``, then ``cnn.cv_metrics``. ``breakdown`` (fixed split only) adds
+    un-normalised ``features``, then ``cnn.cv_metrics``. The fixed split also keeps the most confident
+    mistakes as audio (``cnn.misclassified``, read from ``raw_audio`` through ``index``). ``breakdown`` (fixed split only) adds
     the per class/device/city test report: ``cnn.breakdown_metrics``, ``cnn.breakdown`` (+ plot)."""
     if cv:
         steps: list[Step] = [
@@ -42,8 +43,10 @@ def create_pipeline(task: str, name: str, *, cv: bool = False, folds: list[int] 
          ["metrics", "timings", "predictions", "confusion_matrix", "confusion_matrix_plot", "learning_curves"],
          "evaluate_model"),
         (nodes.explain_classifier, ["model", "model_input", "params:report"], "insight_plot", "explain_model"),
+        (nodes.misclassified_clips, ["predictions", "index", "raw_audio", "params:report"], "misclassified",
+         "keep_misclassified"),
     ]
     if breakdown:
         steps.append((nodes.evaluate_breakdown, ["model", "model_input"],
                       ["breakdown_metrics", "breakdown", "breakdown_plot"], "evaluate_breakdown"))
-    return model_pipeline(task, name, steps, inputs={"model_input"}, parameters=("train", "report"))
+    return model_pipeline(task, name, steps, inputs={"model_input", "index", "raw_audio"}, parameters=("train", "report"))
