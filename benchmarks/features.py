@@ -82,7 +82,8 @@ def run_baseline(folder: Path, params: dict) -> dict:
 
 def run_project(folder: Path, params: dict, workers: int) -> dict:
     from mlsp_pipelines.modular.audio import nodes
-    from mlsp_pipelines.params import AudioDataParams, FeatureParams, SplitParams
+    from mlsp_pipelines.ingestion.layouts import AudioDataParams
+    from mlsp_pipelines.params import FeatureParams, SplitParams
 
     fp = FeatureParams(**{**params, "workers": workers})
     from mlsp_pipelines.features.logmel import logmel_batch

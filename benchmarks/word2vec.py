@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import yaml
 
-from mlsp_pipelines.ingestion.text import AnalogyDataset, TextCorpus, TextCorpusDataset, WordSimDataset, gensim_test_file
+from mlsp_pipelines.datasets.text import AnalogyDataset, TextCorpus, TextCorpusDataset, WordSimDataset, gensim_test_file
 from mlsp_pipelines.pipelines.word2vec import nodes
 from mlsp_pipelines.pipelines.word2vec.params import (
     BaselineParams,

@@ -34,7 +34,7 @@ EPOCHS, DIM, WINDOW, NEG, SAMPLE = 10, 100, 5, 5, 1e-3
 
 def prepare(out: Path, repeat: int) -> None:
     from mlsp_pipelines.features import text
-    from mlsp_pipelines.ingestion.text import TextCorpusDataset, gensim_test_file
+    from mlsp_pipelines.datasets.text import TextCorpusDataset, gensim_test_file
 
     lee = list(TextCorpusDataset().load())
     wiki = list(TextCorpusDataset(filepath=str(gensim_test_file("head500.noblanks.cor"))).load())
@@ -100,7 +100,7 @@ def device(npz: Path, out: Path, smoke: bool = False) -> None:
 def compare(npz: Path, results_dir: Path) -> None:
     from gensim.models import Word2Vec
 
-    from mlsp_pipelines.ingestion.text import AnalogyDataset, WordSimDataset
+    from mlsp_pipelines.datasets.text import AnalogyDataset, WordSimDataset
     from mlsp_pipelines.evaluation import embeddings as ev
 
     d = np.load(npz)

@@ -29,11 +29,22 @@ SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 
 # -- real data samples -------------------------------------------------------------------------
+def missing_real_data(what: str) -> None:
+    """A real-data sample is missing: the test fails, saying where the data belongs, unless the
+    user chose to skip real-data tests (``MLSP_SKIP_REAL_DATA=1``): a checkout without
+    ``../shared`` must not look green by silently skipping what it never tested."""
+    message = (f"{what}: the real-data tests read ../shared/data beside the checkout; "
+               "MLSP_SKIP_REAL_DATA=1 skips them")
+    if os.environ.get("MLSP_SKIP_REAL_DATA") == "1":
+        pytest.skip(message)
+    pytest.fail(message, pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """``../shared/data`` (real ESC-50 / FSDD samples); tests using it skip where it is absent."""
+    """``../shared/data`` (real ESC-50 / FSDD / ICBHI / Multi30K samples)."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data samples not available: {SHARED_DATA} does not exist")
+        missing_real_data(f"{SHARED_DATA} does not exist")
     return SHARED_DATA
 
 
@@ -41,7 +52,7 @@ def shared_data() -> Path:
 def esc50_sample(shared_data: Path) -> Path:
     path = shared_data / "esc50-sample"
     if not (path / "meta" / "esc50.csv").is_file():
-        pytest.skip(f"ESC-50 sample not available: {path}/meta/esc50.csv does not exist")
+        missing_real_data(f"ESC-50 sample not available: {path}/meta/esc50.csv does not exist")
     return path
 
 
@@ -49,7 +60,7 @@ def esc50_sample(shared_data: Path) -> Path:
 def fsdd_sample(shared_data: Path) -> Path:
     path = shared_data / "fsdd-sample"
     if not (path / "labels.csv").is_file():
-        pytest.skip(f"FSDD sample not available: {path}/labels.csv does not exist")
+        missing_real_data(f"FSDD sample not available: {path}/labels.csv does not exist")
     return path
 
 

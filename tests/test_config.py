@@ -70,3 +70,29 @@ def test_on_an_untested_kedro_the_requested_names_are_unknown(monkeypatch, caplo
         assert config.requested_pipelines() == ["asc"]
     finally:
         pipelines.set_requested(None)
+
+
+def test_the_hook_manager_holds_the_given_hooks_and_is_guarded(monkeypatch, caplog) -> None:
+    import kedro
+    import kedro.framework.hooks.manager as manager_module
+    from kedro.framework.hooks import hook_impl
+
+    class Seen:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        @hook_impl
+        def before_dataset_loaded(self, dataset_name: str, node) -> None:  # type: ignore[no-untyped-def]
+            self.calls.append(dataset_name)
+
+    seen = Seen()
+    manager = config.hook_manager((seen,))
+    manager.hook.before_dataset_loaded(dataset_name="asc.features", node=None)
+    assert seen.calls == ["asc.features"]
+    monkeypatch.setattr(kedro, "__version__", "2.0.0")  # an untested major: said, still built
+    with caplog.at_level(logging.WARNING, logger="mlsp_pipelines.config"):
+        config.hook_manager(())
+    assert "tested with kedro 1.x" in caplog.text
+    monkeypatch.delattr(manager_module, "_register_hooks")  # gone in a later Kedro: a clear error
+    with pytest.raises(RuntimeError, match="run with the default runner"):
+        config.hook_manager(())

@@ -75,7 +75,7 @@ def _param_datasets(raw: dict[str, Any], typed: dict[str, Any]) -> dict[str, Mem
 def _external_inputs(task: str, name: str, tmp_path: Path) -> Any:
     if name.endswith(".checkpoints"):
         return CheckpointStore(tmp_path / f"{name}.ckpt")
-    from mlsp_pipelines.ingestion import text  # word2vec's corpus and benchmarks: gensim's bundled files
+    from mlsp_pipelines.datasets import text  # word2vec's corpus and benchmarks: gensim's bundled files
 
     kinds = {"corpus": text.TextCorpusDataset, "wordsim": text.WordSimDataset, "analogies": text.AnalogyDataset}
     return kinds[name.split(".")[-1]](filepath=None).load()

@@ -34,10 +34,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from distributed import WorkerPlugin
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from mlsp_pipelines import determinism
-from mlsp_pipelines.runner import NODE_SECONDS
+from mlsp_pipelines.config import NODE_SECONDS
+from mlsp_pipelines.section import Section
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +50,8 @@ TORCH_THREADS_ENV = determinism.TORCH_THREADS_ENV
 _ACTIVE: dict[str, Any] | None = None
 
 
-class DaskSettings(BaseModel):
+class DaskSettings(Section):
     """``dask.yml``: where the cluster is and how a local one is shaped."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     scheduler_address: str | None = None  # tcp://host:8786 of a running cluster; None: a LocalCluster
     n_workers: int | None = Field(None, ge=1)  # LocalCluster: None = cores // torch_threads (see local_workers)

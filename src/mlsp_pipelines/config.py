@@ -20,6 +20,24 @@ logger = logging.getLogger(__name__)
 _ACTIVE_PARAMS: dict[str, Any] | None = None
 
 
+#: The pipeline ``kedro run`` runs when none is named (``__default__``).
+DEFAULT_PIPELINE = "asc"
+#: Where both runners keep each node's last duration (the Dask runner starts the longest work first).
+NODE_SECONDS = "data/08_reporting/node_seconds.json"
+#: Suffixes of the DVC stage slices of a pipeline (``asc_data``, ``asc_features``, ``asc_train``).
+SLICE_SUFFIXES = ("_data", "_features", "_train")
+
+
+def pipeline_family(name: str) -> str:
+    """The pipeline a run name belongs to: ``asc_train`` (a DVC stage slice) and ``__default__`` are ``asc``."""
+    if name == "__default__":
+        return DEFAULT_PIPELINE
+    for suffix in SLICE_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
 def project_root() -> Path:
     """The folder holding ``pyproject.toml`` and ``conf/`` (found from the working directory)."""
     here = Path.cwd().resolve()
@@ -85,6 +103,33 @@ def rebuild_pipelines() -> None:
     requested = requested_pipelines()
     pipelines.configure(f"{__package__}.pipeline_registry")
     pipelines.set_requested(requested)
+
+
+def hook_manager(hooks: tuple[Any, ...]) -> Any:
+    """A Kedro hook manager holding ``hooks`` and the installed plug-ins' hooks, as a Kedro
+    session builds one (the Dask runner needs one per node on a worker). Kedro has no public API
+    for it; its private functions are used here only, guarded like the registry access above."""
+    import kedro
+
+    major = int(str(kedro.__version__).split(".", 1)[0])
+    try:
+        from kedro.framework.hooks.manager import (  # noqa: PLC2701 - guarded, tested in tests/test_config.py
+            _create_hook_manager,
+            _register_hooks,
+            _register_hooks_entry_points,
+        )
+    except ImportError as exc:
+        raise RuntimeError(f"kedro {kedro.__version__} has no hook-manager functions the Dask runner can use "
+                           f"(tested with kedro {KEDRO_TESTED_MAJOR}.x); run with the default runner") from exc
+    if major != KEDRO_TESTED_MAJOR:
+        logger.warning("kedro %s: the Dask runner builds its hook managers with Kedro internals tested with "
+                       "kedro %d.x", kedro.__version__, KEDRO_TESTED_MAJOR)
+    from kedro.framework.project import settings
+
+    manager = _create_hook_manager()
+    _register_hooks(manager, hooks)
+    _register_hooks_entry_points(manager, settings.DISABLE_HOOKS_FOR_PLUGINS)
+    return manager
 
 
 def section(params: dict[str, Any], dotted: str, default: Any = None) -> Any:

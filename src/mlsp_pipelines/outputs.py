@@ -25,6 +25,7 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from mlsp_pipelines.config import pipeline_family
 from mlsp_pipelines.datasets.atomic import remove_stale_temporaries
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,6 @@ DVC_STAGE_ENV = "DVC_STAGE"
 OUTPUT_GROUPS = ("parameters", "catalog", "dask")
 #: dask.yml keys that change what a run computes (the rest say where and how fast it runs).
 DASK_OUTPUT_KEYS = frozenset({"torch_threads"})
-SLICE_SUFFIXES = ("_data", "_features", "_train")
 
 
 class DvcConfigError(RuntimeError):
@@ -92,17 +92,7 @@ def local_overrides(local_dir: Path, families: list[str] | None) -> dict[Path, l
 
 
 def _families(requested: list[str] | None) -> list[str] | None:
-    if requested is None:
-        return None
-    out = []
-    for name in requested:
-        name = "asc" if name == "__default__" else name
-        for suffix in SLICE_SUFFIXES:
-            if name.endswith(suffix):
-                name = name[: -len(suffix)]
-                break
-        out.append(name)
-    return out
+    return None if requested is None else [pipeline_family(name) for name in requested]
 
 
 def check_dvc_inputs(project_path: Path, env: str | None, requested: list[str] | None) -> None:
@@ -158,7 +148,7 @@ class OutputsHook:
 
 def owned_paths(pipeline: Any, catalog: Any) -> list[Path]:
     """Files and folders this run writes: its outputs and its checkpoints (project datasets only)."""
-    from mlsp_pipelines.datasets.files import AudioFolderDataset, CheckpointStoreDataset, _FileDataset
+    from mlsp_pipelines.datasets.files import AudioFolderDataset, CheckpointStoreDataset, FileDataset
 
     outputs = set(pipeline.all_outputs())
     paths = []
@@ -168,7 +158,7 @@ def owned_paths(pipeline: Any, catalog: Any) -> list[Path]:
         except Exception:  # noqa: BLE001 - a dataset the catalog cannot build fails the run elsewhere
             continue
         owned = isinstance(dataset, CheckpointStoreDataset) or (
-            name in outputs and isinstance(dataset, (_FileDataset, AudioFolderDataset)))
+            name in outputs and isinstance(dataset, (FileDataset, AudioFolderDataset)))
         if owned:
             paths.append(Path(dataset._filepath))  # noqa: SLF001 - the project's own datasets
     return paths

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from mlsp_pipelines.section import Section
 
 
 def param_hint(key: str, value: Any, task: str | None = None) -> str:
@@ -21,13 +23,8 @@ def param_hint(key: str, value: Any, task: str | None = None) -> str:
     return f"--params {task}.{key}={text}" if task else f"{key}={text}"
 
 
-class _Section(BaseModel):
-    """Base: unknown keys are errors (catches typos such as ``n_mel``), values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SceneSynthParams(_Section):
+class SceneSynthParams(Section):
     """Size and seed of the embedded synthetic acoustic-scene corpus."""
 
     n_per_class: int = Field(40, ge=2)
@@ -44,32 +41,10 @@ class SceneSynthParams(_Section):
         return self
 
 
-class AudioDataParams(_Section):
-    """Where the audio comes from and how bad files are treated."""
-
-    source: Literal["synthetic", "esc50", "generic", "tau"] = "synthetic"
-    metadata: str | None = None  # CSV path for 'generic', relative to ``path``
-    audio_dir: str = "audio"  # audio folder for 'generic', relative to ``path``
-    label_column: str = "label"
-    esc10_only: bool = False
-    on_bad_file: Literal["fail", "skip"] = "fail"
-    # TAU Urban Acoustic Scenes (DCASE Task 1) releases, see ingestion/tau.py
-    setup_dir: str = "evaluation_setup"  # fold1_train.csv / fold1_evaluate.csv, relative to the dataset
-    subset: Literal[5, 10, 25, 50, 100] = 100  # % of the training split (DCASE 2024/2025 data efficiency)
-    subset_dir: str = "split_setup"  # official subset lists split<subset>.csv, when present
-    subset_seed: int = 0  # seeded stratified subset when no official list is present
-
-    @model_validator(mode="after")
-    def _check(self) -> "AudioDataParams":
-        if self.subset != 100 and self.source != "tau":
-            raise ValueError(f"subset={self.subset} applies to source 'tau' only (source is '{self.source}')")
-        return self
-
-
 Auto = Literal["auto"]
 
 
-class FeatureParams(_Section):
+class FeatureParams(Section):
     """Log-mel front end; every field is a DVC parameter of the features stage.
 
     ``auto`` values are resolved from the data before extraction (and logged):
@@ -117,7 +92,7 @@ class FeatureParams(_Section):
         return self
 
 
-class SplitParams(_Section):
+class SplitParams(Section):
     """Fold-based split when the data has folds, otherwise stratified and seeded.
 
     Cross-validation (``cv: true``) follows the ESC-50 protocol: every fold is the test fold once
@@ -141,7 +116,7 @@ class SplitParams(_Section):
         return list(range(1, self.cv_folds + 1)) if isinstance(self.cv_folds, int) else list(self.cv_folds)
 
 
-class FractionSplitParams(_Section):
+class FractionSplitParams(Section):
     """Seeded random train/validation/test split by item (pairs, trajectories); tasks subclass
     it to set their own default fractions."""
 
@@ -158,7 +133,7 @@ class FractionSplitParams(_Section):
         return self
 
 
-class AugmentParams(_Section):
+class AugmentParams(Section):
     """Training-batch augmentation of spectrogram classifiers (see ``training/augment.py``).
     Mask widths and the shift are fractions of the axis, so one recipe fits 0.5 s digits and
     10 s scenes alike."""
@@ -176,7 +151,7 @@ class AugmentParams(_Section):
         return bool(self.freq_masks or self.time_masks or self.time_shift or self.gain_db or self.mixup_alpha)
 
 
-class TrainParams(_Section):
+class TrainParams(Section):
     """The shared training loop's settings (same for every architecture unless overridden)."""
 
     epochs: int = Field(20, ge=1)
@@ -209,7 +184,7 @@ class TrainParams(_Section):
     augment: AugmentParams = Field(default_factory=AugmentParams)
 
 
-class ModelSpec(_Section):
+class ModelSpec(Section):
     """An architecture by registry name and its keyword arguments, checked against the registry."""
 
     arch: str
@@ -248,7 +223,7 @@ class ModelSpec(_Section):
         return TrainParams(**merged)
 
 
-class ReportParams(_Section):
+class ReportParams(Section):
     """What the evaluation plots show, and the optional complexity budget (DCASE low-complexity
     style: MACs per second of audio, parameter bytes)."""
 
@@ -266,3 +241,5 @@ class ReportParams(_Section):
     # each clip, spread over +-tta_shift of its length (accuracy_tta beside accuracy; 1: off)
     tta: int = Field(1, ge=1)
     tta_shift: float = Field(0.1, ge=0, lt=0.5)
+    # the most confident mistakes on the test clips, kept as WAV to listen to (0: none)
+    misclassified: int = Field(3, ge=0)

@@ -9,7 +9,7 @@ import pkgutil
 from kedro.pipeline import Pipeline
 
 import mlsp_pipelines.pipelines as _pkg
-from mlsp_pipelines.config import graph_params, requested_pipelines
+from mlsp_pipelines.config import DEFAULT_PIPELINE, graph_params, requested_pipelines
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +30,8 @@ def register_pipelines() -> dict[str, Pipeline]:
             pipelines.update(module.create_pipelines(params))
         except ValueError as exc:
             wanted = requested is None or any(r == info.name or r.startswith(f"{info.name}_") for r in requested)
-            if wanted or (requested and "__default__" in requested and info.name == "asc"):
+            if wanted or (requested and "__default__" in requested and info.name == DEFAULT_PIPELINE):
                 raise
             logger.warning("pipeline '%s' left out: %s", info.name, exc)
-    pipelines["__default__"] = pipelines.get("asc", Pipeline([]))
+    pipelines["__default__"] = pipelines.get(DEFAULT_PIPELINE, Pipeline([]))
     return pipelines

@@ -35,6 +35,8 @@ from kedro.pipeline import Pipeline
 from kedro.pipeline.node import Node
 from kedro.runner import AbstractRunner, SequentialRunner
 
+from mlsp_pipelines.config import NODE_SECONDS
+
 
 def _shared_depth(a: str | None, b: str | None) -> int:
     """Number of leading namespace parts ``a`` and ``b`` have in common."""
@@ -80,9 +82,8 @@ def namespace_order(pipeline: Pipeline) -> list[Node]:
 
 
 # -- node durations -----------------------------------------------------------------------------------
-#: Seconds each node took in its latest run, by node name (relative to the project root, where
-#: ``kedro run`` runs). Wall-clock times: kept apart from every output that must reproduce.
-NODE_SECONDS = "data/08_reporting/node_seconds.json"
+# Seconds each node took in its latest run, by node name, in NODE_SECONDS (config.py; relative to
+# the project root, where ``kedro run`` runs). Wall-clock times: kept apart from every output that must reproduce.
 _PROJECT_ROOT: Path | None = None
 
 
@@ -210,8 +211,9 @@ def _bootstrap_worker(package: str | None, logging_config: dict[str, Any] | None
 def _worker_hooks(states: dict[str, Any], catalog: Any) -> tuple[Any, dict[str, Any]]:
     """A hook manager for one node on a worker: the project's hooks, where a hook can run remotely
     (``for_remote_node``) a fresh instance bound to the driver's state for this node."""
-    from kedro.framework.hooks.manager import _create_hook_manager, _register_hooks, _register_hooks_entry_points
     from kedro.framework.project import settings
+
+    from mlsp_pipelines.config import hook_manager
 
     hooks, remote = [], {}
     for hook in settings.HOOKS:
@@ -220,10 +222,7 @@ def _worker_hooks(states: dict[str, Any], catalog: Any) -> tuple[Any, dict[str, 
             hook = make(states.get(_hook_key(hook)), catalog)
             remote[_hook_key(hook)] = hook
         hooks.append(hook)
-    manager = _create_hook_manager()
-    _register_hooks(manager, tuple(hooks))
-    _register_hooks_entry_points(manager, settings.DISABLE_HOOKS_FOR_PLUGINS)
-    return manager, remote
+    return hook_manager(tuple(hooks)), remote
 
 
 def _run_node_on_worker(node: Node, catalog_blob: bytes, upstream: dict[str, dict[str, Any]],

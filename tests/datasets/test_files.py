@@ -194,7 +194,7 @@ def test_audio_folder_error_mid_save_keeps_old_folder(tmp_path: Path, monkeypatc
     ds.save(_folder_data(["a.wav", "b.wav"]))
     before = {name: (target / name).read_bytes() for name in _tree(target)}
 
-    import mlsp_pipelines.ingestion.audio as audio_mod
+    import mlsp_pipelines.datasets.files as audio_mod
 
     real = audio_mod.write_wav
     written: list[str] = []

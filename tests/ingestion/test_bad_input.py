@@ -16,7 +16,8 @@ from mlsp_pipelines.features.logmel import auto_clip_length, n_frames
 from mlsp_pipelines.ingestion.index import DataLayoutError, index_esc50, index_generic
 from mlsp_pipelines.modular.audio import nodes
 from mlsp_pipelines.modular.audio.pipeline import create_pipeline
-from mlsp_pipelines.params import AudioDataParams, FeatureParams, SplitParams
+from mlsp_pipelines.ingestion.layouts import AudioDataParams
+from mlsp_pipelines.params import FeatureParams, SplitParams
 
 SR = 8000
 AUTO = {"sr": "auto", "clip_s": "auto", "n_fft": "auto", "hop_length": "auto", "n_mels": "auto", "fmax": None}

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import missing_real_data
 
 from mlsp_pipelines.ingestion.audio import load_audio, write_wav_atomic
 from mlsp_pipelines.ingestion.icbhi import (
@@ -19,7 +20,6 @@ from mlsp_pipelines.ingestion.icbhi import (
     scan_icbhi,
     segment_cycles,
 )
-from mlsp_pipelines.splits import patient_split
 
 SAMPLE = (Path(__file__).parents[2] / ".." / "shared" / "data" / "icbhi-sample").resolve()
 SAMPLE_RECORDINGS = [
@@ -33,7 +33,7 @@ SAMPLE_RECORDINGS = [
 @pytest.fixture(scope="module")
 def sample() -> Path:
     if not (SAMPLE / "102_1b1_Ar_sc_Meditron.wav").is_file():
-        pytest.skip(f"ICBHI sample data not found at {SAMPLE} (shared/data/icbhi-sample is not checked out)")
+        missing_real_data(f"ICBHI sample data not found at {SAMPLE} (shared/data/icbhi-sample is not checked out)")
     return SAMPLE
 
 
@@ -243,32 +243,6 @@ def _fake_cycles(n_patients: int = 40, seed: int = 0) -> pd.DataFrame:
         for lab in rng.choice(["normal", "crackle", "wheeze", "both"], size=rng.integers(3, 15), p=mix):
             rows.append({"patient": p, "label": lab})
     return pd.DataFrame(rows)
-
-
-def test_patient_split_no_leakage_and_fractions() -> None:
-    cycles = _fake_cycles()
-    split = patient_split(cycles, test_fraction=0.2, val_fraction=0.1, seed=0)
-    assert split.index.equals(cycles.index) and set(split) == {"train", "val", "test"}
-    per_patient = split.groupby(cycles["patient"]).nunique()
-    assert (per_patient == 1).all()  # no patient in two splits
-    n = split.groupby(cycles["patient"]).first().value_counts()
-    assert n["test"] == 8 and n["val"] == 4 and n["train"] == 28
-    # roughly stratified: every split sees abnormal cycles
-    assert (cycles.loc[split == "test", "label"] != "normal").any()
-    assert (cycles.loc[split == "val", "label"] != "normal").any()
-    pd.testing.assert_series_equal(split, patient_split(cycles, test_fraction=0.2, val_fraction=0.1, seed=0))
-    other = patient_split(cycles, test_fraction=0.2, val_fraction=0.1, seed=1)
-    assert not split.equals(other)
-
-
-def test_patient_split_small_and_invalid(sample_cycles: pd.DataFrame) -> None:
-    split = patient_split(sample_cycles, test_fraction=0.3, val_fraction=0.0, seed=0)
-    assert set(split) == {"train", "test"}
-    assert (split.groupby(sample_cycles["patient"]).nunique() == 1).all()
-    with pytest.raises(ValueError, match="test_fraction"):
-        patient_split(sample_cycles, test_fraction=1.2, val_fraction=0.0, seed=0)
-    with pytest.raises(ValueError, match="val_fraction"):
-        patient_split(sample_cycles, test_fraction=0.6, val_fraction=0.5, seed=0)
 
 
 def test_official_split(sample_cycles: pd.DataFrame, tmp_path: Path) -> None:

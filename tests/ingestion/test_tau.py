@@ -216,12 +216,13 @@ def test_seeded_subsets_are_stratified_nested_and_reproducible(tau2020: Path) ->
 def test_subset_parameter_is_validated() -> None:
     from pydantic import ValidationError
 
-    from mlsp_pipelines.params import AudioDataParams
+    from mlsp_pipelines.ingestion.layouts import AudioDataParams
 
-    assert AudioDataParams(source="tau", subset=5).subset == 5
-    with pytest.raises(ValidationError, match="subset"):
+    assert AudioDataParams(source="tau", subset=5).options.subset == 5
+    with pytest.raises(ValidationError, match="settings of data layout 'tau': subset: Input should be 5, 10, 25, 50 or 100"):
         AudioDataParams(source="tau", subset=7)
-    with pytest.raises(ValidationError, match="subset=10 applies to source 'tau' only"):
+    with pytest.raises(ValidationError, match=r"layout 'esc50': subset: Extra inputs are not permitted \(the layout's "
+                                              r"settings: esc10_only\)"):
         AudioDataParams(source="esc50", subset=10)
 
 

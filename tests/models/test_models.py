@@ -329,9 +329,9 @@ def test_unknown_kwarg_lists_accepted(name: str) -> None:
 @pytest.mark.parametrize("name", list_models())
 def test_every_config_is_a_pydantic_model_that_names_an_unknown_key(name: str) -> None:
     from mlsp_pipelines.models._config import ModelConfig
-    from mlsp_pipelines.models.registry import _REGISTRY
+    from mlsp_pipelines.models.registry import _entry
 
-    model_cls, config_cls = _REGISTRY[name]
+    model_cls, config_cls = _entry(name)  # loads the model modules as a first build does
     assert issubclass(config_cls, BaseModel) and issubclass(config_cls, ModelConfig)
     with pytest.raises(ValidationError) as err:
         config_cls(hiden_size=8)
@@ -343,9 +343,9 @@ def test_every_config_is_a_pydantic_model_that_names_an_unknown_key(name: str) -
 
 @pytest.mark.parametrize("name", list_models())
 def test_signature_and_help_show_the_config_type(name: str) -> None:
-    from mlsp_pipelines.models.registry import _REGISTRY
+    from mlsp_pipelines.models.registry import _entry
 
-    model_cls, config_cls = _REGISTRY[name]
+    model_cls, config_cls = _entry(name)  # loads the model modules as a first build does
     params = inspect.signature(model_cls).parameters
     assert list(params)[:3] == ["config", "in_features", "out_features"]
     assert config_cls.__name__ in str(params["config"].annotation)

@@ -288,3 +288,13 @@ def test_tied_embeddings_share_one_matrix_and_survive_a_rebuild() -> None:
     assert back.src_embed.weight is back.head.weight
     tied.eval()
     assert torch.equal(back(src, tgt), tied(src, tgt))
+
+
+@pytest.mark.parametrize("arch", ["rnn_seq2seq", "transformer_seq2seq"])
+def test_special_tokens_outside_the_vocabulary_are_refused_by_every_seq2seq_model(arch: str) -> None:
+    with pytest.raises(ValueError, match=r"eos_idx=12 is outside the vocabulary \(in_features=10, out_features=12\)"):
+        build_model(arch, in_features=10, out_features=12, eos_idx=12)
+    with pytest.raises(ValueError, match="pad_idx=10 is outside the vocabulary"):  # padding is a source token too
+        build_model(arch, in_features=10, out_features=12, pad_idx=10)
+    net = build_model(arch, in_features=10, out_features=12, pad_idx=0, bos_idx=11, eos_idx=10)
+    assert (net.pad_idx, net.bos_idx, net.eos_idx) == (0, 11, 10)

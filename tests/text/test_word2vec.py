@@ -16,7 +16,7 @@ import torch
 from kedro.io import DatasetError
 
 from mlsp_pipelines.features import text
-from mlsp_pipelines.ingestion.text import (
+from mlsp_pipelines.datasets.text import (
     AnalogyDataset,
     TextCorpus,
     TextCorpusDataset,
@@ -494,7 +494,7 @@ def random_vectors() -> tuple[list[str], np.ndarray]:
 def test_word_pair_spearman_matches_gensim(random_vectors: tuple[list[str], np.ndarray]) -> None:
     from gensim.models import KeyedVectors
 
-    from mlsp_pipelines.ingestion.text import gensim_test_file
+    from mlsp_pipelines.datasets.text import gensim_test_file
 
     words, vecs = random_vectors
     kv = KeyedVectors(vecs.shape[1])

@@ -11,7 +11,7 @@ from torch import nn
 from mlsp_pipelines.datasets.atomic import atomic_path
 from mlsp_pipelines.datasets.files import CheckpointStore
 from mlsp_pipelines.params import TrainParams
-from mlsp_pipelines.training import loop
+from mlsp_pipelines.training import hashing
 from mlsp_pipelines.training.loop import fit, predict
 
 torch.set_num_threads(1)
@@ -172,9 +172,9 @@ def test_unreadable_checkpoint_starts_afresh(tmp_path: Path) -> None:
 
 
 def test_config_fingerprint_is_stable_and_sensitive() -> None:
-    a = loop.fingerprint({"lr": 0.01, "arch": "cnn"}, [(10, 5)])
-    assert a == loop.fingerprint({"arch": "cnn", "lr": 0.01}, [(10, 5)])
-    assert a != loop.fingerprint({"lr": 0.02, "arch": "cnn"}, [(10, 5)])
+    a = hashing.fingerprint({"lr": 0.01, "arch": "cnn"}, [(10, 5)])
+    assert a == hashing.fingerprint({"arch": "cnn", "lr": 0.01}, [(10, 5)])
+    assert a != hashing.fingerprint({"lr": 0.02, "arch": "cnn"}, [(10, 5)])
     assert len(a) == 16
 
 

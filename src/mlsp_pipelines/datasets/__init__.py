@@ -1,5 +1,7 @@
-"""Custom Kedro datasets. Every ``save`` writes a temporary file and ``os.replace``s it, so an
-interrupted run never leaves a half-written artefact that a later run (or DVC) would trust.
+"""Every Kedro dataset of the project, on one base (:class:`files.FileDataset`). Every ``save``
+writes a temporary file and ``os.replace``s it, so an interrupted run never leaves a
+half-written artefact that a later run (or DVC) would trust. The package reads and writes files;
+it imports nothing from the task code above it (``ingestion``, ``pipelines``, ...).
 
 Attributes load lazily, so ``datasets.checkpoint`` and ``datasets.atomic`` (used by the
 training loop) do not import Kedro.
@@ -13,7 +15,9 @@ from typing import Any
 _WHERE = {
     "atomic_path": "atomic",
     "CheckpointStore": "checkpoint",
-    **{name: "files" for name in ("AudioFolderDataset", "CheckpointStoreDataset", "CSVDataset", "FigureDataset",
+    **{name: "text" for name in ("AnalogyDataset", "TextCorpusDataset", "Word2VecTextDataset", "WordSimDataset")},
+    **{name: "parallel" for name in ("ParallelSplitsDataset", "ParallelTSVDataset")},
+    **{name: "files" for name in ("AudioClipsDataset", "AudioFolderDataset", "FileDataset", "CheckpointStoreDataset", "CSVDataset", "FigureDataset",
                                   "JSONDataset", "NpzDataset", "TextDataset", "TorchDataset")},
 }
 

@@ -25,8 +25,18 @@ from .checkpoint import CheckpointStore
 logger = logging.getLogger(__name__)
 
 
-class _FileDataset(AbstractDataset):
-    """Common constructor and existence check for a single local file."""
+def write_wav(path: str | Path, y: np.ndarray, sr: int) -> None:
+    """Write 16-bit PCM WAV directly (for files inside a folder that is itself swapped in atomically)."""
+    import soundfile as sf
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.clip(np.asarray(y, dtype=np.float32), -1.0, 1.0), sr, subtype="PCM_16", format="WAV")
+
+
+class FileDataset(AbstractDataset):
+    """The base of the project's file datasets: a single local file (``filepath``), its existence
+    check and a clear error when it is missing."""
 
     def __init__(self, *, filepath: str, metadata: dict[str, Any] | None = None) -> None:
         self._filepath = Path(filepath)
@@ -47,8 +57,14 @@ class _FileDataset(AbstractDataset):
             raise DatasetError(f"{self._filepath}: file not found (run the stage that produces it first)")
 
 
-class JSONDataset(_FileDataset):
-    """A JSON document (metrics, reports, statistics)."""
+class JSONDataset(FileDataset):
+    """A JSON document (metrics, reports, statistics)::
+
+        "{task}.{arch}.metrics":
+          type: mlsp_pipelines.datasets.JSONDataset
+          filepath: data/07_model_output/{task}/{arch}/metrics.json
+          metadata: {mlflow: {kind: metrics}}
+    """
 
     def load(self) -> Any:
         self._require()
@@ -68,8 +84,13 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
-class TextDataset(_FileDataset):
-    """A text file (Markdown tables)."""
+class TextDataset(FileDataset):
+    """A text file (Markdown tables)::
+
+        "{task}.leaderboard_md":
+          type: mlsp_pipelines.datasets.TextDataset
+          filepath: data/08_reporting/{task}/leaderboard.md
+    """
 
     def load(self) -> str:
         self._require()
@@ -80,8 +101,13 @@ class TextDataset(_FileDataset):
             tmp.write_text(data, encoding="utf-8")
 
 
-class CSVDataset(_FileDataset):
-    """A pandas DataFrame as CSV (no index column)."""
+class CSVDataset(FileDataset):
+    """A pandas DataFrame as CSV (no index column)::
+
+        "{task}.index":
+          type: mlsp_pipelines.datasets.CSVDataset
+          filepath: data/02_intermediate/{task}/index.csv
+    """
 
     def load(self) -> pd.DataFrame:
         self._require()
@@ -92,8 +118,14 @@ class CSVDataset(_FileDataset):
             data.to_csv(tmp, index=False)
 
 
-class FigureDataset(_FileDataset):
-    """A matplotlib figure saved as PNG (and closed, so long runs do not leak figures)."""
+class FigureDataset(FileDataset):
+    """A matplotlib figure saved as PNG (and closed, so long runs do not leak figures)::
+
+        "{task}.{arch}.confusion_matrix_plot":
+          type: mlsp_pipelines.datasets.FigureDataset
+          filepath: data/08_reporting/{task}/models/{arch}/confusion_matrix.png
+          metadata: {mlflow: {kind: figure, artifact: confusion_matrix.png}}
+    """
 
     def __init__(self, *, filepath: str, dpi: int = 110, metadata: dict[str, Any] | None = None) -> None:
         super().__init__(filepath=filepath, metadata=metadata)
@@ -111,8 +143,13 @@ class FigureDataset(_FileDataset):
             pyplot.close(data)
 
 
-class NpzDataset(_FileDataset):
-    """A dict of numpy arrays in one ``.npz`` (no pickling: strings are stored as unicode arrays)."""
+class NpzDataset(FileDataset):
+    """A dict of numpy arrays in one ``.npz`` (no pickling: strings are stored as unicode arrays)::
+
+        "{task}.features":
+          type: mlsp_pipelines.datasets.NpzDataset
+          filepath: data/04_feature/{task}/features.npz
+    """
 
     def load(self) -> dict[str, np.ndarray]:
         self._require()
@@ -129,8 +166,14 @@ class NpzDataset(_FileDataset):
                 np.savez(f, **arrays)
 
 
-class TorchDataset(_FileDataset):
-    """A dict of tensors and plain values saved with ``torch.save``; loaded with ``weights_only``."""
+class TorchDataset(FileDataset):
+    """A dict of tensors and plain values saved with ``torch.save``; loaded with ``weights_only``::
+
+        "{task}.{arch}.model":
+          type: mlsp_pipelines.datasets.TorchDataset
+          filepath: data/06_models/{task}/{arch}.pt
+          metadata: {mlflow: {kind: model, flavor: audio_classifier}}
+    """
 
     def load(self) -> dict[str, Any]:
         import torch
@@ -148,8 +191,13 @@ class TorchDataset(_FileDataset):
                 torch.save(data, f)
 
 
-class CheckpointStoreDataset(_FileDataset):
-    """Loads a :class:`CheckpointStore` for ``filepath`` (the file itself may not exist yet)."""
+class CheckpointStoreDataset(FileDataset):
+    """Loads a :class:`CheckpointStore` for ``filepath`` (the file itself may not exist yet)::
+
+        "{task}.{arch}.checkpoints":
+          type: mlsp_pipelines.datasets.CheckpointStoreDataset
+          filepath: data/06_models/{task}/checkpoints/{arch}.ckpt
+    """
 
     def load(self) -> CheckpointStore:
         return CheckpointStore(self._filepath)
@@ -161,21 +209,18 @@ class CheckpointStoreDataset(_FileDataset):
         return True
 
 
-class AudioFolderDataset(AbstractDataset):
+class AudioFolderDataset(FileDataset):
     """A folder of audio files plus a metadata CSV.
 
     ``load`` returns the folder path (the index node reads the layout given by parameters, so
     ESC-50, generic and ICBHI folders share one dataset type). ``save`` takes
     ``{"audio": {relative name: waveform}, "sr": int, "tables": {relative name: DataFrame},
-    "texts": {relative name: str}}`` and writes the whole folder atomically.
+    "texts": {relative name: str}}`` and writes the whole folder atomically::
+
+        asc.raw_audio:
+          type: mlsp_pipelines.datasets.AudioFolderDataset
+          filepath: ${runtime_params:data_dir, data/01_raw/generic}
     """
-
-    def __init__(self, *, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = Path(filepath)
-        self.metadata = metadata
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "type": type(self).__name__}
 
     def _exists(self) -> bool:
         return self._filepath.is_dir()
@@ -189,8 +234,6 @@ class AudioFolderDataset(AbstractDataset):
         return str(self._filepath.resolve())
 
     def save(self, data: dict[str, Any]) -> None:
-        from mlsp_pipelines.ingestion.audio import write_wav
-
         sr = int(data["sr"])
         with atomic_dir(self._filepath) as tmp:
             for name, y in data.get("audio", {}).items():
@@ -202,3 +245,34 @@ class AudioFolderDataset(AbstractDataset):
                 (tmp / name).parent.mkdir(parents=True, exist_ok=True)
                 (tmp / name).write_text(text, encoding="utf-8")
         logger.info("wrote %d audio files to %s", len(data.get("audio", {})), self._filepath)
+
+
+class AudioClipsDataset(FileDataset):
+    """A folder of short WAV clips, ``{name: (samples, sample rate)}`` (16-bit PCM, ``<name>.wav``),
+    swapped in whole (an interrupted save leaves the previous folder). Catalog entry::
+
+        "{task}.{arch}.misclassified":
+          type: mlsp_pipelines.datasets.AudioClipsDataset
+          filepath: data/08_reporting/{task}/models/{arch}/misclassified
+          metadata:
+            mlflow: {kind: audio, artifact: misclassified}
+    """
+
+    def _exists(self) -> bool:
+        return self._filepath.is_dir()
+
+    def load(self) -> dict[str, tuple[np.ndarray, int]]:
+        import soundfile as sf
+
+        if not self._filepath.is_dir():
+            raise DatasetError(f"{self._filepath}: folder not found (run the stage that produces it first)")
+        out = {}
+        for path in sorted(self._filepath.glob("*.wav")):
+            audio, sr = sf.read(str(path), dtype="float32")
+            out[path.stem] = (audio, int(sr))
+        return out
+
+    def save(self, data: dict[str, tuple[np.ndarray, int]]) -> None:
+        with atomic_dir(self._filepath) as tmp:
+            for name, (audio, sr) in data.items():
+                write_wav(tmp / f"{name}.wav", audio, int(sr))

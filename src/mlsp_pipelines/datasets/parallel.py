@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import DatasetError
 
 from mlsp_pipelines.datasets.atomic import atomic_path
+from mlsp_pipelines.datasets.files import FileDataset
 
 logger = logging.getLogger(__name__)
 
@@ -128,24 +129,23 @@ def write_parallel_tsv(path: str | os.PathLike, pairs: Iterable[tuple[str, str]]
         tmp.write_text("".join(lines), encoding="utf-8")
 
 
-class ParallelTSVDataset(AbstractDataset):
+class ParallelTSVDataset(FileDataset):
     """Kedro dataset: a TSV parallel corpus ↔ ``DataFrame[source, target]``.
 
     ``load`` validates every line (see module docstring); ``save`` writes the ``source`` and
-    ``target`` columns atomically. Point ``filepath`` at your corpus with a runtime parameter
-    (``filepath: ${runtime_params:corpus_path, ...}``).
+    ``target`` columns atomically. Point ``filepath`` at your corpus with a runtime parameter::
+
+        seq2seq.corpus:
+          type: mlsp_pipelines.datasets.parallel.ParallelTSVDataset
+          filepath: ${runtime_params:corpus_path, data/01_raw/seq2seq/corpus.tsv}
     """
 
     def __init__(self, *, filepath: str, max_pairs: int | None = None, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = Path(filepath)
+        super().__init__(filepath=filepath, metadata=metadata)
         self._max_pairs = max_pairs
-        self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "max_pairs": self._max_pairs, "type": type(self).__name__}
-
-    def _exists(self) -> bool:
-        return self._filepath.is_file()
 
     def load(self) -> pd.DataFrame:
         """``source, target`` and, for the data-quality report, ``line`` and ``extra`` (text after
@@ -175,24 +175,30 @@ SPLIT_STEMS: dict[str, tuple[str, ...]] = {
 }
 
 
-class ParallelSplitsDataset(AbstractDataset):
+class ParallelSplitsDataset(FileDataset):
     """A folder of official splits → ``DataFrame[split, source, target, file, line, extra]``.
 
     Per split, either ``<stem>.tsv`` (``source<TAB>target`` lines) or the line-aligned pair
     ``<stem>.<source_lang>`` + ``<stem>.<target_lang>`` (Multi30K's ``train.en``/``train.de``),
     where ``<stem>`` is the first of :data:`SPLIT_STEMS` (or of ``stems``) that exists.
     ``train`` and ``test`` are required; a missing ``val`` is reported (the pipeline then holds
-    out part of train, seeded, and says so). ``max_pairs`` caps each split (first lines).
+    out part of train, seeded, and says so). ``max_pairs`` caps each split (first lines)::
+
+        seq2seq.corpus_splits:
+          type: mlsp_pipelines.datasets.parallel.ParallelSplitsDataset
+          path: ${runtime_params:corpus_dir, data/01_raw/seq2seq/corpus}
+          source_lang: ${runtime_params:source_lang, en}
+          target_lang: ${runtime_params:target_lang, de}
     """
 
     def __init__(self, *, path: str, source_lang: str = "en", target_lang: str = "de",
                  stems: dict[str, list[str]] | None = None, max_pairs: int | None = None,
                  metadata: dict[str, Any] | None = None) -> None:
-        self._path = Path(path)
+        super().__init__(filepath=path, metadata=metadata)  # a folder
+        self._path = self._filepath
         self._langs = (source_lang, target_lang)
         self._stems = {k: tuple(v) for k, v in {**SPLIT_STEMS, **(stems or {})}.items()}
         self._max_pairs = max_pairs
-        self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._path), "langs": self._langs, "type": type(self).__name__}

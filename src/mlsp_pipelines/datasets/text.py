@@ -22,10 +22,10 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import DatasetError
 
 from mlsp_pipelines.datasets.atomic import atomic_path
-from mlsp_pipelines.datasets.files import _FileDataset
+from mlsp_pipelines.datasets.files import FileDataset
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +69,8 @@ def split_documents(text: str, layout: str) -> list[str]:
     return [d.strip() for d in docs if d.strip()]
 
 
-class _DefaultFileDataset(AbstractDataset):
-    """A read-mostly local file whose empty ``filepath`` means a file of gensim's test data."""
+class _DefaultFileDataset(FileDataset):
+    """A read-only local file whose empty ``filepath`` means a file of gensim's test data."""
 
     DEFAULT: str = ""
     WHAT: str = "file"
@@ -78,13 +78,9 @@ class _DefaultFileDataset(AbstractDataset):
     def __init__(self, *, filepath: str | None = None, encoding: str = "utf-8",
                  metadata: dict[str, Any] | None = None) -> None:
         self._given = bool(filepath and str(filepath).strip())
-        self._filepath = Path(str(filepath)).expanduser() if self._given else gensim_test_file(self.DEFAULT)
+        super().__init__(filepath=str(Path(str(filepath)).expanduser() if self._given else gensim_test_file(self.DEFAULT)),
+                         metadata=metadata)
         self._encoding = encoding
-        self.metadata = metadata
-
-    @property
-    def filepath(self) -> Path:
-        return self._filepath
 
     @property
     def source(self) -> str:
@@ -115,7 +111,11 @@ class TextCorpusDataset(_DefaultFileDataset):
     """A corpus file → :class:`TextCorpus` (list of document strings, ``.source`` = the path).
 
     ``layout``: ``lines`` (one document per line, blank lines skipped) or ``paragraphs``
-    (documents separated by blank lines). A file without any text is an error naming it.
+    (documents separated by blank lines). A file without any text is an error naming it::
+
+        word2vec.corpus:
+          type: mlsp_pipelines.datasets.text.TextCorpusDataset
+          filepath: ${runtime_params:corpus_path, ''}   # empty: gensim's Lee corpus
     """
 
     DEFAULT = GENSIM_CORPUS
@@ -156,7 +156,11 @@ class TextCorpusDataset(_DefaultFileDataset):
 class WordSimDataset(_DefaultFileDataset):
     """Word pairs with similarity scores → DataFrame ``word1, word2, score``.
 
-    Tab- (or whitespace-) separated ``word1 word2 score`` lines; ``#`` lines are comments.
+    Tab- (or whitespace-) separated ``word1 word2 score`` lines; ``#`` lines are comments::
+
+        word2vec.wordsim:
+          type: mlsp_pipelines.datasets.text.WordSimDataset
+          filepath: ''   # empty: gensim's wordsim353.tsv
     """
 
     DEFAULT = GENSIM_WORDSIM
@@ -180,7 +184,11 @@ class WordSimDataset(_DefaultFileDataset):
 class AnalogyDataset(_DefaultFileDataset):
     """Analogy questions (``questions-words.txt`` layout) → DataFrame ``section, a, b, c, d``.
 
-    ``: name`` lines start a section; each other line is ``a b c d`` (a is to b as c is to d).
+    ``: name`` lines start a section; each other line is ``a b c d`` (a is to b as c is to d)::
+
+        word2vec.analogies:
+          type: mlsp_pipelines.datasets.text.AnalogyDataset
+          filepath: ''   # empty: gensim's questions-words.txt
     """
 
     DEFAULT = GENSIM_ANALOGIES
@@ -203,11 +211,15 @@ class AnalogyDataset(_DefaultFileDataset):
         return pd.DataFrame(rows, columns=["section", "a", "b", "c", "d"])
 
 
-class Word2VecTextDataset(_FileDataset):
+class Word2VecTextDataset(FileDataset):
     """Word vectors in the word2vec text format (``V D`` header, then ``word v1 ... vD`` per line).
 
     ``save`` takes ``{"words": [...], "vectors": (V, D) array}`` (or a gensim ``KeyedVectors``);
-    ``load`` returns the same dict. Words must not contain whitespace.
+    ``load`` returns the same dict. Words must not contain whitespace::
+
+        "word2vec.{model}.embeddings":
+          type: mlsp_pipelines.datasets.text.Word2VecTextDataset
+          filepath: data/07_model_output/word2vec/{model}/embeddings.txt
     """
 
     def __init__(self, *, filepath: str, precision: int = 6, metadata: dict[str, Any] | None = None) -> None:

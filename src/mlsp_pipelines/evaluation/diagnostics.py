@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from mlsp_pipelines.params import _Section
+from mlsp_pipelines.section import Section
 
 if TYPE_CHECKING:  # annotations only: the functions import these where they run
     import torch
@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # annotations only: the functions import these where they run
 RECURRENT_INITS = ("default", "identity")
 
 
-class CellSpec(_Section):
+class CellSpec(Section):
     """One recurrent model to diagnose: registry ``arch`` (rnn|gru|lstm) with ``kwargs`` and the
     initialisation of its recurrent weights: ``default`` (torch's, multiplied by ``gain``) or
     ``identity`` (``W_hh = gain·I``, recurrent bias 0; Elman ``rnn`` only). Also the type of each

@@ -169,10 +169,3 @@ def write_wav_atomic(path: str | os.PathLike, y: np.ndarray, sr: int) -> None:
 
     with atomic_path(path) as tmp:
         sf.write(str(tmp), np.clip(np.asarray(y, dtype=np.float32), -1.0, 1.0), sr, subtype="PCM_16", format="WAV")
-
-
-def write_wav(path: str | os.PathLike, y: np.ndarray, sr: int) -> None:
-    """Write 16-bit PCM WAV directly (for files inside a folder that is itself swapped in atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), np.clip(np.asarray(y, dtype=np.float32), -1.0, 1.0), sr, subtype="PCM_16", format="WAV")

@@ -7,7 +7,7 @@ the full database ships it without a header line, the sample with one: both are 
 
 Parsing is strict and every error names the file (and line) because a silently mis-parsed
 annotation corrupts labels without any other visible symptom. Evaluation must split by patient
-(:func:`mlsp_pipelines.splits.patient_split` or :func:`official_split`): cycles of one patient are highly correlated.
+(``group`` = patient in the index, or :func:`official_split`): cycles of one patient are highly correlated.
 """
 
 from __future__ import annotations

@@ -14,8 +14,10 @@ import numbers
 from collections.abc import Sequence
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import BeforeValidator, Field, StrictBool
 from pydantic_core import PydanticCustomError
+
+from mlsp_pipelines.section import Section
 
 __all__ = [
     "Bool",
@@ -33,11 +35,9 @@ __all__ = [
 C = TypeVar("C", bound="ModelConfig")
 
 
-class ModelConfig(BaseModel):
-    """Base: unknown keys are errors (they would be silently ignored otherwise), values are
-    immutable (a model's config is what it was built with)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ModelConfig(Section):
+    """Base of the model configurations (unknown keys are errors, values immutable: a model's
+    config is what it was built with)."""
 
 
 def _integer(value: Any) -> Any:

@@ -65,4 +65,5 @@ class AttentionLSTM(nn.Module):
         return self.head(self.dropout(pooled)), stretch_time(attn, x.shape[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-mel frames x (B, T, F) → class logits (B, C): attention-weighted mean of the LSTM states."""
         return self.forward_with_attention(x)[0]

@@ -6,8 +6,8 @@ translation-tolerant detectors; global pooling then makes the decision position-
 The default is VGG-style (two 3x3 conv + batch-norm + ReLU layers per block, channels widening
 block by block, 2x2 pooling between blocks), the shape of the CNN baselines that win on real
 audio (DCASE, PANNs); ``convs_per_block: 1`` gives the small single-conv network of the pooling
-lesson, where ``pooling`` (max|mean|min) makes the difference visible. :func:`conv_stem` is the
-same stack reused as the front end of ``crnn``, ``attn_lstm`` and ``transformer``.
+lesson, where ``pooling`` (max|mean|min) makes the difference visible. :func:`conv_stem` builds the
+stack for this CNN and, as their front end, for ``crnn``, ``attn_lstm`` and ``transformer``.
 """
 
 from __future__ import annotations
@@ -73,21 +73,26 @@ class ConvBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature maps (B, C_in, H, W) → (B, C_out, H / pool_h, W / pool_w)."""
         return self.drop(self.pool(self.more(self.act(self.norm(self.conv(x))))))
 
 
 def conv_stem(
     channels: tuple[int, ...], *, in_features: int, convs_per_block: int = 2, kernel_size: int = 3,
-    pooling: str = "max", pool_size: tuple[int, int] = (2, 2), batch_norm: bool = True, dropout: float = 0.0,
+    stride: int = 1, padding: int | None = None, pooling: str = "max", pool_size: tuple[int, int] = (2, 2),
+    batch_norm: bool = True, dropout: float = 0.0,
 ) -> tuple[nn.Sequential, int]:
-    """The VGG-style stack (B, 1, T, F) -> (B, C, T', F') and the number of frequency bins F'
-    left, for front ends that hand the result to a recurrent layer or a Transformer."""
+    """The one conv stack of the project (the CNN's body, the CRNN's front end, the attention
+    models' optional stem): a :class:`ConvBlock` per entry of ``channels``, (B, 1, T, F) ->
+    (B, C, T', F'), and the number of frequency bins F' left (at least 1). ``padding`` None keeps
+    the size ("same", ``kernel_size // 2``)."""
     freq = in_features
     for _ in channels:
         freq = max(1, freq // pool_size[1])
     widths = (1, *channels)
     stem = nn.Sequential(*(
-        ConvBlock(c_in, c_out, kernel_size=kernel_size, stride=1, padding=kernel_size // 2, pooling=pooling,
+        ConvBlock(c_in, c_out, kernel_size=kernel_size, stride=stride,
+                  padding=kernel_size // 2 if padding is None else padding, pooling=pooling,
                   batch_norm=batch_norm, dropout=dropout, pool_size=pool_size, n_convs=convs_per_block)
         for c_in, c_out in zip(widths[:-1], widths[1:])
     ))
@@ -106,23 +111,9 @@ class CNN(nn.Module):
         self.in_features, self.out_features = check_features(in_features, out_features)
         self.config: CNNConfig = resolve_config(CNNConfig, config, "cnn")
         cfg = self.config
-        widths = (1, *cfg.channels)
-        self.blocks = nn.Sequential(
-            *(
-                ConvBlock(
-                    c_in,
-                    c_out,
-                    kernel_size=cfg.kernel_size,
-                    stride=cfg.stride,
-                    padding=cfg.padding,
-                    pooling=cfg.pooling,
-                    batch_norm=cfg.batch_norm,
-                    dropout=cfg.dropout,
-                    n_convs=cfg.convs_per_block,
-                )
-                for c_in, c_out in zip(widths[:-1], widths[1:])
-            )
-        )
+        self.blocks, _ = conv_stem(cfg.channels, in_features=self.in_features, convs_per_block=cfg.convs_per_block,
+                                   kernel_size=cfg.kernel_size, stride=cfg.stride, padding=cfg.padding,
+                                   pooling=cfg.pooling, batch_norm=cfg.batch_norm, dropout=cfg.dropout)
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.channels[-1], self.out_features)
 
@@ -133,6 +124,7 @@ class CNN(nn.Module):
         return self.blocks[0].conv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-mel spectrogram x (B, T, F) → class logits (B, C) (global pooling over the last feature map)."""
         check_sequence_input(x, self.in_features, "cnn")
         z = self.blocks(x.unsqueeze(1))  # (B, C, T', F')
         return self.head(self.dropout(global_pool(z, self.config.global_pooling)))

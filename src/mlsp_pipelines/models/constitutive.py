@@ -93,6 +93,8 @@ class RateODE(nn.Module):
         return y
 
     def forward(self, x: torch.Tensor, y_teacher: torch.Tensor | None = None) -> torch.Tensor:
+        """Inputs x (B, T, 2 + extra) -- strain rate, time step, extra drive -- → stress (B, T, out):
+        integrated step by step from the learnt rate, or from ``y_teacher`` (B, T, out) in parallel."""
         check_sequence_input(x, self.in_features, "rate_ode")
         rate, dt, extra = x[..., :1], x[..., 1:2], x[..., 2:]
         start = self.initial_state.expand(x.shape[0], 1, self.out_features)

@@ -21,7 +21,7 @@ from mlsp_pipelines.models._layers import (
     make_rnn,
     pool_time,
 )
-from mlsp_pipelines.models.cnn import ConvBlock
+from mlsp_pipelines.models.cnn import conv_stem
 from mlsp_pipelines.models.registry import register_model
 from mlsp_pipelines.models.configs import CRNNConfig
 
@@ -47,24 +47,10 @@ class CRNN(nn.Module):
                 f"in_features={self.in_features} is too small for {len(cfg.channels)} conv blocks "
                 f"with freq_pool={cfg.freq_pool}; use fewer channels entries or a smaller freq_pool"
             )
-        widths = (1, *cfg.channels)
-        self.blocks = nn.Sequential(
-            *(
-                ConvBlock(
-                    c_in,
-                    c_out,
-                    kernel_size=cfg.kernel_size,
-                    stride=1,
-                    padding=cfg.kernel_size // 2,
-                    pooling=cfg.pooling,
-                    batch_norm=cfg.batch_norm,
-                    dropout=cfg.dropout,
-                    pool_size=(cfg.time_pool, cfg.freq_pool),
-                    n_convs=cfg.convs_per_block,
-                )
-                for c_in, c_out in zip(widths[:-1], widths[1:])
-            )
-        )
+        self.blocks, freq = conv_stem(cfg.channels, in_features=self.in_features, convs_per_block=cfg.convs_per_block,
+                                      kernel_size=cfg.kernel_size, pooling=cfg.pooling,
+                                      pool_size=(cfg.time_pool, cfg.freq_pool), batch_norm=cfg.batch_norm,
+                                      dropout=cfg.dropout)
         self.rnn = make_rnn(
             cfg.rnn_type,
             input_size=cfg.channels[-1] * freq,
@@ -83,6 +69,8 @@ class CRNN(nn.Module):
         return self.rnn(z.permute(0, 2, 1, 3).flatten(2))[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-mel spectrogram x (B, T, F) → class logits (B, C), or (B, T', C) per step (T' = T after
+        the conv blocks' time pooling) with ``per_step``."""
         seq = self.dropout(self.hidden_states(x))
         if self.config.per_step:
             return self.head(seq)

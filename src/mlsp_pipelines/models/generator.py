@@ -79,4 +79,5 @@ class SeqGenerator(nn.Module):
         return self.rnn(self.decoder_inputs(p, n_steps), self.initial_state(p))[0]
 
     def forward(self, p: torch.Tensor, n_steps: int | None = None) -> torch.Tensor:
+        """Parameters p (B, P) → a generated sequence (B, n_steps, out) (one-to-many)."""
         return self.head(self.dropout(self.hidden_states(p, n_steps)))

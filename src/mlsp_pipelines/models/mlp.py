@@ -50,6 +50,8 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Frames x (B, T, F) → logits (B, C) after pooling over time (``pooling``), or (B, T, C) with
+        ``per_step``; already pooled statistics (B, F·k) → (B, C)."""
         if x.dim() == 2 and not self.config.per_step and x.shape[-1] == self.net[0].in_features:
             return self.net(self.pooled_norm(x))
         check_sequence_input(x, self.in_features, "mlp")

@@ -67,6 +67,8 @@ class RecurrentModel(nn.Module):
         return self.rnn(x)[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Sequence x (B, T, F) → (B, T, out) per step with ``per_step``, else (B, out) from the states
+        pooled over time (``pooling``)."""
         seq = self.dropout(self.hidden_states(x))
         if self.config.per_step:
             out = self.head(seq)

@@ -69,6 +69,15 @@ class Seq2SeqModel(nn.Module, metaclass=ABCMeta):
     bos_idx: int
     eos_idx: int
     out_features: int
+
+    def _set_special_tokens(self, pad_idx: int, bos_idx: int, eos_idx: int) -> None:
+        """Padding, begin and end token ids, checked against the vocabularies (``in_features``
+        and ``out_features`` set first): every id is a target token, padding also a source token."""
+        for name, idx in (("pad_idx", pad_idx), ("bos_idx", bos_idx), ("eos_idx", eos_idx)):
+            if idx >= self.out_features or (name == "pad_idx" and idx >= self.in_features):
+                raise ValueError(f"{name}={idx} is outside the vocabulary (in_features={self.in_features}, "
+                                 f"out_features={self.out_features})")
+        self.pad_idx, self.bos_idx, self.eos_idx = pad_idx, bos_idx, eos_idx
     model_name: str = "seq2seq"
     #: Teacher forcing returns logits (M, V) for the M non-padded target steps only (row-major),
     #: not (B, T, V): training sets it, so no output-layer work is spent on padding.
@@ -210,11 +219,7 @@ class RNNSeq2Seq(Seq2SeqModel):
         self.in_features, self.out_features = check_features(in_features, out_features)
         self.config: RNNSeq2SeqConfig = resolve_config(RNNSeq2SeqConfig, config, self.model_name)
         cfg = self.config
-        self.pad_idx, self.bos_idx, self.eos_idx = cfg.pad_idx, cfg.bos_idx, cfg.eos_idx
-        for name, idx in (("pad_idx", cfg.pad_idx), ("bos_idx", cfg.bos_idx), ("eos_idx", cfg.eos_idx)):
-            if idx >= out_features or (name == "pad_idx" and idx >= in_features):
-                raise ValueError(f"{name}={idx} is outside the vocabulary (in_features={in_features}, "
-                                 f"out_features={out_features})")
+        self._set_special_tokens(cfg.pad_idx, cfg.bos_idx, cfg.eos_idx)
         emb, hid, layers = cfg.embedding_dim, cfg.hidden_size, cfg.num_layers
         enc_dim = hid * (2 if cfg.bidirectional else 1)
         self.src_embed = nn.Embedding(self.in_features, emb, padding_idx=cfg.pad_idx)

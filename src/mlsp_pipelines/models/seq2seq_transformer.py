@@ -46,11 +46,7 @@ class TransformerSeq2Seq(Seq2SeqModel):
         self.in_features, self.out_features = check_features(in_features, out_features)
         self.config: TransformerSeq2SeqConfig = resolve_config(TransformerSeq2SeqConfig, config, self.model_name)
         cfg = self.config
-        self.pad_idx, self.bos_idx, self.eos_idx = cfg.pad_idx, cfg.bos_idx, cfg.eos_idx
-        for name, idx in (("pad_idx", cfg.pad_idx), ("bos_idx", cfg.bos_idx), ("eos_idx", cfg.eos_idx)):
-            if idx >= out_features or (name == "pad_idx" and idx >= in_features):
-                raise ValueError(f"{name}={idx} is outside the vocabulary (in_features={in_features}, "
-                                 f"out_features={out_features})")
+        self._set_special_tokens(cfg.pad_idx, cfg.bos_idx, cfg.eos_idx)
         d = cfg.d_model
         self.scale = math.sqrt(d)
         if cfg.tie_embeddings and self.in_features != self.out_features:

@@ -143,4 +143,5 @@ class TransformerModel(nn.Module):
         return self.head(h.mean(dim=1)), stretch_time(weights.mean(dim=1), frames)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-mel frames x (B, T, F) → class logits (B, C) (mean of the encoder's outputs, or [CLS])."""
         return self.forward_with_attention(x)[0]

@@ -123,6 +123,7 @@ class SkipGram(Word2Vec):
     arch = "word2vec_sg"
 
     def forward(self, centre: torch.Tensor) -> torch.Tensor:
+        """Centre word ids (B,) → their input embeddings (B, dim)."""
         if centre.dim() != 1:
             raise ValueError(f"word2vec_sg expects centre word ids of shape (batch,), got {tuple(centre.shape)}")
         return self.in_embed(centre.long())
@@ -137,6 +138,7 @@ class CBOW(Word2Vec):
     padding = True
 
     def forward(self, context: torch.Tensor) -> torch.Tensor:
+        """Context word ids (B, 2·window), padded with ``vocab_size`` → mean of their embeddings (B, dim)."""
         if context.dim() != 2:
             raise ValueError("word2vec_cbow expects context ids of shape (batch, 2*window), "
                              f"got {tuple(context.shape)}")

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator
 
-from mlsp_pipelines.params import _Section
+from mlsp_pipelines.section import Section
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ PROTOCOL_KINDS: tuple[str, ...] = ("cyclic", "relaxation", "piecewise")
 # ----------------------------------------------------------------------------------------------
 
 
-class MaterialParams(_Section):
+class MaterialParams(Section):
     """Parameters of the power-law Maxwell element ``dσ/dt = E(dλ/dt − (σ/ν0)|σ/σ0|^(m−1))``;
     validated so bad physics fails early, with the key named (also as the ``material``
     parameter section of the viscoelastic task).

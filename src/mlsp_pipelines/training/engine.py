@@ -1,4 +1,5 @@
-"""The one training loop every pipeline uses.
+"""The one training loop every pipeline uses (in one process or one rank; :mod:`.loop` is the
+entry point that also starts data-parallel processes).
 
 Seeded and deterministic on CPU, early stopping on validation loss (best weights restored),
 gradient clipping, a checkpoint after every epoch (model, optimiser, RNG state, history), so a
@@ -9,8 +10,6 @@ with the others, so the same loop trains classifiers, sequence regressors and se
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import os
@@ -19,7 +18,6 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -32,8 +30,10 @@ from mlsp_pipelines.datasets.checkpoint import CheckpointStore
 from mlsp_pipelines.params import TrainParams
 from mlsp_pipelines.progress import progress, progress_enabled
 from mlsp_pipelines.training import observers
+from mlsp_pipelines.training.distributed import World, init_distributed, reduce_sums, shard_order
+from mlsp_pipelines.training.result import FitResult
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("mlsp_pipelines.training.loop")  # the name users filter on (the loop before the split)
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 # Called on the main rank after every epoch with the epoch number (1-based) and that epoch's
@@ -46,166 +46,6 @@ BatchSampler = Callable[[int, int, bool], list[Tensor]]
 # Applied to each batch (a tuple of tensors, target last) before the model sees it, e.g. to trim
 # padding columns that no sequence of the batch uses.
 Collate = Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]]
-
-
-@dataclass(frozen=True)
-class World:
-    """This process's place in a (possibly single-process) data-parallel job."""
-
-    rank: int = 0
-    size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(mode: str, device: torch.device) -> World:
-    """Join the ``torchrun`` process group when launched by it (``WORLD_SIZE`` > 1) and
-    ``mode`` is ``auto``; gloo on CPU, NCCL on GPUs. Single process otherwise."""
-    import torch.distributed as dist
-
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if mode == "off" or size <= 1:
-        return World()
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", init_method="env://")
-    return World(rank=dist.get_rank(), size=dist.get_world_size())
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _fit_in_processes(model: nn.Module, train: Sequence[Tensor], val: Sequence[Tensor] | None, *,
-                      params: TrainParams, desc: str, callbacks: Sequence[EpochCallback], **kwargs: Any) -> FitResult:
-    """:func:`fit` as DistributedDataParallel over ``params.nproc`` processes started here.
-
-    What ``torchrun`` does for a whole run, done for one node: a multi-GPU model trains inside
-    a node of any runner (a Dask worker's included) while the other nodes stay single-process.
-    The ranks are spawned (CUDA cannot be forked) and find each other on 127.0.0.1; rank 0 sends
-    every epoch's row back as it ends (the MLflow hook logs it live, from this process) and the
-    result at the end. The model, data, sampler and collate travel by cloudpickle, so closures work.
-    """
-    import io
-
-    import cloudpickle
-    import torch.multiprocessing as mp
-
-    device = resolve_device(params.device)
-    if device.type == "cuda" and torch.cuda.device_count() < params.nproc:
-        raise ValueError(f"train.nproc={params.nproc} with train.device={params.device!r}, but only "
-                         f"{torch.cuda.device_count()} CUDA device(s) are visible; lower train.nproc")
-    watchers = observers.active()
-    for obs in watchers:
-        obs.fit_started(desc=desc, train=train, val=val, params=params)
-    on_epoch = (*callbacks, *(obs.epoch_ended for obs in watchers))
-    logger.info("%s: DistributedDataParallel over %d processes (%s)", desc, params.nproc,
-                "NCCL" if device.type == "cuda" else "gloo")
-    threads = params.num_threads or max(1, torch.get_num_threads() // params.nproc)  # the cores, shared out
-    payload = cloudpickle.dumps((model, tuple(train), None if val is None else tuple(val), params, desc, kwargs,
-                                 threads))
-    queue = mp.get_context("spawn").SimpleQueue()
-    ranks = mp.start_processes(_fit_rank, args=(params.nproc, _free_port(), payload, queue), nprocs=params.nproc,
-                               join=False, start_method="spawn")
-    blob = None
-    errors: list[tuple[int, str]] = []
-
-    def drain() -> None:
-        nonlocal blob
-        while not queue.empty():
-            kind, *message = queue.get()
-            if kind == "epoch":
-                for cb in on_epoch:
-                    cb(*message)
-            elif kind == "error":
-                errors.append((message[0], message[1]))
-            else:
-                blob = message[0]
-
-    try:
-        while not ranks.join(timeout=0.5):  # raises when a rank exits with an error
-            drain()
-    except Exception as exc:
-        drain()
-        if errors:
-            rank, trace = errors[0]
-            last = trace.strip().splitlines()[-1]
-            raise RuntimeError(f"{desc}: training rank {rank} of {params.nproc} failed: {last}\n{trace}") from exc
-        raise
-    drain()
-    if blob is None:
-        raise RuntimeError(f"{desc}: the {params.nproc} training processes ended without a result")
-    result = FitResult(**torch.load(io.BytesIO(blob), weights_only=False))
-    model.load_state_dict(result.state_dict)
-    for obs in watchers:
-        obs.fit_ended(result)
-    return result
-
-
-def _fit_rank(rank: int, world: int, port: int, payload: bytes, queue: Any) -> None:
-    """One rank of :func:`_fit_in_processes` (a spawned process: module-level, picklable)."""
-    import dataclasses
-    import io
-
-    import cloudpickle
-    import torch.distributed as dist
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
-                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
-    if rank == 0:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [rank 0]: %(message)s")
-    model, train, val, params, desc, kwargs, threads = cloudpickle.loads(payload)
-    torch.set_num_threads(threads)
-    callbacks = (lambda epoch, row: queue.put(("epoch", epoch, row)),) if rank == 0 else ()
-    code = 0
-    try:
-        result = fit(model, train, val, params=params, desc=desc, callbacks=callbacks, **kwargs)
-        if rank == 0:  # bytes, not tensors: shared-memory tensors would die with this process
-            buf = io.BytesIO()
-            torch.save(dataclasses.asdict(result), buf)
-            queue.put(("result", buf.getvalue()))
-    except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
-        import traceback
-
-        queue.put(("error", rank, traceback.format_exc()))
-        code = 1
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    # Leave without the interpreter's teardown: after a failed collective, destroying DDP's
-    # Reducer (main thread, holding the GIL) waits for gloo's worker thread, which waits for the
-    # GIL to release a tensor -- a deadlock that left the rank, and the run, hanging. Everything
-    # this rank had to say is already in the queue (a pipe: put returns once written).
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-def _reduce_sums(values: list[float], world: World) -> list[float]:
-    """Sum per-rank partial sums across ranks (identity for one process)."""
-    if world.size == 1:
-        return values
-    import torch.distributed as dist
-
-    t = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t.tolist()
-
-
-def _shard_order(n: int, seed: int, epoch: int, world: World, shuffle: bool) -> Tensor:
-    """This rank's sample indices for an epoch, from ``DistributedSampler`` (which, with one
-    replica, is a seeded permutation). Rank r takes every world-th index, so the union of the
-    ranks' k-th batches is exactly the single-process k-th batch of the same global size."""
-    from torch.utils.data import DistributedSampler
-
-    sampler = DistributedSampler(range(n), num_replicas=world.size, rank=world.rank, shuffle=shuffle, seed=seed)
-    sampler.set_epoch(epoch)
-    return torch.tensor(list(sampler), dtype=torch.long)
 
 
 def seed_everything(seed: int) -> None:
@@ -225,20 +65,6 @@ def resolve_device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"train.device={name!r} but CUDA is not available; use 'cpu' or 'auto'")
     return dev
-
-
-def fingerprint(*parts: Any) -> str:
-    """A short stable hash of JSON-able configuration (decides whether a checkpoint may be resumed)."""
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def array_digest(a: np.ndarray | Tensor) -> str:
-    """Content hash of an array: a checkpoint is only resumed on the very data it was trained on."""
-    arr = a.numpy() if isinstance(a, Tensor) else np.asarray(a)
-    h = hashlib.sha256(str((arr.shape, arr.dtype.str)).encode())
-    h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()[:16]
 
 
 def classification_loss(out: Tensor, target: Tensor, label_smoothing: float = 0.0) -> Tensor:
@@ -302,19 +128,6 @@ def make_scheduler(optimizer: torch.optim.Optimizer, params: TrainParams, steps_
         return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * progress_))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-@dataclass
-class FitResult:
-    """What training produced: best weights, per-epoch history and bookkeeping."""
-
-    state_dict: dict[str, Tensor]
-    history: dict[str, list[float]]
-    best_epoch: int
-    epochs_run: int
-    train_seconds: float
-    stopped_early: bool
-    resumed_from: int = 0
 
 
 def _batches(tensors: Sequence[Tensor], batch_size: int, order: Tensor | None,
@@ -393,14 +206,14 @@ def _run_epoch(
                 logger.info("%s batch %d/%d  loss %.4f  %.1f batches/s  ETA %.0f s", bar_desc or "epoch", k,
                             len(batches), total_loss / max(total_n, 1), rate, (len(batches) - k) / rate)
     bar.close()
-    total_loss, total_n, correct, counted = _reduce_sums([total_loss, total_n, correct, counted], world)
+    total_loss, total_n, correct, counted = reduce_sums([total_loss, total_n, correct, counted], world)
     metrics = {"loss": total_loss / max(total_n, 1)}
     if classify:
         metrics["acc"] = correct / max(counted, 1)
     return metrics
 
 
-def fit(
+def fit_here(
     model: nn.Module,
     train: Sequence[Tensor],
     val: Sequence[Tensor] | None,
@@ -433,13 +246,6 @@ def fit(
     """
     if task not in ("classification", "regression"):
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
-    if params.nproc > 1 and params.distributed != "off" and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        if val_score is not None:
-            logger.warning("%s: the per-epoch validation score is not computed with train.nproc > 1; "
-                           "the kept epoch is the best by validation loss", desc)
-        return _fit_in_processes(model, train, val, params=params, desc=desc, callbacks=callbacks, task=task,
-                                 loss_fn=loss_fn, checkpoint=checkpoint, config_hash=config_hash, augment=augment,
-                                 batch_sampler=batch_sampler, collate=collate)
     classify = task == "classification"
     eval_loss_fn = loss_fn or (classification_loss if classify else regression_loss)
     if loss_fn is None and classify and params.label_smoothing:
@@ -510,7 +316,7 @@ def fit(
     epoch = start_epoch
     for epoch in range(start_epoch + 1, (start_epoch if stopped_early else params.epochs) + 1):
         t0 = time.perf_counter()
-        order = _shard_order(len(train[0]), params.seed, epoch, world, shuffle=True)
+        order = shard_order(len(train[0]), params.seed, epoch, world, shuffle=True)
         tr = _run_epoch(
             net, train, loss_fn=loss_fn, classify=classify, batch_size=batch_size, device=device,
             optimizer=optimizer, grad_clip=params.grad_clip, order=order, world=world,
@@ -520,7 +326,7 @@ def fit(
         )
         va = (
             _run_epoch(net, val, loss_fn=eval_loss_fn, classify=classify, batch_size=eval_batch_size, device=device,
-                       order=_shard_order(len(val[0]), params.seed, epoch, world, shuffle=False) if world.size > 1 else None,
+                       order=shard_order(len(val[0]), params.seed, epoch, world, shuffle=False) if world.size > 1 else None,
                        world=world, collate=collate, index_batches=_sampled(batch_sampler, len(val[0]), epoch, False, world))
             if has_val
             else tr

@@ -25,7 +25,8 @@ from torch import Tensor, nn
 from mlsp_pipelines.datasets.checkpoint import CheckpointStore
 from mlsp_pipelines.models import build_model, count_parameters
 from mlsp_pipelines.params import ModelSpec, TrainParams
-from mlsp_pipelines.training.loop import FitResult, fingerprint, fit
+from mlsp_pipelines.training.hashing import fingerprint
+from mlsp_pipelines.training.loop import FitResult, fit
 
 # settings that change how training is shown or resumed, not what it computes
 NOT_FINGERPRINTED = frozenset({"progress", "resume", "log_every"})

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from mlsp_pipelines.params import TrainParams
-    from mlsp_pipelines.training.loop import FitResult
+    from mlsp_pipelines.training.result import FitResult
 
 _ACTIVE: ContextVar[tuple[FitObserver, ...]] = ContextVar("mlsp_fit_observers", default=())
 

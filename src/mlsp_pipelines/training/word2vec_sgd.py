@@ -41,6 +41,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, model_validator
+
+from mlsp_pipelines.section import Section
 
 logger = logging.getLogger(__name__)
 
@@ -200,34 +203,31 @@ class _NoBar:
 
 
 # -- the training run ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SGDSettings:
-    """Hyper-parameters of one word2vec SGD run (the gensim anchor takes the same ones)."""
+class SGDSettings(Section):
+    """Hyper-parameters of one word2vec SGD run (the gensim anchor takes the same ones): the
+    word2vec parameters (``word2vec.train``, the model's ``kind``, ``embedding.dim`` and the
+    training data's ``window``/``negative``) gathered on the project's one settings base, so they
+    are validated the same way wherever they come from."""
 
     kind: Kind = "sg"
-    dim: int = 100
-    window: int = 5
+    dim: int = Field(100, ge=1)
+    window: int = Field(5, ge=1)
     dynamic_window: bool = True
-    negative: int = 5
-    alpha: float = 0.025
-    min_alpha: float = 0.0001
-    epochs: int = 5
+    negative: int = Field(5, ge=1)
+    alpha: float = Field(0.025, gt=0)
+    min_alpha: float = Field(0.0001, gt=0)
+    epochs: int = Field(5, ge=1)
     seed: int = 0
     engine: Engine = "auto"
     device: str = "cpu"
-    batch_pairs: int = 4096
+    batch_pairs: int = Field(4096, ge=1)
     deterministic: bool = True
 
-    def __post_init__(self) -> None:
-        if self.kind not in ("sg", "cbow"):
-            raise ValueError(f"kind must be 'sg' or 'cbow', got {self.kind!r}")
-        if self.engine not in ("auto", "numba", "torch"):
-            raise ValueError(f"engine must be 'auto', 'numba' or 'torch', got {self.engine!r}")
-        for name in ("dim", "window", "negative", "epochs", "batch_pairs"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if not 0 < self.min_alpha <= self.alpha:
+    @model_validator(mode="after")
+    def _check(self) -> SGDSettings:
+        if self.min_alpha > self.alpha:
             raise ValueError(f"need 0 < min_alpha <= alpha, got alpha={self.alpha}, min_alpha={self.min_alpha}")
+        return self
 
     def resolved_engine(self) -> str:
         """``auto``: the compiled kernel on CPU, torch on a GPU."""

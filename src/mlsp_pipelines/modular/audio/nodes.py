@@ -17,7 +17,8 @@ from mlsp_pipelines.features.logmel import (
 from mlsp_pipelines.features.normalise import apply_normaliser, fit_normaliser
 from mlsp_pipelines.ingestion.index import index_esc50, index_generic
 from mlsp_pipelines.ingestion.tau import index_tau
-from mlsp_pipelines.params import AudioDataParams, FeatureParams, SplitParams, param_hint
+from mlsp_pipelines.ingestion.layouts import AudioDataParams
+from mlsp_pipelines.params import FeatureParams, SplitParams, param_hint
 from mlsp_pipelines.splits import group_split, stratified_group_folds
 
 logger = logging.getLogger(__name__)
@@ -29,22 +30,13 @@ BREAKDOWN_KEYS = ("device", "city")
 
 
 def index_audio(folder: str, data: AudioDataParams, *, task: str | None = None) -> tuple[pd.DataFrame, dict]:
-    """Index the audio folder in the layout ``data.source`` names (synthetic data is generic).
-    ``task`` (bound by the pipeline) spells the keys that error messages suggest."""
-    if data.source == "tau":
-        index, quality = index_tau(folder, setup_dir=data.setup_dir, subset=data.subset, subset_dir=data.subset_dir,
-                                   subset_seed=data.subset_seed, on_bad_file=data.on_bad_file, task=task)
-        logger.info("indexed %d clips, %d classes from %s", len(index), index["label"].nunique(), folder)
-        return index, quality
-    if data.source == "esc50":
-        index, report = index_esc50(folder, esc10_only=data.esc10_only, on_bad_file=data.on_bad_file, task=task)
-    else:
-        index, report = index_generic(
-            folder, metadata=data.metadata, audio_dir=data.audio_dir, label_column=data.label_column,
-            on_bad_file=data.on_bad_file, task=task,
-        )
-    logger.info("indexed %d clips, %d classes from %s", len(index), index["label"].nunique(), folder)
-    return index, report.to_dict()
+    """Index the audio folder in the layout ``data.source`` names (``ingestion/layouts``; synthetic
+    data in the task's own layout). ``task`` (bound by the pipeline) spells the keys that error
+    messages suggest."""
+    result = data.index(folder, task=task)
+    logger.info("indexed %d clips, %d classes from %s (layout %s)", len(result.frame), result.frame["label"].nunique(),
+                folder, data.layout_name)
+    return result.frame, result.quality
 
 
 def compute_logmel(

@@ -10,13 +10,14 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import Field, model_validator
 
-from mlsp_pipelines.modular.classifier.nodes import _fit_one
-from mlsp_pipelines.params import ModelSpec, TrainParams, _Section
+from mlsp_pipelines.modular.classifier.nodes import fit_one
+from mlsp_pipelines.params import ModelSpec, TrainParams
+from mlsp_pipelines.section import Section
 
 logger = logging.getLogger(__name__)
 
 
-class SearchDim(_Section):
+class SearchDim(Section):
     """One searched value: ``float``/``int`` in [low, high] (optionally log-uniform) or a categorical."""
 
     type: Literal["float", "int", "categorical"]
@@ -35,7 +36,7 @@ class SearchDim(_Section):
         return self
 
 
-class SweepParams(_Section):
+class SweepParams(Section):
     """What to search: which model entry, how many trials, the objective and the space.
 
     Space keys are ``train.<field>`` (TrainParams) or ``kwargs.<name>`` (model arguments).
@@ -104,7 +105,7 @@ def _evaluate_trial(model_input: dict, model: ModelSpec, train: TrainParams, swe
     if sweep.epochs is not None:
         overrides["epochs"] = sweep.epochs
     spec = ModelSpec(arch=model.arch, kwargs=kwargs, train=overrides)
-    result = _fit_one(model_input, spec, train, None, name=sweep.model, desc=f"trial {number}")[0].result
+    result = fit_one(model_input, spec, train, None, name=sweep.model, desc=f"trial {number}")[0].result
     best = result.best_epoch - 1
     metrics = {"val_loss": result.history["val_loss"][best], "val_acc": result.history["val_acc"][best],
                "best_epoch": result.best_epoch, "train_seconds": result.train_seconds}

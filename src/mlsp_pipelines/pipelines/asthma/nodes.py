@@ -4,7 +4,6 @@ models, training and reports are the shared audio-classification nodes."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -13,7 +12,6 @@ from .params import RespiratoryDataParams, RespiratorySynthParams
 
 logger = logging.getLogger(__name__)
 
-N_TRAIN_FOLDS = 4  # official-split training patients are spread over folds 2..5 (fold 2 validates)
 
 
 def synthesise_respiratory(synth: RespiratorySynthParams) -> dict[str, Any]:
@@ -31,36 +29,8 @@ def synthesise_respiratory(synth: RespiratorySynthParams) -> dict[str, Any]:
     return {"audio": audio, "sr": synth.sr, "texts": texts}
 
 
-def index_cycles(folder: str, data: RespiratoryDataParams) -> tuple[pd.DataFrame, dict]:
-    """One row per annotated cycle (a segment of its recording), labelled for ``data.task``;
-    ``group`` = patient so splits never share a patient; folds from the official list if given."""
-    from mlsp_pipelines.ingestion.icbhi import official_split, scan_icbhi
-
-    cycles = scan_icbhi(folder, on_bad_file=data.on_bad_file)
-    if cycles.empty:
-        raise ValueError(f"{folder}: no annotated respiratory cycles found")
-    if data.task == "wheeze":
-        labels = cycles["wheezes"].map({1: "wheeze", 0: "no_wheeze"})
-    else:
-        labels = cycles["label"]
-    fold = pd.array([pd.NA] * len(cycles), dtype="Int64")
-    if data.official_split:
-        split = official_split(cycles, Path(folder) / data.official_split)
-        patient_fold = {p: 2 + i % N_TRAIN_FOLDS for i, p in enumerate(sorted(cycles["patient"].unique()))}
-        fold = pd.array([1 if s == "test" else patient_fold[p] for s, p in zip(split, cycles["patient"])],
-                        dtype="Int64")
-    index = pd.DataFrame({
-        "path": cycles["path"].astype(str),
-        "filename": [f"{r}#{c}" for r, c in zip(cycles["recording"], cycles["cycle"])],
-        "label": labels.astype(str).to_numpy(),
-        "fold": fold,
-        "group": cycles["patient"].astype(str).to_numpy(),
-        "offset_s": cycles["start"].astype(float).to_numpy(),
-        "duration_s": (cycles["end"] - cycles["start"]).astype(float).to_numpy(),
-    })
-    skipped = cycles.attrs.get("skipped", [])
-    quality = {"n_listed": int(len(index)), "n_patients": int(cycles["patient"].nunique()),
-               "n_skipped_files": len(skipped), "skipped_files": [{"path": p, "reason": r} for p, r in skipped],
-               "label_counts": index["label"].value_counts().to_dict()}
-    logger.info("indexed %d cycles of %d patients: %s", len(index), quality["n_patients"], quality["label_counts"])
-    return index, quality
+def index_cycles(folder: str, data: RespiratoryDataParams, *, task: str | None = None) -> tuple[pd.DataFrame, dict]:
+    """One row per annotated cycle (a segment of its recording), labelled for the layout's ``task``;
+    the ``icbhi`` layout (``ingestion/layouts/icbhi.py``) does the work, under this task's parameter model."""
+    result = data.index(folder, task=task)
+    return result.frame, result.quality

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar
 
 from pydantic import Field
 
-from mlsp_pipelines.params import _Section
+from mlsp_pipelines.ingestion.layouts import AudioDataParams
+from mlsp_pipelines.section import Section
 
 
-class RespiratorySynthParams(_Section):
+class RespiratorySynthParams(Section):
     """Size and seed of the embedded synthetic ICBHI-like corpus."""
 
     n_patients: int = Field(30, ge=3)
@@ -19,10 +20,8 @@ class RespiratorySynthParams(_Section):
     seed: int = 42
 
 
-class RespiratoryDataParams(_Section):
-    """Where the recordings come from, which task, and how bad files are treated."""
+class RespiratoryDataParams(AudioDataParams):
+    """Where the recordings come from (``synthetic`` patients or a layout, ICBHI by default), which
+    labels (the ``icbhi`` layout's ``task``: four classes or wheeze vs none), how bad files are treated."""
 
-    source: Literal["synthetic", "icbhi"] = "synthetic"
-    task: Literal["four_class", "wheeze"] = "four_class"  # normal/crackle/wheeze/both, or wheeze vs none
-    official_split: str | None = None  # ICBHI train/test list, relative to the data folder
-    on_bad_file: Literal["fail", "skip"] = "fail"
+    SYNTHETIC_LAYOUT: ClassVar[str] = "icbhi"

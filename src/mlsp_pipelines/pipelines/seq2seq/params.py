@@ -10,11 +10,12 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from mlsp_pipelines.params import FractionSplitParams, _Section
+from mlsp_pipelines.params import FractionSplitParams
+from mlsp_pipelines.section import Section
 from mlsp_pipelines.simulation.dates import check_styles
 
 
-class DateSynthParams(_Section):
+class DateSynthParams(Section):
     """The embedded default corpus: dates in many human styles → ISO 8601."""
 
     n_pairs: int = Field(6000, ge=10)
@@ -29,7 +30,7 @@ class DateSynthParams(_Section):
         return self
 
 
-class Seq2SeqDataParams(_Section):
+class Seq2SeqDataParams(Section):
     """Where the pairs come from and which are kept.
 
     ``source``: ``synthetic`` (the date generator), ``tsv`` (one ``source<TAB>target`` file,
@@ -53,7 +54,7 @@ class Seq2SeqDataParams(_Section):
     on_extra_columns: Literal["report", "fail"] = "report"
 
 
-class VocabParams(_Section):
+class VocabParams(Section):
     """Character-, word- or subword-level vocabularies (built on the training split only).
     Subwords: a SentencePiece model (``bpe`` or ``unigram``) of ``subword_vocab_size`` pieces per side."""
 
@@ -67,7 +68,7 @@ class VocabParams(_Section):
     shared: bool = False
 
 
-class Seq2SeqBatchParams(_Section):
+class Seq2SeqBatchParams(Section):
     """Length-bucketed batches: rows sorted by length within pools of ``pool`` batches (after a
     seeded shuffle per epoch), padding trimmed per batch; ``bucket: false`` = plain shuffling."""
 
@@ -86,7 +87,7 @@ class Seq2SeqSplitParams(FractionSplitParams):
     test_fraction: float = Field(0.1, gt=0, lt=1)
 
 
-class Seq2SeqReportParams(_Section):
+class Seq2SeqReportParams(Section):
     """Decoding and plots on the test split."""
 
     beam_size: int = Field(1, ge=1)  # 1 = greedy

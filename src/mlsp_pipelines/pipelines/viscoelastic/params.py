@@ -12,7 +12,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from mlsp_pipelines.evaluation.diagnostics import CellSpec
-from mlsp_pipelines.params import FractionSplitParams, _Section
+from mlsp_pipelines.params import FractionSplitParams
+from mlsp_pipelines.section import Section
 
 ProtocolKind = Literal["cyclic", "relaxation", "piecewise"]
 
@@ -22,7 +23,7 @@ def _check_range(name: str, value: tuple[float, float] | None) -> None:
         raise ValueError(f"{name} must satisfy 0 < lo <= hi, got {list(value)}")
 
 
-class ExtrapolationParams(_Section):
+class ExtrapolationParams(Section):
     """A second test set whose loading rates all lie above the training range."""
 
     n_trajectories: int = Field(60, ge=1)
@@ -37,7 +38,7 @@ class ExtrapolationParams(_Section):
         return self
 
 
-class AugmentationParams(_Section):
+class AugmentationParams(Section):
     """Training-only trajectories sampled on coarser time grids (``dt_mean × scale``).
 
     Same protocol kinds and rates as the training protocols, so no rate leaves the training
@@ -61,7 +62,7 @@ class AugmentationParams(_Section):
         return self
 
 
-class ProtocolParams(_Section):
+class ProtocolParams(Section):
     """Seeded stretch histories for training/validation/test and the extrapolation set."""
 
     n_trajectories: int = Field(300, ge=3)
@@ -97,7 +98,7 @@ class ProtocolParams(_Section):
         return self
 
 
-class GeneratorDataParams(_Section):
+class GeneratorDataParams(Section):
     """Cyclic protocols on a uniform grid for the one-to-many model (``seq_generator``).
 
     Rates, amplitudes, cycles, ``n_steps`` and ``dt_mean`` come from ``protocols`` (and the
@@ -118,7 +119,7 @@ def _check_features(key: str, names: list[str]) -> None:
         raise ValueError(f"{key} lists a feature twice: {names}")
 
 
-class FeatureSpec(_Section):
+class FeatureSpec(Section):
     """One model's inputs: feature names and their scaling (``None``: the task's scaling)."""
 
     features: list[FeatureName] = Field(min_length=1)
@@ -130,7 +131,7 @@ class FeatureSpec(_Section):
         return self
 
 
-class InputParams(_Section):
+class InputParams(Section):
     """Per-step inputs of the sequence models, computed from ``(λ, λ̇, Δt)`` (see
     :func:`~mlsp_pipelines.simulation.viscoelastic.sequence_features`), and their scaling,
     fitted on the training set: ``standard`` (z-score), ``range`` (training range → [−1, 1]) or
@@ -159,7 +160,7 @@ class TrajectorySplitParams(FractionSplitParams):
     """Random split by trajectory (a trajectory is in exactly one of train/val/test)."""
 
 
-class ViscoReportParams(_Section):
+class ViscoReportParams(Section):
     """How many trajectories the σ–λ loop figures show."""
 
     n_examples: int = Field(4, ge=1, le=12)
@@ -176,7 +177,7 @@ def _default_cells() -> dict[str, CellSpec]:
     }
 
 
-class DiagnosticsParams(_Section):
+class DiagnosticsParams(Section):
     """Gradient norms through time on long simulated sequences."""
 
     seq_len: int = Field(300, ge=2)

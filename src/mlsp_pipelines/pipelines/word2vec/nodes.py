@@ -104,7 +104,7 @@ def train_word2vec(training_data: dict, model: Word2VecModelSpec, train: Word2Ve
     import torch
 
     from mlsp_pipelines.models import build_model, count_parameters
-    from mlsp_pipelines.training.loop import array_digest, fingerprint
+    from mlsp_pipelines.training.hashing import array_digest, fingerprint
     from mlsp_pipelines.training.model_run import model_bundle
 
     tp = model.train_params(train)

@@ -14,10 +14,10 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from mlsp_pipelines.features.text import DEFAULT_TOKEN_PATTERN
-from mlsp_pipelines.params import _Section
+from mlsp_pipelines.section import Section
 
 
-class TextPreprocessParams(_Section):
+class TextPreprocessParams(Section):
     """Tokenisation, vocabulary and the sampling of training examples (the ``word2vec_data`` stage)."""
 
     lowercase: bool = True
@@ -41,13 +41,13 @@ class TextPreprocessParams(_Section):
         return v
 
 
-class EmbeddingParams(_Section):
+class EmbeddingParams(Section):
     """The embedding size shared by every model (and the gensim anchor)."""
 
     dim: int = Field(100, ge=1)
 
 
-class EvaluationParams(_Section):
+class EvaluationParams(Section):
     """Intrinsic evaluation of the embeddings."""
 
     probe_words: list[str] = Field(default_factory=lambda: ["government", "police", "fire", "australia", "says"])
@@ -57,7 +57,7 @@ class EvaluationParams(_Section):
     analogy_restrict_vocab: int | None = Field(30000, ge=1)  # candidate answers: most frequent words
 
 
-class Word2VecTrainParams(_Section):
+class Word2VecTrainParams(Section):
     """word2vec's SGD: ``alpha`` decays linearly to ``min_alpha`` over all epochs; sub-sampling,
     reduced windows and negatives are drawn anew every epoch from ``seed`` and the epoch.
 
@@ -92,7 +92,7 @@ class Word2VecTrainParams(_Section):
         return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-class Word2VecModelSpec(_Section):
+class Word2VecModelSpec(Section):
     """A word2vec architecture of the registry, its kwargs (``negative``) and ``train`` overrides."""
 
     arch: Literal["word2vec_sg", "word2vec_cbow"]
@@ -116,7 +116,7 @@ class Word2VecModelSpec(_Section):
         return Word2VecTrainParams(**{**base.model_dump(), **self.train})
 
 
-class BaselineParams(_Section):
+class BaselineParams(Section):
     """gensim ``Word2Vec`` anchors, one per kind, on the same tokens and hyper-parameters as the
     project model of that kind (same ``alpha``/``min_alpha``, epochs, negatives, window, seed)."""
 

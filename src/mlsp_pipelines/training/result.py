@@ -1,0 +1,21 @@
+"""What a training produced (:class:`FitResult`): shared by the loop, its process launcher and
+its observers, so none of them imports another for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+
+@dataclass
+class FitResult:
+    """What training produced: best weights, per-epoch history and bookkeeping."""
+
+    state_dict: dict[str, Tensor]
+    history: dict[str, list[float]]
+    best_epoch: int
+    epochs_run: int
+    train_seconds: float
+    stopped_early: bool
+    resumed_from: int = 0
