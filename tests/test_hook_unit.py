@@ -201,7 +201,7 @@ def test_a_model_card_quotes_data_test_metrics_cv_interval_size_and_loading() ->
     card = model_card("cnn", run, {"cv_accuracy_mean": 0.8125, "cv_accuracy_ci95": 0.041, "macro_f1": 0.75,
                                    "n_params": 162_000, "macs_per_s": 57.7e6, "system/cpu": 99.0})
     assert card.startswith("**cnn**, 162k parameters, 57.7M MACs per second of audio.")
-    assert "test `asc.test` (digest `fedcba987654`)" in card and "train `asc.train`" in card
+    assert "Data: train `asc.train` (digest `0123456789ab`), test `asc.test` (digest `fedcba987654`)." in card
     assert "accuracy 0.8125 ± 0.041 (95 % CI over CV folds) cross-validated" in card and "macro_f1 0.75" in card
     assert 'mlflow.pytorch.load_model("models:/m-7")' in card and "system" not in card
     assert "load_model" not in model_card("cnn", OpenRun("r2", "cnn"), {})  # no logged model, no recipe

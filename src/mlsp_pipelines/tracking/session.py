@@ -501,7 +501,9 @@ def model_card(name: str, run: OpenRun, metrics: dict[str, float]) -> str:
     lines = [f"**{name}**" + (f", {metrics['n_params'] / 1e3:.0f}k parameters" if "n_params" in metrics else "")
              + (f", {metrics['macs_per_s'] / 1e6:.1f}M MACs per second of audio" if "macs_per_s" in metrics else "")
              + "."]
-    data = [f"{ctx} `{ds}` (digest `{digest[:12]}`)" for ctx, (ds, digest) in sorted(run.datasets.items())]
+    order = {"train": 0, "val": 1, "test": 2}
+    data = [f"{ctx} `{ds}` (digest `{digest[:12]}`)"
+            for ctx, (ds, digest) in sorted(run.datasets.items(), key=lambda kv: (order.get(kv[0], 3), kv[0]))]
     if data:
         lines.append("Data: " + ", ".join(data) + ".")
     quoted = []
