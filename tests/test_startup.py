@@ -156,3 +156,14 @@ def test_openmp_threads_sleep_only_on_a_busy_machine_and_never_against_the_users
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "ACTIVE"
+
+
+def test_mlflow_download_bars_are_off_unless_the_user_turns_them_on() -> None:
+    """MLflow's artefact download bars (printed while a model is logged) are not the project's progress."""
+    code = "import os, mlsp_pipelines; print(os.environ['MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR'])"
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "MLSP_PROGRESS")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "false"
+    env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "true"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "true"

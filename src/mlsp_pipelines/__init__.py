@@ -13,10 +13,10 @@ _pin_cpu_kernels()
 
 # MLflow gives its loggers a handler of its own at INFO when it loads, which bypasses
 # conf/logging.yml (its system-metrics lines then came after a failed run's error, as its last
-# lines); the project's logging configuration decides. Its artefact download bars follow the
-# project's progress switch (MLSP_PROGRESS=0).
+# lines); the project's logging configuration decides. Its artefact download bars (a model's
+# files read back while it is logged, a few milliseconds each) are noise between the project's own
+# epoch bars: off unless the user sets MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.
 _os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
-if _os.environ.get("MLSP_PROGRESS", "1").strip().lower() in {"0", "false", "no", "off"}:
-    _os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+_os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # A parameter error's last line is the offending key and value, not pydantic's documentation link.
 _os.environ.setdefault("PYDANTIC_ERRORS_INCLUDE_URL", "0")
