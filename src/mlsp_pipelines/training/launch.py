@@ -33,7 +33,8 @@ def _free_port() -> int:
 
 
 def fit_in_processes(model: nn.Module, train: Sequence[Tensor], val: Sequence[Tensor] | None, *,
-                      params: TrainParams, desc: str, callbacks: Sequence[EpochCallback], **kwargs: Any) -> FitResult:
+                     params: TrainParams, desc: str = "train", callbacks: Sequence[EpochCallback] = (),
+                     **kwargs: Any) -> FitResult:
     """:func:`~.engine.fit_here` as DistributedDataParallel over ``params.nproc`` processes started here.
 
     What ``torchrun`` does for a whole run, done for one node: a multi-GPU model trains inside

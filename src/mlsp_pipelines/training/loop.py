@@ -50,12 +50,9 @@ def fit(model: nn.Module, train: Sequence[Tensor], val: Sequence[Tensor] | None,
     if params.nproc > 1 and params.distributed != "off" and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         from mlsp_pipelines.training.launch import fit_in_processes
 
-        desc = kwargs.get("desc", "train")
         if kwargs.pop("val_score", None) is not None:
             logger.warning("%s: the per-epoch validation score is not computed with train.nproc > 1; "
-                           "the kept epoch is the best by validation loss", desc)
+                           "the kept epoch is the best by validation loss", kwargs.get("desc", "train"))
         kwargs.pop("select_by", None)
-        kwargs.setdefault("desc", desc)
-        kwargs.setdefault("callbacks", ())
         return fit_in_processes(model, train, val, params=params, **kwargs)
     return fit_here(model, train, val, params=params, **kwargs)

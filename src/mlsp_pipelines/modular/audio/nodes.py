@@ -15,8 +15,6 @@ from mlsp_pipelines.features.logmel import (
     resolve_features,
 )
 from mlsp_pipelines.features.normalise import apply_normaliser, fit_normaliser
-from mlsp_pipelines.ingestion.index import index_esc50, index_generic
-from mlsp_pipelines.ingestion.tau import index_tau
 from mlsp_pipelines.ingestion.layouts import AudioDataParams
 from mlsp_pipelines.params import FeatureParams, SplitParams, param_hint
 from mlsp_pipelines.splits import group_split, stratified_group_folds
