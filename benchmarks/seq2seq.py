@@ -134,8 +134,8 @@ def main() -> None:
         for loop in ("ours", "bare"):  # alternate within the model
             c0 = time.process_time()
             if loop == "ours":
-                _, _, times[loop] = nodes.train_seq2seq(model_input, spec, base, Seq2SeqBatchParams(), None,
-                                                        name=name)
+                _, _, spent = nodes.train_seq2seq(model_input, spec, base, Seq2SeqBatchParams(), None, name=name)
+                times[loop] = spent["train_seconds"]
             else:
                 torch.manual_seed(0)
                 net = build_model(spec.arch, in_features=10_000, out_features=17_000, **spec.kwargs)
@@ -159,7 +159,8 @@ def main() -> None:
         spec = ModelSpec(**conf["models"]["gru_attn"])
         model_input["train"] = full
         c0 = time.process_time()
-        bundle, _, seconds = nodes.train_seq2seq(model_input, spec, base, Seq2SeqBatchParams(), None, name="gru_attn")
+        bundle, _, spent = nodes.train_seq2seq(model_input, spec, base, Seq2SeqBatchParams(), None, name="gru_attn")
+        seconds = spent["train_seconds"]
         trained["gru_attn"] = bundle
         print(f"\nfull Multi30K-size epoch of gru_attn (29000 pairs, pipeline path): {seconds:.1f} s "
               f"wall, {time.process_time() - c0:.0f} CPU s ({bundle['threads']} threads, load {os.getloadavg()[0]:.2f})")

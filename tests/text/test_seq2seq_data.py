@@ -46,8 +46,10 @@ from mlsp_pipelines.evaluation.translation import (
     exact_match,
     length_bucket,
     sacrebleu_scores,
+    moses_normalise,
     sentence_bleu,
     token_accuracy,
+    tokenized_bleu,
 )
 from mlsp_pipelines.pipelines.seq2seq.params import (
     DateSynthParams,
@@ -419,6 +421,52 @@ def test_bleu_by_source_length_scores_each_bucket_alone() -> None:
     assert scores[:2] == [pytest.approx(100.0)] * 2 and scores[2] < 10
 
 
+def test_tokenized_bleu_follows_the_multi30k_papers_convention() -> None:
+    """Lowercased, punctuation-normalised, Moses-tokenised: case and the tokenisation of French
+    elisions and quotes no longer count, as in the papers' tables; sacreBLEU still counts them."""
+    assert moses_normalise(["L'homme «court» vite."], "fr") == ["l' homme \" court \" vite ."]
+    assert moses_normalise(["A dog's ball."], "en") == ["a dog 's ball ."]
+    hyps = ["Un homme joue de la guitare.", "L'enfant court sur l'herbe."]
+    refs = ["un homme joue de la guitare.", "l'enfant court sur l’herbe."]  # lowercase, a typographic apostrophe
+    out = tokenized_bleu(hyps, refs, "fr")
+    assert out["bleu_tok"] == pytest.approx(100.0)
+    assert sacrebleu_scores(hyps, refs)["bleu"] < 70  # case and the apostrophe count there
+    assert "case:lc" in out["bleu_tok_signature"] and out["bleu_tok_signature"].endswith("moses-norm-lc-tok:fr")
+    wrong = tokenized_bleu(["Une femme lit un livre."], ["un homme joue de la guitare."], "fr")["bleu_tok"]
+    assert wrong < 10
+    with pytest.raises(ValueError, match="1 hypotheses but 2 references"):
+        tokenized_bleu(hyps[:1], refs, "fr")
+    from pydantic import ValidationError
+
+    from mlsp_pipelines.pipelines.seq2seq.params import Seq2SeqReportParams
+
+    with pytest.raises(ValidationError, match="tokenized_bleu"):
+        Seq2SeqReportParams(tokenized_bleu="French")
+
+
+def test_bleu_vs_minutes_plot_draws_a_line_per_model_on_cumulative_minutes() -> None:
+    import pandas as pd
+
+    history = pd.DataFrame({"epoch": [1, 2, 3], "val_bleu": [10.0, 20.0, 25.0]})
+    fast = {"model": "fast", "epoch_seconds": [60.0, 60.0, 60.0]}
+    slow = {"model": "slow", "epoch_seconds": [120.0, 120.0, 120.0]}
+    untimed = {"model": "old", "epoch_seconds": []}  # timings of a run from before per-epoch times
+    fig = nodes.plot_quality_vs_time(history, fast, history, slow, history, untimed)
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert set(lines) == {"fast", "slow"}
+    assert list(lines["fast"].get_xdata()) == pytest.approx([1, 2, 3])
+    assert list(lines["slow"].get_xdata()) == pytest.approx([2, 4, 6])
+    assert list(lines["slow"].get_ydata()) == [10.0, 20.0, 25.0]
+
+
+def test_timings_table_keeps_per_epoch_lists_out() -> None:
+    from mlsp_pipelines.modular.report.nodes import collect_timings
+
+    table = collect_timings({"model": "b", "train_seconds": 3.0, "epoch_seconds": [1.0, 2.0]},
+                            {"model": "a", "train_seconds": 1.5, "epoch_seconds": [1.5]})
+    assert list(table["model"]) == ["a", "b"] and list(table.columns) == ["model", "train_seconds"]
+
+
 def test_bucketed_training_logs_batches_records_threads_and_is_seeded(caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
@@ -436,7 +484,8 @@ def test_bucketed_training_logs_batches_records_threads_and_is_seeded(caplog: py
     n_batches = -(-len(pairs["train"]["source"]) // 32)
     assert any(f"batch 2/{n_batches}" in m for m in lines) and all("loss" in m and "ETA" in m for m in lines)
     assert bundle["threads"] == 1 and history["train_loss"].iloc[1] < history["train_loss"].iloc[0]
-    assert seconds > 0 and "train_seconds" not in bundle  # the bundle hashes alike on every re-run
+    assert seconds["train_seconds"] > 0 and "train_seconds" not in bundle  # the bundle hashes alike on every re-run
+    assert len(seconds["epoch_seconds"]) == 2 and sum(seconds["epoch_seconds"]) == pytest.approx(seconds["train_seconds"])
     again, _, _ = nodes.train_seq2seq(model_input, spec, train, Seq2SeqBatchParams(), None, name="g")
     assert all(torch.equal(v, again["state_dict"][k]) for k, v in bundle["state_dict"].items())
     plain, _, _ = nodes.train_seq2seq(model_input, spec, train, Seq2SeqBatchParams(bucket=False), None, name="g")

@@ -80,6 +80,10 @@ def test_pipeline_writes_reports_and_models(project: Path, default_run: str) -> 
     assert "train_seconds" not in board  # timings stay out of the reproducible reports
     timings = pd.read_csv(report / "timings.csv")  # ... and go here (not a DVC output) and to MLflow
     assert sorted(timings["model"]) == sorted(ARCHS) and (timings["decode_seconds"] > 0).all()
+    assert (report / "timings" / "bleu_vs_minutes.png").stat().st_size > 0  # drawn on wall-clock times
+    for arch in ARCHS:
+        per_epoch = json.loads((report / "timings" / f"{arch}.json").read_text())
+        assert len(per_epoch["epoch_seconds"]) == per_epoch["epochs_run"] and min(per_epoch["epoch_seconds"]) > 0
     assert board["bleu"].is_monotonic_decreasing
     assert board[["exact_match", "token_accuracy"]].apply(lambda c: c.between(0, 1).all()).all()
     assert board[["bleu", "chrf"]].apply(lambda c: c.between(0, 100).all()).all()  # sacreBLEU's scale
@@ -158,6 +162,14 @@ def test_registry_has_the_pipeline_and_its_dvc_slices() -> None:
     assert "seq2seq.corpus_splits" in files.inputs()
     with pytest.raises(ValueError, match="no entry"):
         create_pipelines({"seq2seq": {"architectures": ["c"], "models": {}}})
+
+
+def test_translation_preset_scores_tokenised_bleu_in_the_target_language(project: Path) -> None:
+    """``--env=translation``: the papers' BLEU is computed in the run's target language."""
+    for runtime, lang in (({"corpus_dir": "/x", "source_lang": "en", "target_lang": "fr"}, "fr"), ({}, "de")):
+        _, _, context = _session(project, None, runtime, env="translation")
+        report = context.params["seq2seq"]["report"]
+        assert report.tokenized_bleu == lang and report.beam_size == 5, runtime
 
 
 @pytest.mark.slow

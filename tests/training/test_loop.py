@@ -123,6 +123,9 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path: Path) -> 
     assert resumed.history == reference.history
     assert_same_weights(resumed.state_dict, reference.state_dict)
     assert resumed.best_epoch == reference.best_epoch and resumed.epochs_run == 4
+    # the wall-clock seconds of the epochs before the interruption come back with the checkpoint
+    assert len(resumed.epoch_seconds) == 4 and all(t > 0 for t in resumed.epoch_seconds)
+    assert sum(resumed.epoch_seconds) == pytest.approx(resumed.train_seconds)
     assert not ckpt.exists()  # a finished run removes its checkpoint
 
 

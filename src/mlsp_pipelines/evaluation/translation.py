@@ -4,7 +4,10 @@ standard corpus BLEU and chrF of sacreBLEU on detokenised text (:func:`sacrebleu
 sacreBLEU (Post, 2018) is what published results quote: corpus BLEU with its own ``13a``
 tokenisation of the detokenised output, scores 0–100, and a signature string
 (``nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0``) that says exactly how it was
-computed. :func:`corpus_bleu_details` (Papineni et al.'s formula on our own tokens, in [0, 1],
+computed. :func:`tokenized_bleu` is the other number papers quote: BLEU on lowercased,
+punctuation-normalised, Moses-tokenised text (the Multi30K shared tasks' files and their result
+tables), for comparison with those tables only -- it is not sacreBLEU and scores higher.
+:func:`corpus_bleu_details` (Papineni et al.'s formula on our own tokens, in [0, 1],
 no smoothing) is kept as a reference: on whitespace-tokenised text it agrees with sacreBLEU.
 """
 
@@ -133,3 +136,26 @@ def sentence_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> list[
 
     bleu = BLEU(effective_order=True)
     return [float(bleu.sentence_score(h, [r]).score) for h, r in zip(hypotheses, references)]
+
+
+def moses_normalise(texts: Sequence[str], lang: str) -> list[str]:
+    """Punctuation-normalised, lowercased, Moses-tokenised ``texts`` (``normalize-punctuation.perl
+    -l lang | lowercase.perl | tokenizer.perl -l lang``, by sacremoses): how the Multi30K tasks'
+    ``*.lc.norm.tok.*`` files were made."""
+    from sacremoses import MosesPunctNormalizer, MosesTokenizer
+
+    norm, tok = MosesPunctNormalizer(lang=lang), MosesTokenizer(lang=lang)
+    return [tok.tokenize(norm.normalize(t).lower(), escape=False, return_str=True) for t in texts]
+
+
+def tokenized_bleu(hypotheses: Sequence[str], references: Sequence[str], lang: str) -> dict[str, Any]:
+    """Corpus BLEU (0-100) of detokenised ``hypotheses`` after :func:`moses_normalise` of both
+    sides, with its signature (``tok:none`` after the Moses steps): the convention of the Multi30K
+    papers' tables, reported next to sacreBLEU to compare with them, never instead of it."""
+    from sacrebleu.metrics import BLEU
+
+    _check(hypotheses, references)
+    bleu = BLEU(tokenize="none", lowercase=True, force=True)  # already lowercased: the signature says so
+    score = bleu.corpus_score(moses_normalise(hypotheses, lang), [moses_normalise(references, lang)])
+    return {"bleu_tok": float(score.score),
+            "bleu_tok_signature": f"{bleu.get_signature()}|moses-norm-lc-tok:{lang}"}

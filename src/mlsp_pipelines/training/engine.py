@@ -282,6 +282,7 @@ def fit_here(
     if classify:
         history.update(train_acc=[], val_acc=[])
     start_epoch, best_val, best_epoch, bad_epochs, seconds = 0, math.inf, 0, 0, 0.0
+    epoch_times: list[float] = []
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     recent: deque[dict[str, Tensor]] | None = deque(maxlen=params.average_last) if params.average_last > 1 else None
 
@@ -296,6 +297,7 @@ def fit_here(
         history = {k: list(v) for k, v in state["history"].items()}
         start_epoch, best_val, best_epoch = state["epoch"], state["best_val"], state["best_epoch"]
         bad_epochs, seconds = state["bad_epochs"], state["train_seconds"]
+        epoch_times = list(state.get("epoch_seconds") or ())
         if recent is not None:
             recent.extend(state.get("recent") or ())
         torch.set_rng_state(state["rng_state"])
@@ -334,6 +336,7 @@ def fit_here(
         scores = val_score(model) if (val_score is not None and has_val) else {}
         epoch_seconds = time.perf_counter() - t0
         seconds += epoch_seconds
+        epoch_times.append(epoch_seconds)
         history["train_loss"].append(tr["loss"])
         history["val_loss"].append(va["loss"])
         if classify:
@@ -370,7 +373,7 @@ def fit_here(
                     "config_hash": config_hash, "epoch": epoch, "model_state": model.state_dict(),
                     "optim_state": optimizer.state_dict(), "best_state": best_state, "best_val": best_val,
                     "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
-                    "train_seconds": seconds, "rng_state": torch.get_rng_state(), "seed": params.seed,
+                    "train_seconds": seconds, "epoch_seconds": epoch_times, "rng_state": torch.get_rng_state(), "seed": params.seed,
                     "sched_state": scheduler.state_dict() if scheduler is not None else None,
                     "aug_rng_state": augment.state() if augment is not None else None,
                     "recent": list(recent) if recent is not None else None,
@@ -390,6 +393,7 @@ def fit_here(
         best_epoch=best_epoch,
         epochs_run=epoch,
         train_seconds=seconds,
+        epoch_seconds=epoch_times,
         stopped_early=stopped_early,
         resumed_from=start_epoch,
     )

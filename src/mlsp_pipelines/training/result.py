@@ -3,7 +3,7 @@ its observers, so none of them imports another for it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import Tensor
 
@@ -19,3 +19,6 @@ class FitResult:
     train_seconds: float
     stopped_early: bool
     resumed_from: int = 0
+    # wall-clock seconds of every epoch run (training + validation), resumed ones included: the
+    # x axis of a quality-vs-time curve; like ``train_seconds``, never part of a reproducible output
+    epoch_seconds: list[float] = field(default_factory=list)

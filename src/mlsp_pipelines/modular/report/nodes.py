@@ -122,6 +122,8 @@ def _paired_with_best(board: pd.DataFrame, per_fold: dict[str, dict[str, Any]], 
 
 def collect_timings(*timings: dict[str, Any]) -> pd.DataFrame:
     """Wall-clock times of every model (and fold) in one table, kept apart from the reproducible
-    reports (it is not a DVC output; MLflow holds the same numbers)."""
-    return pd.DataFrame(list(timings)).sort_values(["model", *(["fold"] if any("fold" in t for t in timings) else [])],
-                                                   kind="stable").reset_index(drop=True)
+    reports (it is not a DVC output; MLflow holds the same numbers). Per-epoch lists stay in each
+    model's JSON, out of the table."""
+    rows = [{k: v for k, v in t.items() if not isinstance(v, (list, dict))} for t in timings]
+    return pd.DataFrame(rows).sort_values(["model", *(["fold"] if any("fold" in r for r in rows) else [])],
+                                          kind="stable").reset_index(drop=True)

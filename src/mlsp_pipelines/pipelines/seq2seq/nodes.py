@@ -190,10 +190,11 @@ def _digest(*tensors: torch.Tensor) -> str:
 def train_seq2seq(
     model_input: dict[str, Any], model: ModelSpec, train: TrainParams, batching: Seq2SeqBatchParams,
     checkpoints: CheckpointStore, *, name: str,
-) -> tuple[dict[str, Any], pd.DataFrame, float]:
+) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
     """Teacher-forced training with the shared loop (token cross-entropy, padding ignored);
     returns a self-contained model bundle (weights, architecture, vocabularies), the history and
-    the training seconds (apart: they differ on every run, the bundle must hash alike).
+    the wall-clock seconds, in all and per epoch (apart: they differ on every run, the bundle
+    must hash alike).
     ``name`` is the model's key under ``seq2seq.models`` (two models may share an ``arch``).
 
     Batches are length-bucketed and trimmed to their longest row (``batching``), so a batch of
@@ -258,7 +259,9 @@ def train_seq2seq(
                       "max_target_len": int(model_input["train"][2].shape[1]), "threads": threads},
     )
     trained.net.valid_only = False
-    return dict(trained.bundle), _history_frame(trained.result.history), float(trained.result.train_seconds)
+    seconds = {"train_seconds": float(trained.result.train_seconds),
+               "epoch_seconds": [float(t) for t in trained.result.epoch_seconds]}
+    return dict(trained.bundle), _history_frame(trained.result.history), seconds
 
 
 def decode(net: torch.nn.Module, src: torch.Tensor, report: Seq2SeqReportParams, max_len: int) -> list[torch.Tensor]:
@@ -305,13 +308,14 @@ def teacher_forced_accuracy(net: torch.nn.Module, data: tuple[torch.Tensor, ...]
 
 def evaluate_seq2seq(
     bundle: dict[str, Any], history: pd.DataFrame, model_input: dict[str, Any], report: Seq2SeqReportParams,
-    train_seconds: float | None = None,
+    train_seconds: dict[str, Any] | float | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame, Figure]:
     """Test split: exact match and token accuracy (on ``vocab.level`` tokens), corpus BLEU and
     chrF by sacreBLEU on the detokenised outputs against the raw references (its signatures
     are logged and stored), the teacher-forced token accuracy, per-sentence predictions and the
     learning curves; training and decoding time and peak memory go to the timings, apart from
-    the reproducible metrics."""
+    the reproducible metrics. With ``report.tokenized_bleu`` (a language code) the metrics add
+    ``bleu_tok``, the Multi30K papers' lowercased, Moses-tokenised BLEU, for comparison with them."""
     from mlsp_pipelines.evaluation.plots import learning_curves_figure
     from mlsp_pipelines.features.vocab import Vocab
     from mlsp_pipelines.models import rebuild_model
@@ -330,6 +334,8 @@ def evaluate_seq2seq(
     scores = m.sacrebleu_scores(hyp_text, list(texts["target"]))
     source_words = [len(t.split()) for t in texts["source"]]
     by_length = m.bleu_by_length(hyp_text, list(texts["target"]), source_words)
+    if report.tokenized_bleu:
+        scores.update(m.tokenized_bleu(hyp_text, list(texts["target"]), report.tokenized_bleu))
     metrics = {
         "model": bundle["name"], "arch": bundle["arch"],
         "exact_match": m.exact_match(hyps, refs),
@@ -342,11 +348,14 @@ def evaluate_seq2seq(
         "params": bundle["params"], "threads": bundle.get("threads"),
         "best_epoch": bundle["best_epoch"], "epochs_run": bundle["epochs_run"],
     }
+    seconds = train_seconds if isinstance(train_seconds, dict) else {"train_seconds": train_seconds}
     timings = {"model": bundle["name"],
-               "train_seconds": round(float("nan") if train_seconds is None else train_seconds, 3),
+               "train_seconds": round(float("nan") if seconds.get("train_seconds") is None
+                                      else seconds["train_seconds"], 3),
                "decode_seconds": round(decode_seconds, 3),
                "decode_sentences_per_second": round(len(refs) / max(decode_seconds, 1e-9), 1),
-               "peak_rss_mb": round(max(peak_rss_mb(), rss0), 1), "epochs_run": bundle["epochs_run"]}
+               "peak_rss_mb": round(max(peak_rss_mb(), rss0), 1), "epochs_run": bundle["epochs_run"],
+               "epoch_seconds": [round(float(t), 3) for t in seconds.get("epoch_seconds") or ()]}
     predictions = pd.DataFrame({
         "source": texts["source"], "reference": texts["target"], "prediction": hyp_text,
         "correct": [h == r for h, r in zip(hyps, refs)],
@@ -357,6 +366,9 @@ def evaluate_seq2seq(
                 "%.1f s, beam %d)", bundle["name"], metrics["exact_match"], metrics["token_accuracy"],
                 metrics["bleu"], metrics["chrf"], len(refs), decode_seconds, report.beam_size)
     logger.info("sacreBLEU signatures: %s | %s", metrics["bleu_signature"], metrics["chrf_signature"])
+    if "bleu_tok" in metrics:
+        logger.info("%s lowercased Moses-tokenised BLEU (the Multi30K papers' convention, not sacreBLEU): %.2f",
+                    bundle["name"], metrics["bleu_tok"])
     logger.info("%s BLEU by source length (words): %s", bundle["name"],
                 ", ".join(f"{b}: {v['bleu']:.1f} (n={v['n']})" for b, v in by_length.items()))
     curves = learning_curves_figure(history.drop(columns="epoch").to_dict("list"), f"{bundle['name']} learning curves")
@@ -460,3 +472,31 @@ def seq2seq_leaderboard_figure(board: pd.DataFrame, by_length: dict[str, dict[st
     fig.tight_layout()
     return fig
 
+
+
+def plot_quality_vs_time(*histories_and_timings: Any) -> Figure:
+    """Validation BLEU (greedy, each epoch) against minutes of training, a line per model: what an
+    hour buys each architecture. Inputs alternate each model's history and timings; it draws on
+    wall-clock times, so it is written with the timings, apart from the reproducible reports."""
+    from mlsp_pipelines.evaluation.figures import subplots
+
+    fig, ax = subplots(1, 1, figsize=(6.5, 4.2))
+    pairs = list(zip(histories_and_timings[::2], histories_and_timings[1::2]))
+    for history, timings in pairs:
+        seconds = list(timings.get("epoch_seconds") or ())
+        if "val_bleu" not in history or not seconds:
+            continue
+        bleu = history["val_bleu"].to_numpy(dtype=float)[: len(seconds)]
+        minutes = np.cumsum(seconds)[: len(bleu)] / 60
+        ax.plot(minutes, bleu, marker="o", label=timings["model"])
+        ax.annotate(f"{bleu[-1]:.1f}", (minutes[-1], bleu[-1]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel("minutes of training (wall clock, validation included)")
+    ax.set_ylabel("validation BLEU (greedy, sacreBLEU)")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    ax.set_title("validation BLEU against training time", fontsize=10)
+    fig.tight_layout()
+    return fig

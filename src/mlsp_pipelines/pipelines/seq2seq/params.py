@@ -95,3 +95,6 @@ class Seq2SeqReportParams(Section):
     max_len: int | None = Field(None, ge=1)  # None: 1.5 x the longest training target + 5
     batch_size: int = Field(256, ge=1)
     n_examples: int = Field(4, ge=1)  # attention heat-maps
+    # a language code (the target's): also report ``bleu_tok``, BLEU on lowercased, Moses-tokenised
+    # text as the Multi30K papers' tables quote it (for comparison with them; sacreBLEU stays the score)
+    tokenized_bleu: str | None = Field(None, pattern=r"^[a-z]{2,3}$")

@@ -64,4 +64,9 @@ def create_pipelines(params: dict[str, Any] | None = None) -> dict[str, Pipeline
                                 parameters=("train", "batching", "report"))
     reports = report.create_pipeline(TASK, archs, func=nodes.build_report,
                                      timings=[f"{TASK}.{a}.timings" for a in archs]) if archs else None
+    if archs:  # validation BLEU against minutes: drawn on wall-clock times, written with the timings
+        reports += Pipeline([node(nodes.plot_quality_vs_time,
+                                  [f"{TASK}.{a}.{d}" for a in archs for d in ("history", "timings")],
+                                  f"{TASK}.bleu_vs_minutes", name="plot_bleu_vs_minutes", namespace=TASK)],
+                            tags=[f"{TASK}_train"])
     return compose_task(TASK, data=data, train=train, report=reports)
