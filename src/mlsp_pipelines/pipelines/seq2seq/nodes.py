@@ -308,7 +308,7 @@ def teacher_forced_accuracy(net: torch.nn.Module, data: tuple[torch.Tensor, ...]
 
 def evaluate_seq2seq(
     bundle: dict[str, Any], history: pd.DataFrame, model_input: dict[str, Any], report: Seq2SeqReportParams,
-    train_seconds: dict[str, Any] | float | None = None,
+    train_seconds: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame, Figure]:
     """Test split: exact match and token accuracy (on ``vocab.level`` tokens), corpus BLEU and
     chrF by sacreBLEU on the detokenised outputs against the raw references (its signatures
@@ -348,10 +348,9 @@ def evaluate_seq2seq(
         "params": bundle["params"], "threads": bundle.get("threads"),
         "best_epoch": bundle["best_epoch"], "epochs_run": bundle["epochs_run"],
     }
-    seconds = train_seconds if isinstance(train_seconds, dict) else {"train_seconds": train_seconds}
+    seconds = train_seconds or {}
     timings = {"model": bundle["name"],
-               "train_seconds": round(float("nan") if seconds.get("train_seconds") is None
-                                      else seconds["train_seconds"], 3),
+               "train_seconds": round(float(seconds.get("train_seconds", float("nan"))), 3),
                "decode_seconds": round(decode_seconds, 3),
                "decode_sentences_per_second": round(len(refs) / max(decode_seconds, 1e-9), 1),
                "peak_rss_mb": round(max(peak_rss_mb(), rss0), 1), "epochs_run": bundle["epochs_run"],
@@ -471,7 +470,6 @@ def seq2seq_leaderboard_figure(board: pd.DataFrame, by_length: dict[str, dict[st
     fig.suptitle("seq2seq test set (BLEU and chrF by sacreBLEU)")
     fig.tight_layout()
     return fig
-
 
 
 def plot_quality_vs_time(*histories_and_timings: Any) -> Figure:
