@@ -72,6 +72,7 @@ def test_start_up_pins_every_library_before_it_loads() -> None:
     assert set(status["numpy_dispatch"]) <= ({"X86_V3"} if tier == "avx2" else set())
     assert status["openblas_cores"] == [determinism.TIERS[tier]["OPENBLAS_CORETYPE"]]
     assert status["torch_threads"] == determinism.PINNED_THREADS  # not the shell's OMP_NUM_THREADS=1
+    assert status["gemm"] == "openblas"  # torch's float32 products on the pinned OpenBLAS (mlsp_pipelines.gemm)
 
 
 def test_the_sse4_tier_can_be_forced_and_pins_the_portable_kernels() -> None:

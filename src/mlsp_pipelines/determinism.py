@@ -18,9 +18,10 @@ so they cannot be changed later, hence environment variables set this early):
 
 * ``avx2`` -- x86-64-v3 CPUs (Intel since Haswell, AMD since Zen; AVX-512 machines are capped to
   it), nearly every machine in use, chosen automatically from the CPU flags. The committed
-  ``dvc.lock`` is made on this tier. It costs 0.93-1.26x native kernels per model (1.5x on the
-  GEMM-heavy seq2seq, MKL's compatible branch) where the SSE4 tier costs 2.1-2.5x
-  (``benchmarks/determinism_cost.py``, docs/determinism.md).
+  ``dvc.lock`` is made on this tier. It costs 1.0-1.5x native kernels per model (1.0x on the
+  GEMM-heavy seq2seq and translation models, whose float32 matrix products :mod:`mlsp_pipelines.gemm`
+  takes from MKL's slow compatible branch to OpenBLAS; 1.7-1.9x without it) where the SSE4 tier
+  costs 1.6-2.6x (``benchmarks/determinism_cost.py``, docs/determinism.md).
 * ``sse4`` -- x86-64-v2 CPUs without AVX2 (numpy 2.4 itself requires SSE4.2); their outputs
   agree with each other, not with the ``avx2`` tier's.
 
@@ -239,7 +240,10 @@ def status() -> dict[str, Any]:
     if "torch" in sys.modules:
         import torch
 
+        from mlsp_pipelines import gemm
+
         out["mkldnn_enabled"] = bool(torch.backends.mkldnn.enabled)
+        out["gemm"] = "openblas" if gemm.installed() else "torch"
         out["torch_threads"] = torch.get_num_threads()
     return out
 
@@ -296,6 +300,9 @@ def configure_torch(num_threads: int | None = None) -> None:
             torch.set_num_threads(num_threads or env_threads())
         return
     torch.backends.nnpack.set_flags(False)  # NNPACK picks its kernels from the CPU itself (AVX2 or none)
+    from mlsp_pipelines import gemm
+
+    gemm.install()  # float32 products on OpenBLAS's pinned kernels, ~2x MKL's compatible branch
     if num_threads or int(os.environ.get("WORLD_SIZE", "1")) <= 1:  # torchrun sets one thread per process
         torch.set_num_threads(num_threads or default_threads())
     found = problems()
@@ -314,12 +321,12 @@ def configure_torch(num_threads: int | None = None) -> None:
 def _log_kernels() -> None:
     info = status()
     logger.info(
-        "CPU kernels: %s (ATen %s, OpenBLAS %s, torch threads %s)",
+        "CPU kernels: %s (ATen %s, OpenBLAS %s, matrix products on %s, torch threads %s)",
         f"pinned to the {info['tier']} tier for identical results on every CPU of that tier"
         if info["pinned"]
         else f"fastest for this CPU ({FAST_KERNELS_ENV}=1)",
         info["aten_capability"], ",".join(info.get("openblas_cores") or []) or "-",
-        info.get("torch_threads"),
+        info.get("gemm"), info.get("torch_threads"),
     )
 
 
