@@ -130,6 +130,16 @@ def numba_probes() -> dict[str, str]:
             "numba: word2vec skip-gram epoch": _digest(syn0, syn1, np.asarray(loss, dtype=np.float64))}
 
 
+def _bmm_module():  # type: ignore[no-untyped-def]
+    from torch import nn
+
+    class Bmm(nn.Module):
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return (x @ x.transpose(1, 2)).softmax(-1) @ x
+
+    return Bmm
+
+
 def torch_probes(mkldnn: bool) -> dict[str, str]:
     """Forward and backward of each layer type the models use, and one optimiser step."""
     import torch
@@ -137,6 +147,7 @@ def torch_probes(mkldnn: bool) -> dict[str, str]:
 
     import numpy as np
 
+    _Bmm = _bmm_module()
     torch.backends.mkldnn.enabled = mkldnn
     rng = np.random.default_rng(0)  # inputs from numpy: torch.randn itself is vectorised per CPU
     tag = "" if mkldnn else " [mkldnn off]"
@@ -171,6 +182,10 @@ def torch_probes(mkldnn: bool) -> dict[str, str]:
     probe("softmax", nn.Softmax(dim=-1), 64, 1024)
     probe("max_pool2d", nn.MaxPool2d(2), 8, 8, 64, 16)
     probe("mean over a large dim", nn.Identity(), 4, 100_000, reduce=lambda y: y.mean())
+    # the products of the translation preset: its tied output layer (K = 9,542 in the backward,
+    # several row blocks) and attention's batched products
+    probe("linear 256 -> 9542 (output layer)", nn.Linear(256, 9542), 300, 256)
+    probe("bmm (attention scores)", _Bmm(), 32, 40, 64)
     logits = torch.from_numpy(rng.standard_normal((32, 8)).astype("float32")).requires_grad_()
     target = torch.from_numpy(rng.integers(0, 8, 32))
     loss = nn.functional.cross_entropy(logits, target)
@@ -196,16 +211,19 @@ def child(pinned: bool) -> None:
     if not pinned:
         os.environ["MLSP_FAST_KERNELS"] = "1"
     import mlsp_pipelines  # noqa: F401  - the project's start-up (pins unless MLSP_FAST_KERNELS=1)
+    from mlsp_pipelines import determinism
+
+    if pinned:
+        determinism.configure_torch()  # as every run's start: thread count, the OpenBLAS matrix products
 
     results = numpy_probes()
     results.update(numba_probes())
     results.update(torch_probes(mkldnn=True))
     results.update(torch_probes(mkldnn=False))
-    from mlsp_pipelines import determinism
-
     info = determinism.status()
     results["_status"] = (f"tier {info['tier']}, ATen {info['aten_capability']}, numpy "
-                          f"{','.join(info['numpy_dispatch'] or []) or 'baseline'}, OpenBLAS {','.join(info['openblas_cores'] or [])}")
+                          f"{','.join(info['numpy_dispatch'] or []) or 'baseline'}, OpenBLAS {','.join(info['openblas_cores'] or [])}, "
+                          f"matrix products {info.get('gemm')}")
     print(json.dumps(results))
 
 

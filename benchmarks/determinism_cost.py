@@ -10,13 +10,17 @@ Modes: ``fast`` (``MLSP_FAST_KERNELS=1``: each library's widest kernels), ``pinn
 default: the widest kernel tier this CPU has -- ``avx2`` on x86-64-v3 CPUs: ATen's AVX2
 operators, oneDNN at AVX2, OpenBLAS Haswell, MKL in its compatible mode), ``sse4`` (the tier of
 older CPUs, forced with ``MLSP_KERNEL_TIER=sse4``: portable ATen kernels, oneDNN at SSE4.1) and
-``pinned-no-onednn`` (the pins with oneDNN switched off). All modes run torch on the pinned
-thread count, so only the kernels differ.
+``pinned-no-onednn`` (the pins with oneDNN switched off) and ``pinned-mkl`` (the pins with torch's
+own matrix products, MKL's compatible branch, instead of the project's OpenBLAS route of
+:mod:`mlsp_pipelines.gemm`: ``MLSP_GEMM=torch``). All modes run torch on the pinned thread count,
+so only the kernels differ.
 
 Workloads (``--arch``): the ``asc`` models by name (an epoch of the shared loop), ``features``
 (the log-mel front end), ``lstm`` and ``gru`` (one training step of a recurrent layer: batch 16 x
-200 steps, 64 inputs, hidden 64, forward + backward + fused AdamW) and ``seq2seq`` (the
-pipeline's ``gru_attn`` training path on ``--pairs`` Multi30K-shaped sentence pairs).
+200 steps, 64 inputs, hidden 64, forward + backward + fused AdamW), ``seq2seq`` (the
+pipeline's ``gru_attn`` training path on ``--pairs`` Multi30K-shaped sentence pairs) and
+``translation`` / ``translation-gru`` (the ``--env=translation`` preset's ``transformer_s2s`` /
+``gru_attn`` on ``--pairs`` Multi30K-shaped pairs, shared 10k vocabulary, 1k-token batches).
 
 Run: ``python benchmarks/determinism_cost.py [--arch cnn crnn] [--epochs 3] [--repeats 3]``.
 """
@@ -32,7 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-MODES = ("fast", "pinned", "sse4", "pinned-no-onednn")
+MODES = ("fast", "pinned", "pinned-mkl", "sse4", "pinned-no-onednn")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -119,7 +123,35 @@ def seq2seq_child(repeats: int, pairs: int) -> None:
     _report(seconds)
 
 
+def translation_child(repeats: int, pairs: int, model: str) -> None:
+    """The translation preset's training path (its sizes, batching and schedule), one pass over ``pairs`` pairs."""
+    import yaml
+
+    from mlsp_pipelines.params import ModelSpec, TrainParams
+    from mlsp_pipelines.pipelines.seq2seq import nodes
+    from mlsp_pipelines.pipelines.seq2seq.params import Seq2SeqBatchParams
+    from seq2seq import multi30k_shaped, vocab_of  # benchmarks/seq2seq.py
+
+    base = yaml.safe_load((ROOT / "conf/base/parameters_seq2seq.yml").read_text())["seq2seq"]
+    preset = yaml.safe_load((ROOT / "conf/translation/parameters_seq2seq.yml").read_text())["seq2seq"]
+    spec = ModelSpec(**preset["models"][model])
+    train = TrainParams(**{**base["train"], **preset["train"], **spec.train, "epochs": 1, "patience": None,
+                           "progress": False, "resume": False, "num_threads": None, "log_every": None})
+    data = tuple(t[:pairs] for t in multi30k_shaped(pairs, src_vocab=10_000, tgt_vocab=10_000))
+    model_input = {"src_vocab": vocab_of(10_000), "tgt_vocab": vocab_of(10_000), "train": data,
+                   "val": tuple(t[:0] for t in data)}
+    seconds = []
+    for r in range(repeats + 1):
+        _, _, spent = nodes.train_seq2seq(model_input, spec, train, Seq2SeqBatchParams(**preset["batching"]), None,
+                                          name=model)
+        if r:
+            seconds.append(spent["train_seconds"])
+    _report(seconds)
+
+
 def child(mode: str, arch: str, epochs: int, n_train: int, n_val: int, pairs: int = 2000) -> None:
+    if mode == "pinned-mkl":
+        os.environ["MLSP_GEMM"] = "torch"
     if mode == "fast":
         os.environ["MLSP_FAST_KERNELS"] = "1"
         os.environ["OPENBLAS_NUM_THREADS"] = "1"  # as pinned: compare kernels, not thread counts
@@ -135,6 +167,9 @@ def child(mode: str, arch: str, epochs: int, n_train: int, n_val: int, pairs: in
         return
     if arch == "seq2seq":
         seq2seq_child(epochs, pairs)
+        return
+    if arch in ("translation", "translation-gru"):
+        translation_child(epochs, pairs, "transformer_s2s" if arch == "translation" else "gru_attn")
         return
     import numpy as np
     import torch
@@ -186,7 +221,7 @@ def main() -> None:
     if args.child:
         child(args.child[0], args.child[1], args.epochs, args.n_train, args.n_val, args.pairs)
         return
-    env = {k: v for k, v in os.environ.items() if k not in ("MLSP_FAST_KERNELS", "MLSP_KERNEL_TIER")}
+    env = {k: v for k, v in os.environ.items() if k not in ("MLSP_FAST_KERNELS", "MLSP_KERNEL_TIER", "MLSP_GEMM")}
     env["MLSP_PROGRESS"] = "0"
     print(f"load before: {os.getloadavg()[0]:.2f}")
     for arch in args.arch:
@@ -205,7 +240,9 @@ def main() -> None:
         what = {"features": "64 clips of 4 s to log-mel, seconds per pass",
                 "lstm": "batch 16 x 200 steps, hidden 64, seconds per training step",
                 "gru": "batch 16 x 200 steps, hidden 64, seconds per training step",
-                "seq2seq": f"gru_attn on {args.pairs} Multi30K-shaped pairs, seconds per pass"}.get(
+                "seq2seq": f"gru_attn on {args.pairs} Multi30K-shaped pairs, seconds per pass",
+                "translation": f"translation preset's Transformer on {args.pairs} pairs, seconds per pass",
+                "translation-gru": f"translation preset's gru_attn on {args.pairs} pairs, seconds per pass"}.get(
             arch, f"{args.n_train} train + {args.n_val} val clips of 126x64, seconds per epoch")
         print(f"\n{arch}: {what}; {args.epochs} timed passes x {args.repeats} alternating repeats")
         print(f"{'mode':<18}{'tier':>7}{'ATen':>9}{'oneDNN':>8}{'threads':>9}{'median s':>16}{'ratio':>8}")
