@@ -125,25 +125,17 @@ def seq2seq_child(repeats: int, pairs: int) -> None:
 
 def translation_child(repeats: int, pairs: int, model: str) -> None:
     """The translation preset's training path (its sizes, batching and schedule), one pass over ``pairs`` pairs."""
-    import yaml
-
-    from mlsp_pipelines.params import ModelSpec, TrainParams
     from mlsp_pipelines.pipelines.seq2seq import nodes
-    from mlsp_pipelines.pipelines.seq2seq.params import Seq2SeqBatchParams
     from seq2seq import multi30k_shaped, vocab_of  # benchmarks/seq2seq.py
+    from translation import preset  # benchmarks/translation.py
 
-    base = yaml.safe_load((ROOT / "conf/base/parameters_seq2seq.yml").read_text())["seq2seq"]
-    preset = yaml.safe_load((ROOT / "conf/translation/parameters_seq2seq.yml").read_text())["seq2seq"]
-    spec = ModelSpec(**preset["models"][model])
-    train = TrainParams(**{**base["train"], **preset["train"], **spec.train, "epochs": 1, "patience": None,
-                           "progress": False, "resume": False, "num_threads": None, "log_every": None})
+    spec, train, batching, _ = preset(model)
     data = tuple(t[:pairs] for t in multi30k_shaped(pairs, src_vocab=10_000, tgt_vocab=10_000))
     model_input = {"src_vocab": vocab_of(10_000), "tgt_vocab": vocab_of(10_000), "train": data,
                    "val": tuple(t[:0] for t in data)}
     seconds = []
     for r in range(repeats + 1):
-        _, _, spent = nodes.train_seq2seq(model_input, spec, train, Seq2SeqBatchParams(**preset["batching"]), None,
-                                          name=model)
+        _, _, spent = nodes.train_seq2seq(model_input, spec, train, batching, None, name=model)
         if r:
             seconds.append(spent["train_seconds"])
     _report(seconds)

@@ -93,21 +93,27 @@ def bare_epoch(net: nn.Module, data: tuple[torch.Tensor, ...], rows: int, lr: fl
     return time.perf_counter() - t0
 
 
+def preset(model: str) -> tuple[ModelSpec, TrainParams, Seq2SeqBatchParams, Seq2SeqReportParams]:
+    """The ``--env=translation`` preset's ``model``, its training, batching and report settings, read
+    raw from ``conf/`` (base training updated by the preset) and set for one timed epoch. The model's
+    own ``train`` overrides stay in the spec: ``train_seq2seq`` applies them as in a run."""
+    base = yaml.safe_load((ROOT / "conf/base/parameters_seq2seq.yml").read_text())["seq2seq"]
+    conf = yaml.safe_load((ROOT / "conf/translation/parameters_seq2seq.yml").read_text())["seq2seq"]
+    train = TrainParams(**{**base["train"], **conf["train"], "epochs": 1, "patience": None, "progress": False,
+                           "resume": False, "num_threads": None, "log_every": None})
+    # the preset's tokenized_bleu is a run-time interpolation (the target language), not a value
+    # this raw YAML read can resolve; decoding speed does not depend on it
+    report = Seq2SeqReportParams(**{k: v for k, v in conf["report"].items() if k != "tokenized_bleu"})
+    return ModelSpec(**conf["models"][model]), train, Seq2SeqBatchParams(**conf["batching"]), report
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=3000, help="training pairs timed per loop")
     ap.add_argument("--decode", type=int, default=500)
     args = ap.parse_args()
     os.environ["MLSP_PROGRESS"] = "0"
-    base = yaml.safe_load((ROOT / "conf/base/parameters_seq2seq.yml").read_text())["seq2seq"]
-    preset = yaml.safe_load((ROOT / "conf/translation/parameters_seq2seq.yml").read_text())["seq2seq"]
-    spec = ModelSpec(**preset["models"]["transformer_s2s"])
-    train = TrainParams(**{**base["train"], **preset["train"], "epochs": 1, "progress": False, "resume": False,
-                           "log_every": None})
-    batching = Seq2SeqBatchParams(**preset["batching"])
-    # the preset's tokenized_bleu is a run-time interpolation (the target language), not a value
-    # this raw YAML read can resolve; decoding speed does not depend on it
-    report = Seq2SeqReportParams(**{k: v for k, v in preset["report"].items() if k != "tokenized_bleu"})
+    spec, train, batching, report = preset("transformer_s2s")
     k = spec.kwargs
     full = multi30k_shaped(29_000, src_vocab=VOCAB, tgt_vocab=VOCAB)
     data = tuple(t[: args.pairs] for t in full)

@@ -8,19 +8,20 @@ its Nehalem kernels) and runs about 100 GFLOPS *per core*. So in pinned mode :fu
 makes OpenBLAS the CPU kernel of ``aten::mm``, ``addmm``, ``bmm`` and ``baddbmm``
 (``torch.library``): the products of ``nn.Linear``, attention, the GRU/LSTM cells and every
 backward pass go through the dispatcher to it, and autograd is untouched (its derivatives are
-themselves ``mm``/``bmm`` calls). Everything else -- other dtypes, empty or tiny products --
+themselves ``mm``/``bmm`` calls). Everything else -- other dtypes, empty or small products (:data:`MIN_MACS`) --
 goes to torch's own kernel through the op's ``out=`` overload, which stays registered.
 
 Threads: OpenBLAS runs one thread per call (``OPENBLAS_NUM_THREADS=1``, pinned), so a product is
 split by rows over torch's intra-op thread count. Its Haswell sgemm tiles rows by 24 (and the
 Nehalem one by 8); blocks that start at multiples of :data:`ROW_ALIGN` give the bits of one
 undivided call, so **the results do not depend on the thread count** (tests/training/test_gemm.py
-checks 1, 2 and 3 threads against one call) -- unlike MKL's, which split reductions by thread.
+checks 1, 2, 3 and 5 threads against one call) -- unlike MKL's, which split reductions by thread.
 
-Measured (``benchmarks/determinism_cost.py --arch seq2seq_transformer``, docs/determinism.md):
-a Transformer training step at the translation preset's sizes ran about 2x faster pinned than
-with MKL's compatible branch. ``MLSP_GEMM=torch`` keeps torch's own kernels (to reproduce
-outputs made before); with ``MLSP_FAST_KERNELS=1`` torch keeps its fastest MKL anyway.
+Measured (``benchmarks/determinism_cost.py --arch seq2seq translation``, docs/determinism.md):
+an epoch of the translation preset's Transformer took 0.49x the time it took on MKL's compatible
+branch, the seq2seq ``gru_attn`` pass 1.00x native kernels' time against 1.66x.
+``MLSP_GEMM=torch`` keeps torch's own kernels (to reproduce outputs made before); with
+``MLSP_FAST_KERNELS=1`` torch keeps its fastest MKL anyway.
 """
 
 from __future__ import annotations
@@ -78,10 +79,10 @@ def install() -> bool:
             lib = torch.library.Library("aten", "IMPL")
             with warnings.catch_warnings():  # "overriding a previously registered kernel": that is the point
                 warnings.simplefilter("ignore")
-                lib.impl("mm", _mm, "CPU")
-                lib.impl("addmm", _addmm, "CPU")
-                lib.impl("bmm", _bmm, "CPU")
-                lib.impl("baddbmm", _baddbmm, "CPU")
+                for name in ("mm", "bmm"):
+                    lib.impl(name, _product_kernel(name), "CPU")
+                for name in ("addmm", "baddbmm"):
+                    lib.impl(name, _scaled_product_kernel(name), "CPU")
             _lib = lib
             logger.debug("float32 CPU matrix products run on OpenBLAS (%s=torch to keep torch's)", GEMM_ENV)
     return True
@@ -126,13 +127,12 @@ def row_blocks(m: int, workers: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
-def _matmul_rows(a: Any, b: Any, out: Any) -> None:
+def _matmul_rows(a: Any, b: Any, out: Any, macs: int) -> None:
     """``out[:] = a @ b`` (numpy float32, 2-D, or 3-D stacks split by matrix), over the thread pool."""
     import numpy as np
 
     stacked = a.ndim == 3
     m = a.shape[0]
-    macs = int(np.prod(a.shape, dtype=np.int64)) * int(b.shape[-1])
     workers = _workers()
     if workers == 1 or macs < MIN_SPLIT_MACS or m < (2 if stacked else 2 * ROW_ALIGN):
         np.matmul(a, b, out=out)
@@ -175,11 +175,11 @@ def _broadcasts(inp: Any, shape: tuple[int, ...]) -> bool:
     return all(s in (1, t) for s, t in zip(reversed(inp.shape), reversed(shape)))
 
 
-def _product(a: Any, b: Any) -> Any:
+def _product(a: Any, b: Any, macs: int) -> Any:
     import torch
 
     out = torch.empty((*a.shape[:-1], b.shape[-1]), dtype=torch.float32)
-    _matmul_rows(a.detach().numpy(), b.detach().numpy(), out.numpy())
+    _matmul_rows(a.detach().numpy(), b.detach().numpy(), out.numpy(), macs)
     return out
 
 
@@ -200,35 +200,31 @@ def _scaled_add(out: Any, inp: Any, beta: Any, alpha: Any) -> Any:
     return out
 
 
-def _mm(a: Any, b: Any) -> Any:
+def _product_kernel(name: str) -> Any:
+    """The kernel of ``mm`` or ``bmm``: OpenBLAS for float32 products of :data:`MIN_MACS` or more, else torch's ``out=`` overload."""
     import torch
 
-    if not _ours(a, b) or _macs(a, b) < MIN_MACS:
-        return torch.ops.aten.mm.out(a, b, out=a.new_empty((a.shape[0], b.shape[1])))
-    return _product(a, b)
+    fallback = getattr(torch.ops.aten, name).out
+
+    def kernel(a: Any, b: Any) -> Any:
+        macs = _macs(a, b)
+        if not _ours(a, b) or macs < MIN_MACS:
+            return fallback(a, b, out=a.new_empty((*a.shape[:-1], b.shape[-1])))
+        return _product(a, b, macs)
+
+    return kernel
 
 
-def _addmm(inp: Any, a: Any, b: Any, *, beta: Any = 1, alpha: Any = 1) -> Any:
+def _scaled_product_kernel(name: str) -> Any:
+    """The kernel of ``addmm`` or ``baddbmm`` (``beta * inp + alpha * a @ b``)."""
     import torch
 
-    if not _ours(inp, a, b) or _macs(a, b) < MIN_MACS or not _broadcasts(inp, (a.shape[0], b.shape[1])):
-        out = a.new_empty((a.shape[0], b.shape[1]))
-        return torch.ops.aten.addmm.out(inp, a, b, beta=beta, alpha=alpha, out=out)
-    return _scaled_add(_product(a, b), inp, beta, alpha)
+    fallback = getattr(torch.ops.aten, name).out
 
+    def kernel(inp: Any, a: Any, b: Any, *, beta: Any = 1, alpha: Any = 1) -> Any:
+        macs, shape = _macs(a, b), (*a.shape[:-1], b.shape[-1])
+        if not _ours(inp, a, b) or macs < MIN_MACS or not _broadcasts(inp, shape):
+            return fallback(inp, a, b, beta=beta, alpha=alpha, out=a.new_empty(shape))
+        return _scaled_add(_product(a, b, macs), inp, beta, alpha)
 
-def _bmm(a: Any, b: Any) -> Any:
-    import torch
-
-    if not _ours(a, b) or _macs(a, b) < MIN_MACS:
-        return torch.ops.aten.bmm.out(a, b, out=a.new_empty((a.shape[0], a.shape[1], b.shape[2])))
-    return _product(a, b)
-
-
-def _baddbmm(inp: Any, a: Any, b: Any, *, beta: Any = 1, alpha: Any = 1) -> Any:
-    import torch
-
-    if not _ours(inp, a, b) or _macs(a, b) < MIN_MACS or not _broadcasts(inp, (a.shape[0], a.shape[1], b.shape[2])):
-        out = a.new_empty((a.shape[0], a.shape[1], b.shape[2]))
-        return torch.ops.aten.baddbmm.out(inp, a, b, beta=beta, alpha=alpha, out=out)
-    return _scaled_add(_product(a, b), inp, beta, alpha)
+    return kernel
