@@ -519,3 +519,43 @@ def test_a_shared_vocabulary_serves_both_sides() -> None:
     assert {"cat", "chat", "chien"} <= set(out["source"]["tokens"])
     apart = build_vocabularies(pairs, VocabParams(level="word"))
     assert "chat" not in apart["source"]["tokens"]
+
+
+class _PenaltyEcho(torch.nn.Module):
+    """A stand-in decoder whose beam output grows with the length penalty: "a b" below 1,
+    "a b c d" from 1 on (word level); it records the penalties it was asked for."""
+
+    def __init__(self, vocab: Vocab) -> None:
+        super().__init__()
+        self.vocab, self.calls = vocab, []
+
+    def generate(self, src: torch.Tensor, *, max_len: int, beam_size: int, length_penalty: float) -> torch.Tensor:
+        self.calls.append(length_penalty)
+        words = "a b c d" if length_penalty >= 1 else "a b"
+        return torch.tensor([self.vocab.encode(words, eos=True)] * len(src))
+
+
+def test_validation_chooses_the_length_penalty() -> None:
+    """A list of length penalties is tried on the validation split (never the test split) and
+    the best validation BLEU picks the one decoding uses; one value, or greedy decoding: no search."""
+    from mlsp_pipelines.pipelines.seq2seq.nodes import choose_length_penalty, decode
+    from mlsp_pipelines.pipelines.seq2seq.params import Seq2SeqReportParams
+
+    vocab = Vocab.build(["a b c d"], level="word")
+    refs = ["a b c d"] * 3
+    model_input = {"val": (torch.tensor([vocab.encode("a b c d")] * 3),), "texts": {"val": {"target": refs}}}
+    net = _PenaltyEcho(vocab)
+    report = Seq2SeqReportParams(beam_size=4, length_penalty=[0.6, 1.0, 1.4], batch_size=2)
+    best, scores = choose_length_penalty(net, model_input, report, 10, vocab)
+    assert best == 1.0  # 1.0 and 1.4 tie at 100: the first
+    assert scores["1"] == pytest.approx(100.0) and scores["0.6"] < 50 and set(scores) == {"0.6", "1", "1.4"}
+    assert sorted(set(net.calls)) == [0.6, 1.0, 1.4]
+    net.calls.clear()
+    assert choose_length_penalty(net, model_input, report.with_length_penalty(0.6), 10, vocab) == (0.6, {})
+    assert choose_length_penalty(net, model_input, report.model_copy(update={"beam_size": 1}), 10, vocab)[0] == 0.6
+    assert net.calls == []
+    with pytest.raises(ValueError, match="length_penalty"):
+        decode(net, model_input["val"][0], report, 10)  # a list must be narrowed to one value first
+    for bad in ([], [0.6, 0.6], -1.0, [1.0, -0.5]):
+        with pytest.raises(ValidationError, match="length_penalty"):
+            Seq2SeqReportParams(length_penalty=bad)

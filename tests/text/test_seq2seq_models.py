@@ -188,6 +188,39 @@ def test_beam_search_finds_the_more_probable_sequence() -> None:
     assert toy.generate(src, max_len=5, beam_size=3, length_penalty=1.0)[0].tolist() == [4, EOS]
 
 
+class TableDecoder(ToyDecoder):
+    """Next-token probabilities from a table (row: previous token); ``<eos>`` early is likely,
+    long outputs are likelier per token."""
+
+    def __init__(self, rows: dict[int, dict[int, float]], vocab: int) -> None:
+        super().__init__()
+        self.out_features = vocab
+        table = torch.full((vocab, vocab), 1e-9)
+        for prev, nxt in rows.items():
+            for tok, p in nxt.items():
+                table[prev, tok] = p
+        self.log_table = table.log()
+
+
+def test_finished_hypotheses_do_not_hold_beam_slots() -> None:
+    """After <bos>: A 0.40, <eos> 0.35, B 0.25; A -> C or D (0.5 each); B -> E 0.95; then <eos>.
+    Per token (length_penalty=1) the best is B E <eos> (-0.48), then A C <eos> (-0.54), then
+    <eos> alone (-1.05). With a beam of 2, a finished <eos> kept among the live hypotheses
+    would push B out at the first step; finished hypotheses go to their own pool instead, so
+    A and B both stay live and B E <eos> is found."""
+    A, B, C, D, E = 3, 4, 5, 6, 7
+    toy = TableDecoder({BOS: {A: 0.40, EOS: 0.35, B: 0.25}, A: {C: 0.5, D: 0.5}, B: {E: 0.95, EOS: 0.05},
+                        C: {EOS: 1.0}, D: {EOS: 1.0}, E: {EOS: 1.0}}, vocab=8)
+    src = torch.ones(3, 2, dtype=torch.long)
+    assert toy.generate(src, max_len=6, beam_size=2, length_penalty=1.0).tolist() == [[B, E, EOS]] * 3
+    # without a length penalty the raw log-probability wins: <eos> alone (-1.05 > -1.44)
+    assert toy.generate(src, max_len=6, beam_size=2).tolist() == [[EOS]] * 3
+    # at max_len the live hypotheses compete with the finished ones as they are: A (-0.92) > <eos> (-1.05)
+    assert toy.generate(src, max_len=1, beam_size=2, length_penalty=1.0).tolist() == [[A]] * 3
+    no_eos = TableDecoder({BOS: {A: 0.6, B: 0.4}, A: {C: 1.0}, B: {C: 1.0}, C: {C: 1.0}}, vocab=8)
+    assert no_eos.generate(src, max_len=3, beam_size=2, length_penalty=1.0).tolist() == [[A, C, C]] * 3
+
+
 def test_generate_restores_training_mode_and_checks_arguments() -> None:
     model = make("gru_bahdanau").train()
     src, _ = batch()

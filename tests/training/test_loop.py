@@ -316,6 +316,29 @@ def test_checkpoint_averaging_keeps_the_mean_of_the_last_epochs(tmp_path: Path) 
     assert_same_weights(resumed.state_dict, mean)
 
 
+def test_checkpoint_averaging_is_kept_only_if_it_validates_better() -> None:
+    """With validation data the mean of the last epochs is a candidate: scored like an epoch
+    (one more ``val_score`` call) and kept only if it is at least as good as the best epoch."""
+    from mlsp_pipelines.training.loop import average_states
+
+    singles = [fit(make_model(), TRAIN, None, params=params(epochs=n)).state_dict for n in (1, 2, 3)]
+    for mean_score, kept_mean in ((40.0, True), (20.0, False)):
+        scripted = iter([10.0, 20.0, 30.0, mean_score])
+        calls: list[int] = []
+
+        def score(model: nn.Module) -> dict[str, float]:
+            calls.append(1)
+            return {"val_bleu": next(scripted)}
+
+        res = fit(make_model(), TRAIN, VAL, params=params(epochs=3, average_last=2), val_score=score,
+                  select_by="val_bleu")
+        assert len(calls) == 4 and res.best_epoch == 3
+        assert res.history["val_bleu"] == [10.0, 20.0, 30.0]  # the mean's score is not an epoch's
+        expected = average_states(singles[1:]) if kept_mean else singles[2]
+        assert_same_weights(res.state_dict, expected)
+        assert res.averaged_epochs == (2 if kept_mean else 1)
+
+
 def test_predict_computes_no_gradients() -> None:
     out = predict(make_model(), (TRAIN[0],))
     assert not out.requires_grad and out.shape == (len(TRAIN[0]), 3)

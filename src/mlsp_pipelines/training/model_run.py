@@ -102,5 +102,7 @@ def train_model(
                  config_hash=config_hash, desc=desc or name, **fit_kwargs)
     bundle = model_bundle(name, model.arch, kwargs, in_features, out_features, result.state_dict,
                           **(bundle_extra or {}), best_epoch=result.best_epoch, epochs_run=result.epochs_run,
-                          params=count_parameters(net))
+                          params=count_parameters(net),
+                          # only when averaging was kept, so that other bundles keep their bytes
+                          **({"averaged_epochs": result.averaged_epochs} if result.averaged_epochs > 1 else {}))
     return TrainedModel(net=net, result=result, bundle=bundle, settings=settings)

@@ -22,3 +22,5 @@ class FitResult:
     # wall-clock seconds of every epoch run (training + validation), resumed ones included: the
     # x axis of a quality-vs-time curve; like ``train_seconds``, never part of a reproducible output
     epoch_seconds: list[float] = field(default_factory=list)
+    # how many epochs' weights the kept state averages (``average_last``; 1: one epoch's weights)
+    averaged_epochs: int = 1

@@ -273,16 +273,47 @@ def decode(net: torch.nn.Module, src: torch.Tensor, report: Seq2SeqReportParams,
 
     from mlsp_pipelines.features.vocab import sequence_lengths
 
+    penalties = report.length_penalties
+    if len(penalties) > 1 and report.beam_size > 1:
+        raise ValueError(f"seq2seq.report.length_penalty: decoding needs one value, got {penalties} "
+                         "(choose_length_penalty picks one on the validation split)")
     order = np.argsort(sequence_lengths(src), kind="stable")
     rows: list[torch.Tensor | None] = [None] * len(src)
     for i in range(0, len(src), report.batch_size):
         idx = order[i : i + report.batch_size]
         batch = src[torch.from_numpy(idx)]
         batch = batch[:, : max(int((batch != 0).sum(1).max()), 1)]
-        out = net.generate(batch, max_len=max_len, beam_size=report.beam_size, length_penalty=report.length_penalty)
+        out = net.generate(batch, max_len=max_len, beam_size=report.beam_size, length_penalty=penalties[0])
         for j, row in zip(idx, out):
             rows[j] = row
     return rows  # type: ignore[return-value]
+
+
+def choose_length_penalty(
+    net: torch.nn.Module, model_input: dict[str, Any], report: Seq2SeqReportParams, max_len: int, tgt_vocab: Any,
+) -> tuple[float, dict[str, float]]:
+    """The length penalty to decode the test split with, and the validation sacreBLEU of each
+    candidate. Several candidates are each tried with beam search on the validation split, the
+    best (the first on a tie) is kept: how much a beam should favour longer outputs depends on
+    the model and the language pair, and the test split must not choose it. One candidate, or
+    greedy decoding: nothing to try."""
+    from sacrebleu.metrics import BLEU
+
+    penalties = report.length_penalties
+    refs = list(((model_input.get("texts") or {}).get("val") or {}).get("target") or [])
+    if len(penalties) == 1 or report.beam_size == 1 or not refs:
+        if len(penalties) > 1:
+            logger.warning("seq2seq.report.length_penalty: %s without %s; using %s", penalties,
+                           "beam search" if report.beam_size == 1 else "a validation split", penalties[0])
+        return penalties[0], {}
+    scores: dict[str, float] = {}
+    for lp in penalties:
+        rows = decode(net, model_input["val"][0], report.with_length_penalty(lp), max_len)
+        scores[f"{lp:g}"] = float(BLEU().corpus_score([tgt_vocab.decode(r.tolist()) for r in rows], [refs]).score)
+    best = max(penalties, key=lambda lp: scores[f"{lp:g}"])  # max keeps the first of equal scores
+    logger.info("length penalty by validation BLEU (beam %d): %s -> %g", report.beam_size,
+                ", ".join(f"{k}: {v:.2f}" for k, v in scores.items()), best)
+    return best, scores
 
 
 def _max_len(bundle: dict[str, Any], report: Seq2SeqReportParams) -> int:
@@ -325,7 +356,10 @@ def evaluate_seq2seq(
     texts = model_input["texts"]["test"]
     rss0 = peak_rss_mb()
     t0 = time.perf_counter()
-    decoded = decode(net, model_input["test"][0], report, _max_len(bundle, report))
+    length_penalty, val_by_penalty = choose_length_penalty(net, model_input, report, _max_len(bundle, report), tgt_vocab)
+    choose_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    decoded = decode(net, model_input["test"][0], report.with_length_penalty(length_penalty), _max_len(bundle, report))
     decode_seconds = time.perf_counter() - t0
     tf_acc = teacher_forced_accuracy(net, model_input["test"], report.batch_size)
     hyps = [tgt_vocab.decode_tokens(row.tolist()) for row in decoded]
@@ -344,7 +378,9 @@ def evaluate_seq2seq(
         "teacher_forced_token_accuracy": tf_acc,
         "bleu_by_source_words": {b: v["bleu"] for b, v in by_length.items()},
         "n_by_source_words": {b: v["n"] for b, v in by_length.items()},
-        "n_test": len(refs), "beam_size": report.beam_size, "level": tgt_vocab.level,
+        "n_test": len(refs), "beam_size": report.beam_size, "length_penalty": length_penalty,
+        **({"val_bleu_by_length_penalty": val_by_penalty} if val_by_penalty else {}),
+        "averaged_epochs": int(bundle.get("averaged_epochs", 1)), "level": tgt_vocab.level,
         "params": bundle["params"], "threads": bundle.get("threads"),
         "best_epoch": bundle["best_epoch"], "epochs_run": bundle["epochs_run"],
     }
@@ -353,6 +389,7 @@ def evaluate_seq2seq(
                "train_seconds": round(float(seconds.get("train_seconds", float("nan"))), 3),
                "decode_seconds": round(decode_seconds, 3),
                "decode_sentences_per_second": round(len(refs) / max(decode_seconds, 1e-9), 1),
+               "length_penalty_search_seconds": round(choose_seconds, 3),
                "peak_rss_mb": round(max(peak_rss_mb(), rss0), 1), "epochs_run": bundle["epochs_run"],
                "epoch_seconds": [round(float(t), 3) for t in seconds.get("epoch_seconds") or ()]}
     predictions = pd.DataFrame({

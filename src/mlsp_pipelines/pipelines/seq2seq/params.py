@@ -91,10 +91,28 @@ class Seq2SeqReportParams(Section):
     """Decoding and plots on the test split."""
 
     beam_size: int = Field(1, ge=1)  # 1 = greedy
-    length_penalty: float = Field(0.0, ge=0)
+    # beam score / length ** length_penalty; a list: each is tried on the validation split (beam
+    # decoding, sacreBLEU) and the best is used on the test split
+    length_penalty: float | list[float] = 0.0
     max_len: int | None = Field(None, ge=1)  # None: 1.5 x the longest training target + 5
     batch_size: int = Field(256, ge=1)
     n_examples: int = Field(4, ge=1)  # attention heat-maps
     # a language code (the target's): also report ``bleu_tok``, BLEU on lowercased, Moses-tokenised
     # text as the Multi30K papers' tables quote it (for comparison with them; sacreBLEU stays the score)
     tokenized_bleu: str | None = Field(None, pattern=r"^[a-z]{2,3}$")
+
+    @model_validator(mode="after")
+    def _check_penalties(self) -> "Seq2SeqReportParams":
+        values = self.length_penalty if isinstance(self.length_penalty, list) else [self.length_penalty]
+        if not values or any(not (v >= 0) for v in values) or len(set(values)) != len(values):
+            raise ValueError(f"length_penalty must be a number >= 0 or a list of distinct ones, got {self.length_penalty!r}")
+        return self
+
+    @property
+    def length_penalties(self) -> list[float]:
+        """The candidate length penalties (one: nothing to choose)."""
+        return [float(v) for v in self.length_penalty] if isinstance(self.length_penalty, list) else [float(self.length_penalty)]
+
+    def with_length_penalty(self, value: float) -> "Seq2SeqReportParams":
+        """These settings with one length penalty (e.g. the one validation chose)."""
+        return self.model_copy(update={"length_penalty": float(value)})
