@@ -317,6 +317,16 @@ def fit_here(
     # a run that died after its early-stopping checkpoint but before clean-up has nothing left to do
     stopped_early = params.patience is not None and bad_epochs >= params.patience
     epoch = start_epoch
+
+    def validate(epoch: int) -> tuple[dict[str, float], dict[str, float], float]:
+        """The model as it is on the validation data: loss (and accuracy), ``val_score`` and the
+        criterion that picks the kept weights (lower is better)."""
+        va = _run_epoch(net, val, loss_fn=eval_loss_fn, classify=classify, batch_size=eval_batch_size, device=device,
+                        order=shard_order(len(val[0]), params.seed, epoch, world, shuffle=False) if world.size > 1 else None,
+                        world=world, collate=collate, index_batches=_sampled(batch_sampler, len(val[0]), epoch, False, world))
+        scores = val_score(model) if val_score is not None else {}
+        return va, scores, (-float(scores[select_by]) if select_by in scores else va["loss"])
+
     for epoch in range(start_epoch + 1, (start_epoch if stopped_early else params.epochs) + 1):
         t0 = time.perf_counter()
         order = shard_order(len(train[0]), params.seed, epoch, world, shuffle=True)
@@ -327,14 +337,7 @@ def fit_here(
             scheduler=scheduler, augment=augment, collate=collate, log_every=params.log_every,
             index_batches=_sampled(batch_sampler, len(train[0]), epoch, True, world),
         )
-        va = (
-            _run_epoch(net, val, loss_fn=eval_loss_fn, classify=classify, batch_size=eval_batch_size, device=device,
-                       order=shard_order(len(val[0]), params.seed, epoch, world, shuffle=False) if world.size > 1 else None,
-                       world=world, collate=collate, index_batches=_sampled(batch_sampler, len(val[0]), epoch, False, world))
-            if has_val
-            else tr
-        )
-        scores = val_score(model) if (val_score is not None and has_val) else {}
+        va, scores, criterion = validate(epoch) if has_val else (tr, {}, tr["loss"])
         epoch_seconds = time.perf_counter() - t0
         seconds += epoch_seconds
         epoch_times.append(epoch_seconds)
@@ -345,7 +348,6 @@ def fit_here(
             history["val_acc"].append(va["acc"])
         for key, value in scores.items():
             history.setdefault(key, []).append(float(value))
-        criterion = -float(scores[select_by]) if select_by in scores else va["loss"]  # lower is better
         if not math.isfinite(tr["loss"]):
             raise FloatingPointError(f"{desc}: training loss is {tr['loss']} at epoch {epoch}; lower train.lr")
         if recent is not None:
@@ -394,11 +396,7 @@ def fit_here(
         keep_mean, mean_val = True, None
         if has_val:
             model.load_state_dict(best_mean)
-            va = _run_epoch(net, val, loss_fn=eval_loss_fn, classify=classify, batch_size=eval_batch_size, device=device,
-                            order=shard_order(len(val[0]), params.seed, 0, world, shuffle=False) if world.size > 1 else None,
-                            world=world, collate=collate, index_batches=_sampled(batch_sampler, len(val[0]), 0, False, world))
-            scores = val_score(model) if val_score is not None else {}
-            mean_val = -float(scores[select_by]) if select_by in scores else va["loss"]
+            _, scores, mean_val = validate(best_epoch)
             keep_mean = mean_val <= best_val
         seconds += time.perf_counter() - t0
         n_mean = min(params.average_last, best_epoch)

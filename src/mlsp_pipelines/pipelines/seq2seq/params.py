@@ -103,7 +103,7 @@ class Seq2SeqReportParams(Section):
 
     @model_validator(mode="after")
     def _check_penalties(self) -> "Seq2SeqReportParams":
-        values = self.length_penalty if isinstance(self.length_penalty, list) else [self.length_penalty]
+        values = self.length_penalties
         if not values or any(not (v >= 0) for v in values) or len(set(values)) != len(values):
             raise ValueError(f"length_penalty must be a number >= 0 or a list of distinct ones, got {self.length_penalty!r}")
         return self
