@@ -162,6 +162,9 @@ class TrainParams(Section):
     lr: float = Field(1e-3, gt=0)
     optimizer: Literal["adamw", "adam", "sgd", "sparse_adam"] = "adamw"
     weight_decay: float = Field(0.0, ge=0)
+    # Adam(W)'s second-moment decay: 0.999 is PyTorch's default; Transformers are usually trained
+    # with 0.98 (Vaswani et al. 2017), whose shorter memory follows the warm-up's fast-changing gradients
+    adam_beta2: float = Field(0.999, gt=0, lt=1)
     grad_clip: float | None = Field(5.0, gt=0)
     patience: int | None = Field(5, ge=1)  # early stopping on validation loss
     seed: int = 0

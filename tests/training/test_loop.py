@@ -343,3 +343,18 @@ def test_predict_computes_no_gradients() -> None:
     out = predict(make_model(), (TRAIN[0],))
     assert not out.requires_grad and out.shape == (len(TRAIN[0]), 3)
     out.numpy()  # what every evaluation does with it
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "adam"])
+def test_adam_beta2_reaches_the_optimizer_and_is_validated(optimizer: str) -> None:
+    from pydantic import ValidationError
+
+    from mlsp_pipelines.training.engine import make_optimizer
+
+    net = nn.Linear(3, 2)
+    default = make_optimizer(net, TrainParams(optimizer=optimizer))
+    assert default.param_groups[0]["betas"] == (0.9, 0.999)
+    chosen = make_optimizer(net, TrainParams(optimizer=optimizer, adam_beta2=0.98))
+    assert chosen.param_groups[0]["betas"] == (0.9, 0.98)
+    with pytest.raises(ValidationError, match="adam_beta2"):
+        TrainParams(adam_beta2=1.0)
