@@ -92,13 +92,13 @@ def _accuracy(out: Tensor, target: Tensor) -> tuple[float, int]:
 
 def make_optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimizer:
     """AdamW (default), Adam, SGD with momentum, or SparseAdam for sparse embedding gradients."""
+    betas = (0.9, params.adam_beta2)  # the Adam family's moment decays
     if params.optimizer == "sparse_adam":
         if params.weight_decay or params.grad_clip:
             raise ValueError("train.optimizer=sparse_adam supports neither weight_decay nor grad_clip; set them to 0/null")
-        return torch.optim.SparseAdam(list(model.parameters()), lr=params.lr, betas=(0.9, params.adam_beta2))
+        return torch.optim.SparseAdam(list(model.parameters()), lr=params.lr, betas=betas)
     # fused: one ATen kernel per step, whose sqrt is the exact one on every CPU (the unfused step
     # takes MKL's vector sqrt, whose last bit differs between processors; see determinism.py)
-    betas = (0.9, params.adam_beta2)  # ignored by SGD
     if params.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=params.lr, momentum=0.9, weight_decay=params.weight_decay,
                                fused=True)
